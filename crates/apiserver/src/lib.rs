@@ -1,1 +1,133 @@
-//! placeholder
+//! The Kubernetes API server: the hub every component talks to.
+//!
+//! A request flows through [`server`] (TLS with optional client
+//! certificates, HTTP/2 and HTTP/1.1) into [`pipeline::handle`], which runs
+//! the named stages in order -- recover panics, resolve [`request_info`],
+//! [`authn`], [`authz`], then route to [`discovery`], [`health`] or the
+//! generic REST handlers in [`rest`] (decode, admit, validate, store).
+//! [`registry`] says which resources exist and holds each kind's strategy
+//! (defaulting, validation, table columns).
+//!
+//! Start reading at [`start`]. This crate is the only one that talks to
+//! the datastore ([`storage::Store`]); nothing here may reach into other
+//! components' state except through the API.
+
+pub mod admission;
+pub mod authn;
+pub mod authz;
+pub mod bootstrap;
+pub mod discovery;
+pub mod health;
+pub mod pipeline;
+pub mod query;
+pub mod registry;
+pub mod request_info;
+pub mod response;
+pub mod rest;
+pub mod server;
+pub mod table;
+pub mod watch;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use storage::Store;
+
+/// The largest request body accepted (upstream's limit for most writes).
+pub const MAX_REQUEST_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+/// Everything the API server needs to run.
+pub struct Config {
+    pub bind_address: IpAddr,
+    pub port: u16,
+    /// The address clients are told to use (discovery, the kubernetes
+    /// Service's endpoints).
+    pub advertise_address: IpAddr,
+    pub serving_cert_pem: String,
+    pub serving_key_pem: String,
+    /// CA whose certificates authenticate clients (CN = user, O = groups).
+    pub client_ca_pem: String,
+    pub store: Arc<dyn Store>,
+}
+
+/// Shared state of a running server, handed to every request.
+pub struct ApiServer {
+    pub store: Arc<dyn Store>,
+    pub registry: registry::Registry,
+    pub advertise: SocketAddr,
+    /// Set once the post-start bootstrap (system namespaces) is done.
+    pub bootstrapped: AtomicBool,
+}
+
+/// A started server: where it listens, and a handle to stop it.
+pub struct RunningServer {
+    pub local_addr: SocketAddr,
+    pub state: Arc<ApiServer>,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    accept_task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Stop accepting connections and wait for the accept loop to end.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.accept_task.await;
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("datastore: {0}")]
+    Store(#[from] storage::StorageError),
+    #[error("bootstrap: {0}")]
+    Bootstrap(String),
+}
+
+/// Bind, start serving, and run the post-start bootstrap. Returns once the
+/// API answers requests and the system namespaces exist.
+pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+    let tls = server::tls_config(
+        &config.serving_cert_pem,
+        &config.serving_key_pem,
+        &config.client_ca_pem,
+    )?;
+    let addr = SocketAddr::new(config.bind_address, config.port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| StartError::Bind { addr, source })?;
+    // Fail early if the datastore is unreachable.
+    config.store.current_revision().await?;
+    let state = Arc::new(ApiServer {
+        store: config.store,
+        registry: registry::Registry::builtin(),
+        advertise: SocketAddr::new(config.advertise_address, local_addr.port()),
+        bootstrapped: AtomicBool::new(false),
+    });
+    let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+    let accept_task = tokio::spawn(server::accept_loop(
+        listener,
+        tls,
+        state.clone(),
+        shutdown_rx,
+    ));
+    bootstrap::run(&state)
+        .await
+        .map_err(|e| StartError::Bootstrap(e.message))?;
+    Ok(RunningServer {
+        local_addr,
+        state,
+        shutdown,
+        accept_task,
+    })
+}

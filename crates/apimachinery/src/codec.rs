@@ -1,0 +1,131 @@
+//! Request and response bodies: JSON and YAML.
+
+use serde_json::Value;
+
+use crate::status::ApiError;
+
+/// The media types a request body may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFormat {
+    Json,
+    Yaml,
+}
+
+impl BodyFormat {
+    /// The format named by a Content-Type header (parameters ignored).
+    pub fn from_content_type(content_type: &str) -> Result<BodyFormat, ApiError> {
+        let essence = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match essence.as_str() {
+            "" | "application/json" | "*/*" => Ok(BodyFormat::Json),
+            "application/yaml" | "application/x-yaml" | "text/yaml" => Ok(BodyFormat::Yaml),
+            _ => Err(ApiError::unsupported_media_type(content_type)),
+        }
+    }
+}
+
+/// Decode a request body into a JSON object; anything else is a 400.
+pub fn decode_object(body: &[u8], format: BodyFormat) -> Result<Value, ApiError> {
+    let value: Value = match format {
+        BodyFormat::Json => serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!("error decoding request body as JSON: {e}"))
+        })?,
+        BodyFormat::Yaml => {
+            let text = std::str::from_utf8(body)
+                .map_err(|e| ApiError::bad_request(format!("request body is not UTF-8: {e}")))?;
+            serde_yaml::from_str(text).map_err(|e| {
+                ApiError::bad_request(format!("error decoding request body as YAML: {e}"))
+            })?
+        }
+    };
+    if !value.is_object() {
+        return Err(ApiError::bad_request(
+            "the request body must be a single Kubernetes object",
+        ));
+    }
+    Ok(value)
+}
+
+/// What a client asked for in its Accept header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseFormat {
+    Json,
+    Yaml,
+    /// `application/json;as=Table;g=meta.k8s.io;v=v1` (or v1beta1).
+    Table { v1beta1: bool },
+}
+
+/// Pick the response format from an Accept header, honouring the first
+/// alternative this server can produce.
+pub fn negotiate(accept: &str) -> Result<ResponseFormat, ApiError> {
+    if accept.trim().is_empty() {
+        return Ok(ResponseFormat::Json);
+    }
+    for alternative in accept.split(',') {
+        let mut parts = alternative.split(';').map(str::trim);
+        let essence = parts.next().unwrap_or("").to_ascii_lowercase();
+        let (mut as_kind, mut group, mut version) = ("", "", "");
+        for p in parts {
+            if let Some((k, v)) = p.split_once('=') {
+                match k.trim() {
+                    "as" => as_kind = v.trim(),
+                    "g" => group = v.trim(),
+                    "v" => version = v.trim(),
+                    _ => {}
+                }
+            }
+        }
+        let json_like = matches!(essence.as_str(), "application/json" | "application/*" | "*/*");
+        if json_like && as_kind == "Table" && group == "meta.k8s.io" {
+            if version == "v1" || version == "v1beta1" {
+                return Ok(ResponseFormat::Table {
+                    v1beta1: version == "v1beta1",
+                });
+            }
+            continue;
+        }
+        if !as_kind.is_empty() {
+            // Another conversion (e.g. aggregated discovery, partial
+            // metadata) this server cannot do yet: try the next choice.
+            continue;
+        }
+        match essence.as_str() {
+            "application/json" | "application/*" | "*/*" => return Ok(ResponseFormat::Json),
+            "application/yaml" => return Ok(ResponseFormat::Yaml),
+            _ => {}
+        }
+    }
+    Err(ApiError::not_acceptable(format!(
+        "only the following media types are accepted: application/json, application/yaml (asked for {accept:?})"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubectl_table_accept_header_negotiates_a_table() {
+        let accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+        assert_eq!(negotiate(accept).unwrap(), ResponseFormat::Table { v1beta1: false });
+    }
+
+    #[test]
+    fn discovery_accept_falls_back_to_plain_json() {
+        let accept = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
+        assert_eq!(negotiate(accept).unwrap(), ResponseFormat::Json);
+        assert!(negotiate("text/html").is_err());
+    }
+
+    #[test]
+    fn malformed_bodies_are_400() {
+        assert_eq!(decode_object(b"{", BodyFormat::Json).unwrap_err().code, 400);
+        assert_eq!(decode_object(b"[1]", BodyFormat::Json).unwrap_err().code, 400);
+        assert_eq!(decode_object(b"a: [", BodyFormat::Yaml).unwrap_err().code, 400);
+        assert!(decode_object(b"kind: ConfigMap\n", BodyFormat::Yaml).is_ok());
+    }
+}

@@ -1,0 +1,613 @@
+//! Generic REST handlers: get, list, create, update, delete and
+//! deletecollection for any registered resource (watch lives in
+//! [`crate::watch`]). Kind-specific behaviour comes from the resource's
+//! [`Strategy`].
+//!
+//! Objects are stored as JSON without `metadata.resourceVersion`; on the
+//! way out the resourceVersion is the key's mod revision.
+
+use std::sync::Arc;
+
+use apimachinery::codec::{self, BodyFormat, ResponseFormat};
+use apimachinery::selector::{labels_of, Selector};
+use apimachinery::status::success_status;
+use apimachinery::{meta, ApiError};
+use bytes::Bytes;
+use http::{header, Request, Response};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde_json::{json, Value};
+use storage::{KeyValue, RangeRequest, StorageError};
+
+use crate::admission::{self, Operation};
+use crate::pipeline::RequestContext;
+use crate::registry::{DeleteAction, Strategy};
+use crate::response::{self, Body};
+use crate::{ApiServer, MAX_REQUEST_BODY_BYTES};
+
+/// The one place a datastore error becomes an API error.
+pub fn storage_error(err: StorageError, resource: &str, group: &str, name: &str) -> ApiError {
+    match err {
+        StorageError::KeyExists(_) => ApiError::already_exists(resource, group, name),
+        StorageError::NotFound(_) => ApiError::not_found(resource, group, name),
+        StorageError::Conflict { .. } => ApiError::conflict_modified(resource, group, name),
+        StorageError::Compacted { requested, compact_revision } => ApiError::expired(format!(
+            "too old resource version: {requested} ({compact_revision})"
+        )),
+        StorageError::FutureRevision { requested, current } => ApiError::new(
+            504,
+            apimachinery::StatusReason::Timeout,
+            format!("Too large resource version: {requested}, current: {current}"),
+        ),
+        StorageError::InvalidRequest(m) => ApiError::bad_request(m),
+        StorageError::Unavailable(m) => ApiError::unavailable(format!("datastore unavailable: {m}")),
+    }
+}
+
+/// Decode a stored object and stamp its resourceVersion.
+pub fn decode_stored(kv: &KeyValue) -> Result<Value, ApiError> {
+    let mut obj: Value = serde_json::from_slice(&kv.value)
+        .map_err(|e| ApiError::internal(format!("stored object {} is corrupt: {e}", kv.key)))?;
+    meta::set_meta(&mut obj, "resourceVersion", json!(kv.mod_revision.to_string()));
+    Ok(obj)
+}
+
+fn encode_for_store(obj: &Value) -> Vec<u8> {
+    let mut copy = obj.clone();
+    meta::remove_meta(&mut copy, "resourceVersion");
+    serde_json::to_vec(&copy).unwrap_or_default()
+}
+
+/// Read a request body, refusing anything over the size limit.
+pub async fn read_body(req: Request<Incoming>) -> Result<(http::request::Parts, Bytes), ApiError> {
+    let (parts, body) = req.into_parts();
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_REQUEST_BODY_BYTES) {
+        return Err(ApiError::too_large(MAX_REQUEST_BODY_BYTES));
+    }
+    match Limited::new(body, MAX_REQUEST_BODY_BYTES).collect().await {
+        Ok(collected) => Ok((parts, collected.to_bytes())),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            Err(ApiError::too_large(MAX_REQUEST_BODY_BYTES))
+        }
+        Err(e) => Err(ApiError::bad_request(format!("error reading request body: {e}"))),
+    }
+}
+
+fn header_str<'a>(headers: &'a http::HeaderMap, name: header::HeaderName) -> &'a str {
+    headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+fn decode_body(parts: &http::request::Parts, body: &[u8]) -> Result<Value, ApiError> {
+    let format = BodyFormat::from_content_type(header_str(&parts.headers, header::CONTENT_TYPE))?;
+    codec::decode_object(body, format)
+}
+
+pub async fn serve(
+    state: &Arc<ApiServer>,
+    ctx: RequestContext,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let info = &ctx.info;
+    let strategy = state
+        .registry
+        .lookup(&info.group, &info.version, &info.resource)
+        .cloned()
+        .ok_or_else(ApiError::path_not_found)?;
+    let resource = strategy.info();
+    let is_namespace_resource = resource.plural == "namespaces" && resource.group.is_empty();
+    if !resource.namespaced() && !info.namespace.is_empty() && !is_namespace_resource {
+        return Err(ApiError::path_not_found());
+    }
+    if !info.subresource.is_empty() {
+        return Err(ApiError::path_not_found());
+    }
+    if !resource.supports(&info.verb) {
+        return Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({} {})",
+            info.verb, resource.plural
+        )));
+    }
+    let format = codec::negotiate(header_str(req.headers(), header::ACCEPT))?;
+    let namespace = if resource.namespaced() { info.namespace.clone() } else { String::new() };
+    let dry_run = match ctx.query.get("dryRun") {
+        None | Some("") => false,
+        Some("All") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "Invalid dry run value: {other:?}: supported values are \"All\""
+            )))
+        }
+    };
+    let s = strategy.as_ref();
+    match info.verb.as_str() {
+        "get" => {
+            let (obj, _) = get_object(state, s, &namespace, &info.name).await?;
+            Ok(render_one(s, &obj, 200, format, &ctx))
+        }
+        "list" => {
+            let (items, list_meta) = list_objects(state, s, &namespace, &ctx).await?;
+            Ok(render_list(s, items, list_meta, format, &ctx))
+        }
+        "watch" => crate::watch::serve(state.clone(), strategy.clone(), namespace, ctx, format).await,
+        "create" => {
+            let (parts, body) = read_body(req).await?;
+            let obj = decode_body(&parts, &body)?;
+            let created = create_object(state, s, &namespace, obj, dry_run).await?;
+            Ok(render_one(s, &created, 201, format, &ctx))
+        }
+        "update" => {
+            let (parts, body) = read_body(req).await?;
+            let obj = decode_body(&parts, &body)?;
+            let updated = update_object(state, s, &namespace, &info.name, obj, dry_run).await?;
+            Ok(render_one(s, &updated, 200, format, &ctx))
+        }
+        "delete" => {
+            let (parts, body) = read_body(req).await?;
+            let options = if body.iter().all(u8::is_ascii_whitespace) {
+                json!({})
+            } else {
+                decode_body(&parts, &body)?
+            };
+            let (obj, removed) = delete_object(state, s, &namespace, &info.name, &options, dry_run).await?;
+            if removed && !s.returns_deleted_object() {
+                let status = success_status(resource.plural, resource.group, &info.name, meta_uid(&obj));
+                return Ok(response::object(200, &status, plain(format)));
+            }
+            Ok(render_one(s, &obj, 200, format, &ctx))
+        }
+        "deletecollection" => {
+            let (items, list_meta) = list_objects(state, s, &namespace, &ctx).await?;
+            let mut deleted = Vec::new();
+            for item in items {
+                let name = meta::name(&item).to_string();
+                let ns = meta::namespace(&item).to_string();
+                match delete_object(state, s, &ns, &name, &json!({}), dry_run).await {
+                    Ok((obj, _)) => deleted.push(obj),
+                    Err(e) if e.code == 404 => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(render_list(s, deleted, list_meta, format, &ctx))
+        }
+        "patch" => Err(ApiError::unsupported_media_type(header_str(req.headers(), header::CONTENT_TYPE))),
+        _ => Err(ApiError::method_not_allowed("unsupported method")),
+    }
+}
+
+fn meta_uid(obj: &Value) -> &str {
+    meta::meta_str(obj, "uid").unwrap_or("")
+}
+
+/// Tables are only for reads; writes answer with the object itself.
+fn plain(format: ResponseFormat) -> ResponseFormat {
+    match format {
+        ResponseFormat::Table { .. } => ResponseFormat::Json,
+        other => other,
+    }
+}
+
+fn render_one(s: &dyn Strategy, obj: &Value, code: u16, format: ResponseFormat, ctx: &RequestContext) -> Response<Body> {
+    match format {
+        ResponseFormat::Table { v1beta1 } if ctx.info.verb == "get" => {
+            let list_meta = json!({"resourceVersion": meta::resource_version(obj)});
+            let include = ctx.query.get("includeObject").unwrap_or("Metadata");
+            let t = crate::table::table(s, std::slice::from_ref(obj), list_meta, include, v1beta1, true);
+            response::json(200, &t)
+        }
+        other => response::object(code, obj, plain(other)),
+    }
+}
+
+fn render_list(s: &dyn Strategy, mut items: Vec<Value>, list_meta: Value, format: ResponseFormat, ctx: &RequestContext) -> Response<Body> {
+    if let ResponseFormat::Table { v1beta1 } = format {
+        let include = ctx.query.get("includeObject").unwrap_or("Metadata");
+        let t = crate::table::table(s, &items, list_meta, include, v1beta1, true);
+        return response::json(200, &t);
+    }
+    // Typed lists carry their kind once, not on every item.
+    for item in &mut items {
+        if let Some(map) = item.as_object_mut() {
+            map.remove("kind");
+            map.remove("apiVersion");
+        }
+    }
+    let info = s.info();
+    let list = json!({
+        "kind": info.list_kind(),
+        "apiVersion": info.api_version(),
+        "metadata": list_meta,
+        "items": items,
+    });
+    response::object(200, &list, format)
+}
+
+/// The object at (namespace, name) and its mod revision.
+pub async fn get_object(state: &ApiServer, s: &dyn Strategy, namespace: &str, name: &str) -> Result<(Value, i64), ApiError> {
+    let info = s.info();
+    let (kv, _) = state
+        .store
+        .get(&info.key(namespace, name))
+        .await
+        .map_err(|e| storage_error(e, info.plural, info.group, name))?;
+    let kv = kv.ok_or_else(|| ApiError::not_found(info.plural, info.group, name))?;
+    Ok((decode_stored(&kv)?, kv.mod_revision))
+}
+
+/// The fields every object offers to field selectors.
+fn object_fields(obj: &Value) -> std::collections::BTreeMap<String, String> {
+    let mut fields = std::collections::BTreeMap::new();
+    fields.insert("metadata.name".to_string(), meta::name(obj).to_string());
+    fields.insert("metadata.namespace".to_string(), meta::namespace(obj).to_string());
+    fields
+}
+
+/// Label and field selectors of a list or watch request.
+pub struct Filter {
+    labels: Selector,
+    fields: Selector,
+}
+
+impl Filter {
+    pub fn from_query(ctx: &RequestContext) -> Result<Filter, ApiError> {
+        let labels = Selector::parse_labels(ctx.query.str("labelSelector"))
+            .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
+        let fields = Selector::parse_fields(ctx.query.str("fieldSelector"))
+            .map_err(ApiError::bad_request)?;
+        for key in fields.keys() {
+            if key != "metadata.name" && key != "metadata.namespace" {
+                return Err(ApiError::bad_request(format!(
+                    "field label not supported: {key}"
+                )));
+            }
+        }
+        Ok(Filter { labels, fields })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty() && self.fields.is_empty()
+    }
+
+    pub fn matches(&self, obj: &Value) -> bool {
+        self.labels.matches(&labels_of(obj)) && self.fields.matches(&object_fields(obj))
+    }
+}
+
+/// The continue token: where the next page starts and at which revision.
+fn encode_continue(revision: i64, next_key: &str) -> String {
+    use base64::Engine;
+    let token = json!({"v": "meta.k8s.io/v1", "rv": revision, "start": next_key});
+    base64::engine::general_purpose::URL_SAFE.encode(token.to_string())
+}
+
+fn decode_continue(token: &str) -> Result<(i64, String), ApiError> {
+    use base64::Engine;
+    let bad = |why: &str| ApiError::bad_request(format!("continue key is not valid: {why}"));
+    let raw = base64::engine::general_purpose::URL_SAFE
+        .decode(token)
+        .map_err(|_| bad("not base64"))?;
+    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad("not JSON"))?;
+    if v["v"] != "meta.k8s.io/v1" {
+        return Err(bad("incorrect encoded start resourceVersion (version meta.k8s.io/v1)"));
+    }
+    let rv = v["rv"].as_i64().filter(|r| *r > 0).ok_or_else(|| bad("missing resource version"))?;
+    let start = v["start"].as_str().ok_or_else(|| bad("missing start key"))?;
+    if start.contains("..") || start.starts_with('/') {
+        return Err(bad("start key may not contain a path"));
+    }
+    Ok((rv, start.to_string()))
+}
+
+const CONTINUE_EXPIRED: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.";
+
+/// List with selectors, pagination (`limit`/`continue`) and
+/// `resourceVersion`/`resourceVersionMatch`. Returns items and list metadata.
+pub async fn list_objects(state: &ApiServer, s: &dyn Strategy, namespace: &str, ctx: &RequestContext) -> Result<(Vec<Value>, Value), ApiError> {
+    let info = s.info();
+    let filter = Filter::from_query(ctx)?;
+    let limit = ctx.query.int("limit")?.filter(|l| *l > 0).unwrap_or(0);
+    let prefix = info.list_prefix(namespace);
+    let rv_param = ctx.query.str("resourceVersion");
+    let rv_match = ctx.query.str("resourceVersionMatch");
+    let cont = ctx.query.str("continue");
+
+    let (mut revision, mut start_key) = (0i64, None);
+    if !cont.is_empty() {
+        if !rv_param.is_empty() && rv_param != "0" {
+            return Err(ApiError::bad_request("specifying resource version is not allowed when using continue"));
+        }
+        let (rv, start) = decode_continue(cont)?;
+        revision = rv;
+        start_key = Some(format!("{prefix}{start}"));
+    } else if !rv_param.is_empty() {
+        let rv: i64 = rv_param
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv_param:?}")))?;
+        match rv_match {
+            "Exact" => revision = rv,
+            "" | "NotOlderThan" => {}
+            other => return Err(ApiError::bad_request(format!("invalid resourceVersionMatch: {other:?}"))),
+        }
+    } else if !rv_match.is_empty() {
+        return Err(ApiError::bad_request("resourceVersionMatch is forbidden unless resourceVersion is provided"));
+    }
+
+    let mut items = Vec::new();
+    let mut next: Option<String> = None;
+    let mut remaining: Option<i64> = None;
+    loop {
+        let page = state
+            .store
+            .range(RangeRequest {
+                prefix: prefix.clone(),
+                start_key: start_key.clone(),
+                limit: if limit > 0 { limit - items.len() as i64 } else { 0 },
+                revision,
+            })
+            .await
+            .map_err(|e| match e {
+                StorageError::Compacted { .. } if !cont.is_empty() => ApiError::expired(CONTINUE_EXPIRED),
+                other => storage_error(other, info.plural, info.group, ""),
+            })?;
+        revision = page.revision;
+        let last_key = page.kvs.last().map(|kv| kv.key.clone());
+        for kv in &page.kvs {
+            let obj = decode_stored(kv)?;
+            if filter.matches(&obj) {
+                items.push(obj);
+            }
+        }
+        if !page.more {
+            break;
+        }
+        // Resume just after the last key seen.
+        let resume = format!("{}\u{0}", last_key.unwrap_or_default());
+        if limit > 0 && items.len() as i64 >= limit {
+            next = Some(resume.trim_start_matches(prefix.as_str()).to_string());
+            if filter.is_empty() {
+                remaining = Some(page.remaining);
+            }
+            break;
+        }
+        start_key = Some(resume);
+    }
+    let mut list_meta = json!({"resourceVersion": revision.to_string()});
+    if let Some(n) = next {
+        list_meta["continue"] = json!(encode_continue(revision, &n));
+        if let Some(r) = remaining {
+            list_meta["remainingItemCount"] = json!(r);
+        }
+    }
+    Ok((items, list_meta))
+}
+
+const GENERATE_NAME_CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+fn generate_name_suffix() -> String {
+    let bytes = uuid::Uuid::new_v4();
+    bytes
+        .as_bytes()
+        .iter()
+        .take(5)
+        .map(|b| GENERATE_NAME_CHARS[*b as usize % GENERATE_NAME_CHARS.len()] as char)
+        .collect()
+}
+
+/// Check the body's apiVersion/kind against the URL's, filling them in when
+/// absent.
+fn check_type(s: &dyn Strategy, obj: &mut Value) -> Result<(), ApiError> {
+    let info = s.info();
+    let expected = info.api_version();
+    match obj.get("apiVersion").and_then(Value::as_str) {
+        None | Some("") => obj["apiVersion"] = json!(expected),
+        Some(v) if v == expected => {}
+        Some(v) => {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({v}) does not match the expected API version ({expected})"
+            )))
+        }
+    }
+    match obj.get("kind").and_then(Value::as_str) {
+        None | Some("") => obj["kind"] = json!(info.kind),
+        Some(k) if k == info.kind => {}
+        Some(k) => {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({k}) does not match the expected kind ({})",
+                info.kind
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// Align the body's namespace with the request's.
+fn check_namespace(s: &dyn Strategy, obj: &mut Value, namespace: &str) -> Result<(), ApiError> {
+    if !s.info().namespaced() {
+        meta::remove_meta(obj, "namespace");
+        return Ok(());
+    }
+    match meta::meta_str(obj, "namespace") {
+        None | Some("") => meta::set_meta(obj, "namespace", json!(namespace)),
+        Some(ns) if ns == namespace => {}
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ))
+        }
+    }
+    Ok(())
+}
+
+fn invalid(s: &dyn Strategy, obj: &Value, causes: Vec<apimachinery::StatusCause>) -> ApiError {
+    let info = s.info();
+    ApiError::invalid(info.kind, info.group, meta::name(obj), causes)
+}
+
+/// Create: type and namespace checks, generateName, system metadata,
+/// strategy defaults, validation, admission, then store.
+pub async fn create_object(state: &ApiServer, s: &dyn Strategy, namespace: &str, mut obj: Value, dry_run: bool) -> Result<Value, ApiError> {
+    let info = s.info();
+    check_type(s, &mut obj)?;
+    check_namespace(s, &mut obj, namespace)?;
+    if meta::name(&obj).is_empty() {
+        if let Some(base) = meta::meta_str(&obj, "generateName").map(str::to_string) {
+            let base: String = base.chars().take(58).collect();
+            meta::set_meta(&mut obj, "name", json!(format!("{base}{}", generate_name_suffix())));
+        }
+    }
+    if info.namespaced() && namespace.is_empty() {
+        return Err(ApiError::bad_request("the namespace of the object must be set for a namespaced resource"));
+    }
+    for field in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+        meta::remove_meta(&mut obj, field);
+    }
+    meta::set_meta(&mut obj, "uid", json!(uuid::Uuid::new_v4().to_string()));
+    meta::set_meta(&mut obj, "creationTimestamp", json!(meta::now_rfc3339()));
+    s.prepare_for_create(&mut obj);
+    let causes = s.validate(&obj);
+    if !causes.is_empty() {
+        return Err(invalid(s, &obj, causes));
+    }
+    let name = meta::name(&obj).to_string();
+    admission::admit(state, Operation::Create, s, namespace, &name).await?;
+    if dry_run {
+        return Ok(obj);
+    }
+    let kv = state
+        .store
+        .create(&info.key(namespace, &name), encode_for_store(&obj))
+        .await
+        .map_err(|e| storage_error(e, info.plural, info.group, &name))?;
+    meta::set_meta(&mut obj, "resourceVersion", json!(kv.mod_revision.to_string()));
+    Ok(obj)
+}
+
+/// Metadata the server owns: an update may not change it.
+const SYSTEM_META: &[&str] = &["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"];
+
+fn same_ignoring_rv(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut c = v.clone();
+        meta::remove_meta(&mut c, "resourceVersion");
+        c
+    };
+    strip(a) == strip(b)
+}
+
+/// Update (PUT): optimistic concurrency on resourceVersion, no write when
+/// nothing changed.
+pub async fn update_object(state: &ApiServer, s: &dyn Strategy, namespace: &str, name: &str, mut obj: Value, dry_run: bool) -> Result<Value, ApiError> {
+    let info = s.info();
+    check_type(s, &mut obj)?;
+    check_namespace(s, &mut obj, namespace)?;
+    let body_name = meta::name(&obj).to_string();
+    if body_name.is_empty() {
+        meta::set_meta(&mut obj, "name", json!(name));
+    } else if body_name != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({body_name}) does not match the name on the URL ({name})"
+        )));
+    }
+    let (old, current_rev) = get_object(state, s, namespace, name).await?;
+    let expected = match meta::resource_version(&obj) {
+        "" => current_rev,
+        rv => rv.parse::<i64>().map_err(|_| {
+            invalid(s, &obj, vec![apimachinery::StatusCause::invalid("metadata.resourceVersion", &json!(rv), "must be a valid resource version")])
+        })?,
+    };
+    if expected != current_rev {
+        return Err(ApiError::conflict_modified(info.plural, info.group, name));
+    }
+    for field in SYSTEM_META {
+        match old.pointer(&format!("/metadata/{field}")) {
+            Some(v) => meta::set_meta(&mut obj, field, v.clone()),
+            None => meta::remove_meta(&mut obj, field),
+        }
+    }
+    s.prepare_for_update(&mut obj, &old);
+    let causes = s.validate_update(&obj, &old);
+    if !causes.is_empty() {
+        return Err(invalid(s, &obj, causes));
+    }
+    admission::admit(state, Operation::Update, s, namespace, name).await?;
+    meta::set_meta(&mut obj, "resourceVersion", json!(current_rev.to_string()));
+    if same_ignoring_rv(&obj, &old) || dry_run {
+        return Ok(if dry_run { obj } else { old });
+    }
+    let key = info.key(namespace, name);
+    // An object being deleted goes once its last finalizer is removed.
+    if old.pointer("/metadata/deletionTimestamp").is_some() && s.delete_action(&obj) == DeleteAction::Remove {
+        let kv = state
+            .store
+            .delete(&key, Some(current_rev))
+            .await
+            .map_err(|e| storage_error(e, info.plural, info.group, name))?;
+        meta::set_meta(&mut obj, "resourceVersion", json!(kv.mod_revision.to_string()));
+        return Ok(obj);
+    }
+    let kv = state
+        .store
+        .update(&key, encode_for_store(&obj), current_rev)
+        .await
+        .map_err(|e| storage_error(e, info.plural, info.group, name))?;
+    meta::set_meta(&mut obj, "resourceVersion", json!(kv.mod_revision.to_string()));
+    Ok(obj)
+}
+
+/// Delete: preconditions, then remove or mark for deletion as the strategy
+/// says. Returns the object and whether it is gone.
+pub async fn delete_object(state: &ApiServer, s: &dyn Strategy, namespace: &str, name: &str, options: &Value, dry_run: bool) -> Result<(Value, bool), ApiError> {
+    let info = s.info();
+    admission::admit(state, Operation::Delete, s, namespace, name).await?;
+    let key = info.key(namespace, name);
+    // Retry when the object changes under us between read and delete.
+    for _ in 0..8 {
+        let (mut obj, rev) = get_object(state, s, namespace, name).await?;
+        if let Some(uid) = options.pointer("/preconditions/uid").and_then(Value::as_str) {
+            if uid != meta_uid(&obj) {
+                return Err(ApiError::conflict(info.plural, info.group, name, &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta_uid(&obj)
+                )));
+            }
+        }
+        if let Some(want) = options.pointer("/preconditions/resourceVersion").and_then(Value::as_str) {
+            if want != rev.to_string() {
+                return Err(ApiError::conflict(info.plural, info.group, name, &format!(
+                    "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {rev}"
+                )));
+            }
+        }
+        let action = s.delete_action(&obj);
+        if dry_run {
+            return Ok((obj, action == DeleteAction::Remove));
+        }
+        let result = match action {
+            DeleteAction::Remove => state.store.delete(&key, Some(rev)).await.map(|kv| {
+                meta::set_meta(&mut obj, "resourceVersion", json!(kv.mod_revision.to_string()));
+                true
+            }),
+            DeleteAction::MarkDeleting => {
+                if obj.pointer("/metadata/deletionTimestamp").is_some() {
+                    return Ok((obj, false));
+                }
+                meta::set_meta(&mut obj, "deletionTimestamp", json!(meta::now_rfc3339()));
+                meta::set_meta(&mut obj, "deletionGracePeriodSeconds", json!(0));
+                s.on_mark_deleting(&mut obj);
+                state.store.update(&key, encode_for_store(&obj), rev).await.map(|kv| {
+                    meta::set_meta(&mut obj, "resourceVersion", json!(kv.mod_revision.to_string()));
+                    false
+                })
+            }
+        };
+        match result {
+            Ok(removed) => return Ok((obj, removed)),
+            Err(StorageError::Conflict { .. }) => continue,
+            Err(e) => return Err(storage_error(e, info.plural, info.group, name)),
+        }
+    }
+    Err(ApiError::conflict_modified(info.plural, info.group, name))
+}

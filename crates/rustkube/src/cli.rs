@@ -1,0 +1,196 @@
+//! Command-line definition. Every flag can also be set by a
+//! `RUSTKUBE_<FLAG>` environment variable or a key of the config file.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rustkube",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (Kubernetes v1.33.0)"),
+    about = "A Kubernetes distribution in one binary",
+    args_override_self = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the control plane (API server and datastore)
+    Server(Box<ServerArgs>),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Config file (YAML; keys are flag names)
+    #[arg(short = 'c', long, env = "RUSTKUBE_CONFIG", default_value = "/etc/rustkube/config.yaml")]
+    pub config: PathBuf,
+
+    /// Folder for state (default /var/lib/rustkube as root, ~/.rustkube otherwise)
+    #[arg(short = 'd', long, env = "RUSTKUBE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Address the API server listens on
+    #[arg(long, env = "RUSTKUBE_BIND_ADDRESS", default_value = "0.0.0.0")]
+    pub bind_address: IpAddr,
+
+    /// Address advertised to clients and members of the cluster (default: the host's primary address, else 127.0.0.1)
+    #[arg(long, env = "RUSTKUBE_ADVERTISE_ADDRESS")]
+    pub advertise_address: Option<IpAddr>,
+
+    /// HTTPS port of the API server
+    #[arg(long, env = "RUSTKUBE_HTTPS_LISTEN_PORT", default_value_t = 6443)]
+    pub https_listen_port: u16,
+
+    /// Extra host name or IP for the serving certificate (repeatable)
+    #[arg(long, env = "RUSTKUBE_TLS_SAN", value_delimiter = ',')]
+    pub tls_san: Vec<String>,
+
+    /// Where to write the admin kubeconfig (default /etc/rustkube/rustkube.yaml as root)
+    #[arg(short = 'o', long, env = "RUSTKUBE_WRITE_KUBECONFIG")]
+    pub write_kubeconfig: Option<PathBuf>,
+
+    /// File mode of the written kubeconfig, in octal
+    #[arg(long, env = "RUSTKUBE_WRITE_KUBECONFIG_MODE", default_value = "0600", value_parser = parse_mode)]
+    pub write_kubeconfig_mode: u32,
+
+    /// Datastore: empty for embedded SQLite, or etcd endpoints http(s)://host:port[,...]
+    #[arg(long, env = "RUSTKUBE_DATASTORE_ENDPOINT", default_value = "")]
+    pub datastore_endpoint: String,
+
+    /// CA file to verify the datastore's certificate
+    #[arg(long, env = "RUSTKUBE_DATASTORE_CAFILE")]
+    pub datastore_cafile: Option<PathBuf>,
+
+    /// Client certificate for the datastore
+    #[arg(long, env = "RUSTKUBE_DATASTORE_CERTFILE")]
+    pub datastore_certfile: Option<PathBuf>,
+
+    /// Client key for the datastore
+    #[arg(long, env = "RUSTKUBE_DATASTORE_KEYFILE")]
+    pub datastore_keyfile: Option<PathBuf>,
+
+    /// Pod network (a /24 per node is carved out of it)
+    #[arg(long, env = "RUSTKUBE_CLUSTER_CIDR", default_value = "10.42.0.0/16", value_parser = parse_cidr)]
+    pub cluster_cidr: Cidr,
+
+    /// Service network (ClusterIPs; the first address is the kubernetes Service)
+    #[arg(long, env = "RUSTKUBE_SERVICE_CIDR", default_value = "10.43.0.0/16", value_parser = parse_cidr)]
+    pub service_cidr: Cidr,
+
+    /// ClusterIP of the cluster DNS service
+    #[arg(long, env = "RUSTKUBE_CLUSTER_DNS", default_value = "10.43.0.10")]
+    pub cluster_dns: IpAddr,
+
+    /// Cluster domain
+    #[arg(long, env = "RUSTKUBE_CLUSTER_DOMAIN", default_value = "cluster.local", value_parser = parse_domain)]
+    pub cluster_domain: String,
+
+    /// Do not run the node agent alongside the server
+    #[arg(long, env = "RUSTKUBE_DISABLE_AGENT")]
+    pub disable_agent: bool,
+
+    /// Log format: text or json
+    #[arg(long, env = "RUSTKUBE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+
+    /// Debug logging
+    #[arg(long, env = "RUSTKUBE_DEBUG")]
+    pub debug: bool,
+}
+
+/// An IP network in CIDR notation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    /// The network's first usable address (network address + 1).
+    pub fn first_ip(&self) -> IpAddr {
+        match self.addr {
+            IpAddr::V4(v4) => IpAddr::V4((u32::from(v4).wrapping_add(1)).into()),
+            IpAddr::V6(v6) => IpAddr::V6((u128::from(v6).wrapping_add(1)).into()),
+        }
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) };
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - self.prefix) };
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+fn parse_cidr(s: &str) -> Result<Cidr, String> {
+    let (addr, prefix) = s
+        .split_once('/')
+        .ok_or_else(|| format!("{s:?} is not in CIDR notation (address/prefix)"))?;
+    let addr: IpAddr = addr.parse().map_err(|_| format!("{addr:?} is not an IP address"))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix: u8 = prefix
+        .parse()
+        .ok()
+        .filter(|p| *p <= max)
+        .ok_or_else(|| format!("{prefix:?} is not a prefix length between 0 and {max}"))?;
+    let cidr = Cidr { addr, prefix };
+    if (cidr.addr.is_ipv4() && prefix > 30) || (!cidr.addr.is_ipv4() && prefix > 126) {
+        return Err(format!("{s} is too small a network"));
+    }
+    Ok(cidr)
+}
+
+fn parse_mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| format!("{s:?} is not an octal file mode like 0600"))
+}
+
+fn parse_domain(s: &str) -> Result<String, String> {
+    if apimachinery::meta::dns1123_subdomain_errors(s).is_empty() {
+        Ok(s.to_string())
+    } else {
+        Err(format!("{s:?} is not a valid DNS domain"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs_parse_and_give_their_first_address() {
+        let c = parse_cidr("10.43.0.0/16").unwrap();
+        assert_eq!(c.first_ip().to_string(), "10.43.0.1");
+        assert!(c.contains("10.43.200.1".parse().unwrap()));
+        assert!(!c.contains("10.44.0.1".parse().unwrap()));
+        assert!(parse_cidr("10.43.0.0").is_err());
+        assert!(parse_cidr("10.43.0.0/33").is_err());
+        assert!(parse_cidr("x/8").is_err());
+    }
+
+    #[test]
+    fn modes_are_octal() {
+        assert_eq!(parse_mode("0644").unwrap(), 0o644);
+        assert!(parse_mode("999").is_err());
+    }
+}

@@ -1,0 +1,237 @@
+//! `rustkube server`: PKI, datastore and API server, wired together.
+//!
+//! Start-up order: certificates (generated once, reused after), the
+//! datastore, the API server; only once the API answers is the admin
+//! kubeconfig written, so its existence means the cluster is usable.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pki::files::load_or_generate_ca;
+use pki::{load_or_issue, CertPaths, Kubeconfig, LeafSpec};
+use storage::etcd::{EtcdConfig, EtcdStore};
+use storage::sqlite::SqliteStore;
+use storage::Store;
+
+use crate::cli::ServerArgs;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("certificates: {0}")]
+    Pki(#[from] pki::PkiError),
+    #[error("datastore: {0}")]
+    Store(#[from] storage::StorageError),
+    #[error("{0}")]
+    Start(#[from] apiserver::StartError),
+    #[error("{0}")]
+    Io(String),
+}
+
+fn default_data_dir() -> PathBuf {
+    if is_root() {
+        PathBuf::from("/var/lib/rustkube")
+    } else {
+        std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."))
+            .join(".rustkube")
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc_geteuid() == 0 }
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_ascii_lowercase())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// The address other machines would reach us on: the source address of a
+/// route to the outside (no packet is sent), else loopback.
+fn primary_address() -> IpAddr {
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").and_then(|s| {
+        s.connect("192.0.2.1:9")?;
+        s.local_addr()
+    });
+    match probe {
+        Ok(addr) if !addr.ip().is_unspecified() => addr.ip(),
+        _ => IpAddr::from([127, 0, 0, 1]),
+    }
+}
+
+/// The certificates and keys of the control plane, under `<data-dir>/server/tls`.
+pub struct ServerPki {
+    pub server_ca_pem: String,
+    pub client_ca_pem: String,
+    pub serving: pki::IssuedCert,
+    pub admin: pki::IssuedCert,
+}
+
+pub fn ensure_pki(tls_dir: &Path, args: &ServerArgs, advertise: IpAddr) -> Result<ServerPki, pki::PkiError> {
+    let server_ca = load_or_generate_ca(&CertPaths::new(tls_dir, "server-ca"), "rustkube-server-ca")?;
+    let client_ca = load_or_generate_ca(&CertPaths::new(tls_dir, "client-ca"), "rustkube-client-ca")?;
+    // The etcd CA signs etcd's serving/peer certificates and the API
+    // server's etcd client certificate when rustkube runs etcd itself.
+    load_or_generate_ca(&CertPaths::new(&tls_dir.join("etcd"), "etcd-ca"), "rustkube-etcd-ca")?;
+    let sa_key = tls_dir.join("service.key");
+    if !sa_key.exists() {
+        let (private, public) = pki::generate_key_pair_pem()?;
+        pki::files::write_atomic(&sa_key, private.as_bytes(), 0o600)?;
+        pki::files::write_atomic(&tls_dir.join("service.pub"), public.as_bytes(), 0o644)?;
+    }
+
+    let domain = &args.cluster_domain;
+    let mut dns = vec![
+        "localhost".to_string(),
+        hostname(),
+        "kubernetes".into(),
+        "kubernetes.default".into(),
+        "kubernetes.default.svc".into(),
+        format!("kubernetes.default.svc.{domain}"),
+    ];
+    let mut ips = vec![IpAddr::from([127, 0, 0, 1]), advertise, args.service_cidr.first_ip()];
+    if !args.bind_address.is_unspecified() {
+        ips.push(args.bind_address);
+    }
+    for san in &args.tls_san {
+        match san.parse::<IpAddr>() {
+            Ok(ip) => ips.push(ip),
+            Err(_) => dns.push(san.to_ascii_lowercase()),
+        }
+    }
+    dns.dedup();
+    let mut seen = Vec::new();
+    ips.retain(|ip| {
+        let new = !seen.contains(ip);
+        seen.push(*ip);
+        new
+    });
+    let mut seen_dns = Vec::new();
+    dns.retain(|d| {
+        let new = !seen_dns.contains(d);
+        seen_dns.push(d.clone());
+        new
+    });
+    let serving = load_or_issue(
+        &CertPaths::new(tls_dir, "serving-kube-apiserver"),
+        &server_ca,
+        &LeafSpec::server("kube-apiserver", dns, ips),
+    )?;
+    let admin = load_or_issue(
+        &CertPaths::new(tls_dir, "client-admin"),
+        &client_ca,
+        &LeafSpec::client("system:admin", &["system:masters"]),
+    )?;
+    Ok(ServerPki {
+        server_ca_pem: server_ca.cert_pem().to_string(),
+        client_ca_pem: client_ca.cert_pem().to_string(),
+        serving,
+        admin,
+    })
+}
+
+async fn open_datastore(args: &ServerArgs, data_dir: &Path) -> Result<Arc<dyn Store>, ServerError> {
+    if args.datastore_endpoint.is_empty() {
+        let db_dir = data_dir.join("server").join("db");
+        std::fs::create_dir_all(&db_dir).map_err(|e| ServerError::Io(format!("{}: {e}", db_dir.display())))?;
+        let path = db_dir.join("state.db");
+        let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+            .await
+            .map_err(|e| ServerError::Io(e.to_string()))??;
+        let store = Arc::new(store);
+        storage::spawn_compactor(&store, Duration::from_secs(5 * 60), 1000);
+        return Ok(store);
+    }
+    let config = EtcdConfig {
+        endpoints: args.datastore_endpoint.split(',').map(str::to_string).collect(),
+        ca_file: args.datastore_cafile.clone(),
+        cert_file: args.datastore_certfile.clone(),
+        key_file: args.datastore_keyfile.clone(),
+    };
+    let store = Arc::new(EtcdStore::connect(config).await?);
+    storage::spawn_compactor(&store, Duration::from_secs(5 * 60), 1000);
+    Ok(store)
+}
+
+fn kubeconfig_path(args: &ServerArgs, data_dir: &Path) -> PathBuf {
+    match &args.write_kubeconfig {
+        Some(p) => p.clone(),
+        None if is_root() => PathBuf::from("/etc/rustkube/rustkube.yaml"),
+        None => data_dir.join("rustkube.yaml"),
+    }
+}
+
+pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
+    let started = Instant::now();
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    let advertise = args.advertise_address.unwrap_or_else(primary_address);
+    let tls_dir = data_dir.join("server").join("tls");
+    let pki = {
+        let args = args.clone();
+        let tls_dir = tls_dir.clone();
+        tokio::task::spawn_blocking(move || ensure_pki(&tls_dir, &args, advertise))
+            .await
+            .map_err(|e| ServerError::Io(e.to_string()))??
+    };
+    let store = open_datastore(&args, &data_dir).await?;
+    tracing::info!(backend = store.backend_name(), data_dir = %data_dir.display(), "datastore ready");
+
+    let server = apiserver::start(apiserver::Config {
+        bind_address: args.bind_address,
+        port: args.https_listen_port,
+        advertise_address: advertise,
+        serving_cert_pem: pki.serving.cert_pem.clone(),
+        serving_key_pem: pki.serving.key_pem.clone(),
+        client_ca_pem: pki.client_ca_pem.clone(),
+        store,
+    })
+    .await?;
+
+    let host = if args.bind_address.is_unspecified() || args.bind_address.is_loopback() {
+        "127.0.0.1".to_string()
+    } else {
+        match args.bind_address {
+            IpAddr::V6(v6) => format!("[{v6}]"),
+            v4 => v4.to_string(),
+        }
+    };
+    let url = format!("https://{host}:{}", server.local_addr.port());
+    let kubeconfig = Kubeconfig::with_client_cert("default", &url, &pki.server_ca_pem, &pki.admin.cert_pem, &pki.admin.key_pem);
+    kubeconfig.write(&data_dir.join("server").join("cred").join("admin.kubeconfig"), 0o600)?;
+    let path = kubeconfig_path(&args, &data_dir);
+    kubeconfig.write(&path, args.write_kubeconfig_mode)?;
+    tracing::info!(
+        listen = %server.local_addr,
+        kubeconfig = %path.display(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "rustkube server is ready; use it with: kubectl --kubeconfig {} get namespaces",
+        path.display()
+    );
+
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
