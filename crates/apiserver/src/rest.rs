@@ -14,7 +14,7 @@ use apimachinery::status::success_status;
 use apimachinery::{meta, ApiError};
 use bytes::Bytes;
 use http::{header, Request, Response};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::{json, Value};
 use storage::{KeyValue, RangeRequest, StorageError};
@@ -58,24 +58,42 @@ fn encode_for_store(obj: &Value) -> Vec<u8> {
     serde_json::to_vec(&copy).unwrap_or_default()
 }
 
+/// How much of an over-large body is read and thrown away so the client
+/// sees the 413 instead of a reset stream; beyond this the connection drops.
+const MAX_DISCARD_BYTES: usize = 4 * MAX_REQUEST_BODY_BYTES;
+
 /// Read a request body, refusing anything over the size limit.
 pub async fn read_body(req: Request<Incoming>) -> Result<(http::request::Parts, Bytes), ApiError> {
-    let (parts, body) = req.into_parts();
+    let (parts, mut body) = req.into_parts();
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_REQUEST_BODY_BYTES) {
+    let mut too_large = declared.is_some_and(|n| n > MAX_REQUEST_BODY_BYTES);
+    if declared.is_some_and(|n| n > MAX_DISCARD_BYTES) {
         return Err(ApiError::too_large(MAX_REQUEST_BODY_BYTES));
     }
-    match Limited::new(body, MAX_REQUEST_BODY_BYTES).collect().await {
-        Ok(collected) => Ok((parts, collected.to_bytes())),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            Err(ApiError::too_large(MAX_REQUEST_BODY_BYTES))
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::bad_request(format!("error reading request body: {e}")))?;
+        let Ok(data) = frame.into_data() else { continue };
+        seen += data.len();
+        if seen > MAX_REQUEST_BODY_BYTES {
+            too_large = true;
         }
-        Err(e) => Err(ApiError::bad_request(format!("error reading request body: {e}"))),
+        if seen > MAX_DISCARD_BYTES {
+            break;
+        }
+        if !too_large {
+            buf.extend_from_slice(&data);
+        }
     }
+    if too_large {
+        return Err(ApiError::too_large(MAX_REQUEST_BODY_BYTES));
+    }
+    Ok((parts, buf.freeze()))
 }
 
 fn header_str<'a>(headers: &'a http::HeaderMap, name: header::HeaderName) -> &'a str {

@@ -103,7 +103,7 @@ fn config_file_args(path: &Path, explicit: bool, sub: &ArgMatches) -> Result<Vec
         if matches!(sub.value_source(id), Some(ValueSource::CommandLine | ValueSource::EnvVariable)) {
             continue;
         }
-        let takes_value = arg.get_num_args().is_some_and(|n| n.takes_values());
+        let takes_value = arg.get_action().takes_values();
         let scalar = |v: &serde_yaml::Value| -> Result<String, LoadError> {
             match v {
                 serde_yaml::Value::String(s) => Ok(s.clone()),
@@ -116,11 +116,12 @@ fn config_file_args(path: &Path, explicit: bool, sub: &ArgMatches) -> Result<Vec
             (serde_yaml::Value::Bool(true), false) => out.push(format!("--{key}")),
             (serde_yaml::Value::Bool(false), false) => {}
             (_, false) => return Err(bad(format!("value of {key:?} must be true or false"))),
-            (serde_yaml::Value::Sequence(items), true) => {
+            (serde_yaml::Value::Sequence(items), true) if matches!(arg.get_action(), clap::ArgAction::Append) => {
                 for item in items {
                     out.push(format!("--{key}={}", scalar(item)?));
                 }
             }
+            (serde_yaml::Value::Sequence(_), true) => return Err(bad(format!("{key:?} takes a single value, not a list"))),
             (v, true) => out.push(format!("--{key}={}", scalar(v)?)),
         }
     }

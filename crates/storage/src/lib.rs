@@ -11,15 +11,22 @@
 //!   with group commit, fsync before acknowledging, watch pushed on commit).
 //! - [`etcd::EtcdStore`]: a real etcd v3 cluster over gRPC, plain or mTLS.
 //!
-//! [`conformance`] holds the one behavioural suite both backends must pass.
+//! [`conformance`] holds the one behavioural suite both backends must pass;
+//! [`testing`] starts a throwaway etcd for tests; [`spawn_compactor`] keeps
+//! either backend's history bounded.
 //!
 //! This crate knows nothing about Kubernetes objects: keys are strings and
 //! values are opaque bytes. It must never be used by anything but the API
 //! server.
 
+mod compactor;
 pub mod conformance;
 pub mod etcd;
+mod request;
 pub mod sqlite;
+pub mod testing;
+
+pub use compactor::spawn_compactor;
 
 use std::pin::Pin;
 
@@ -140,6 +147,10 @@ pub trait Store: Send + Sync + 'static {
     /// Every event on keys under `prefix` with revision >= `start_revision`,
     /// in order, then live events as they commit. `start_revision` 0 means
     /// "from now on".
+    ///
+    /// A compacted `start_revision` is not an error of the call: it returns a
+    /// stream whose first (and last) item is [`StorageError::Compacted`], as
+    /// happens when a running watch falls behind a compaction.
     async fn watch(&self, prefix: &str, start_revision: Revision) -> Result<WatchStream>;
 
     /// Drop history older than `revision`; reads and watches before it then
