@@ -56,7 +56,9 @@ pub enum ResponseFormat {
     Json,
     Yaml,
     /// `application/json;as=Table;g=meta.k8s.io;v=v1` (or v1beta1).
-    Table { v1beta1: bool },
+    Table {
+        v1beta1: bool,
+    },
 }
 
 /// Pick the response format from an Accept header, honouring the first
@@ -79,7 +81,10 @@ pub fn negotiate(accept: &str) -> Result<ResponseFormat, ApiError> {
                 }
             }
         }
-        let json_like = matches!(essence.as_str(), "application/json" | "application/*" | "*/*");
+        let json_like = matches!(
+            essence.as_str(),
+            "application/json" | "application/*" | "*/*"
+        );
         if json_like && as_kind == "Table" && group == "meta.k8s.io" {
             if version == "v1" || version == "v1beta1" {
                 return Ok(ResponseFormat::Table {
@@ -111,12 +116,16 @@ mod tests {
     #[test]
     fn kubectl_table_accept_header_negotiates_a_table() {
         let accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
-        assert_eq!(negotiate(accept).unwrap(), ResponseFormat::Table { v1beta1: false });
+        assert_eq!(
+            negotiate(accept).unwrap(),
+            ResponseFormat::Table { v1beta1: false }
+        );
     }
 
     #[test]
     fn discovery_accept_falls_back_to_plain_json() {
-        let accept = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
+        let accept =
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
         assert_eq!(negotiate(accept).unwrap(), ResponseFormat::Json);
         assert!(negotiate("text/html").is_err());
     }
@@ -124,8 +133,14 @@ mod tests {
     #[test]
     fn malformed_bodies_are_400() {
         assert_eq!(decode_object(b"{", BodyFormat::Json).unwrap_err().code, 400);
-        assert_eq!(decode_object(b"[1]", BodyFormat::Json).unwrap_err().code, 400);
-        assert_eq!(decode_object(b"a: [", BodyFormat::Yaml).unwrap_err().code, 400);
+        assert_eq!(
+            decode_object(b"[1]", BodyFormat::Json).unwrap_err().code,
+            400
+        );
+        assert_eq!(
+            decode_object(b"a: [", BodyFormat::Yaml).unwrap_err().code,
+            400
+        );
         assert!(decode_object(b"kind: ConfigMap\n", BodyFormat::Yaml).is_ok());
     }
 }

@@ -19,4 +19,4 @@ pub mod selector;
 pub mod status;
 
 pub use resource::{GroupVersionKind, ResourceInfo, Scope};
-pub use status::{ApiError, StatusCause, StatusReason};
+pub use status::{ApiError, StatusCause, StatusDetails, StatusReason};

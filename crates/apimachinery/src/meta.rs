@@ -166,7 +166,11 @@ pub fn qualified_name_errors(value: &str) -> Vec<String> {
         if p.is_empty() {
             errs.push("prefix part must be non-empty".to_string());
         } else {
-            errs.extend(dns1123_subdomain_errors(p).into_iter().map(|e| format!("prefix part {e}")));
+            errs.extend(
+                dns1123_subdomain_errors(p)
+                    .into_iter()
+                    .map(|e| format!("prefix part {e}")),
+            );
         }
     }
     if name.is_empty() {
@@ -184,7 +188,9 @@ pub fn qualified_name_errors(value: &str) -> Vec<String> {
 
 fn label_value_ok(v: &str) -> bool {
     v.is_empty()
-        || (v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        || (v
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
             && v.starts_with(|c: char| c.is_ascii_alphanumeric())
             && v.ends_with(|c: char| c.is_ascii_alphanumeric()))
 }
@@ -213,7 +219,11 @@ pub fn validate_object_meta(obj: &Value, name_rule: fn(&str) -> Vec<String>) -> 
         }
     } else {
         for e in name_rule(name) {
-            causes.push(StatusCause::invalid("metadata.name", &Value::from(name), &e));
+            causes.push(StatusCause::invalid(
+                "metadata.name",
+                &Value::from(name),
+                &e,
+            ));
         }
     }
     if let Some(labels) = meta.and_then(|m| m.get("labels")) {
@@ -221,24 +231,32 @@ pub fn validate_object_meta(obj: &Value, name_rule: fn(&str) -> Vec<String>) -> 
             Some(map) => {
                 for (k, v) in map {
                     for e in qualified_name_errors(k) {
-                        causes.push(StatusCause::invalid("metadata.labels", &Value::from(k.as_str()), &e));
+                        causes.push(StatusCause::invalid(
+                            "metadata.labels",
+                            &Value::from(k.as_str()),
+                            &e,
+                        ));
                     }
                     match v.as_str() {
                         Some(s) => {
                             for e in label_value_errors(s) {
-                                causes.push(StatusCause::invalid(
-                                    &format!("metadata.labels"),
-                                    v,
-                                    &e,
-                                ));
+                                causes.push(StatusCause::invalid("metadata.labels", v, &e));
                             }
                         }
-                        None => causes.push(StatusCause::invalid("metadata.labels", v, "must be a string")),
+                        None => causes.push(StatusCause::invalid(
+                            "metadata.labels",
+                            v,
+                            "must be a string",
+                        )),
                     }
                 }
             }
             None if labels.is_null() => {}
-            None => causes.push(StatusCause::invalid("metadata.labels", labels, "must be an object")),
+            None => causes.push(StatusCause::invalid(
+                "metadata.labels",
+                labels,
+                "must be an object",
+            )),
         }
     }
     if let Some(annotations) = meta.and_then(|m| m.get("annotations")) {
@@ -247,11 +265,19 @@ pub fn validate_object_meta(obj: &Value, name_rule: fn(&str) -> Vec<String>) -> 
                 let mut total = 0usize;
                 for (k, v) in map {
                     for e in qualified_name_errors(&k.to_ascii_lowercase()) {
-                        causes.push(StatusCause::invalid("metadata.annotations", &Value::from(k.as_str()), &e));
+                        causes.push(StatusCause::invalid(
+                            "metadata.annotations",
+                            &Value::from(k.as_str()),
+                            &e,
+                        ));
                     }
                     total += k.len() + v.as_str().map(str::len).unwrap_or(0);
                     if !v.is_string() {
-                        causes.push(StatusCause::invalid("metadata.annotations", v, "must be a string"));
+                        causes.push(StatusCause::invalid(
+                            "metadata.annotations",
+                            v,
+                            "must be a string",
+                        ));
                     }
                 }
                 if total > 256 * 1024 {
@@ -263,7 +289,11 @@ pub fn validate_object_meta(obj: &Value, name_rule: fn(&str) -> Vec<String>) -> 
                 }
             }
             None if annotations.is_null() => {}
-            None => causes.push(StatusCause::invalid("metadata.annotations", annotations, "must be an object")),
+            None => causes.push(StatusCause::invalid(
+                "metadata.annotations",
+                annotations,
+                "must be an object",
+            )),
         }
     }
     causes

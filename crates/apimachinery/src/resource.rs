@@ -127,7 +127,10 @@ mod tests {
     fn keys_follow_upstream_layout() {
         assert_eq!(CM.key("default", "a"), "/registry/configmaps/default/a");
         assert_eq!(CM.list_prefix(""), "/registry/configmaps/");
-        assert_eq!(CM.list_prefix("kube-system"), "/registry/configmaps/kube-system/");
+        assert_eq!(
+            CM.list_prefix("kube-system"),
+            "/registry/configmaps/kube-system/"
+        );
         assert_eq!(CM.api_version(), "v1");
     }
 }

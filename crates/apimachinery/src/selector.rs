@@ -68,7 +68,10 @@ fn check_value(value: &str) -> Result<String, String> {
     if errs.is_empty() {
         Ok(value.to_string())
     } else {
-        Err(format!("invalid label value: \"{value}\": {}", errs.join("; ")))
+        Err(format!(
+            "invalid label value: \"{value}\": {}",
+            errs.join("; ")
+        ))
     }
 }
 
@@ -78,10 +81,7 @@ fn parse_set(rest: &str) -> Result<Vec<String>, String> {
         .strip_prefix('(')
         .and_then(|r| r.strip_suffix(')'))
         .ok_or_else(|| format!("expected a parenthesised set of values, found '{rest}'"))?;
-    inner
-        .split(',')
-        .map(|v| check_value(v.trim()))
-        .collect()
+    inner.split(',').map(|v| check_value(v.trim())).collect()
 }
 
 impl Selector {
@@ -94,7 +94,9 @@ impl Selector {
         for raw in split_top_level(input) {
             let term = raw.trim();
             if term.is_empty() {
-                return Err(format!("found '', expected: identifier in selector \"{input}\""));
+                return Err(format!(
+                    "found '', expected: identifier in selector \"{input}\""
+                ));
             }
             let req = if let Some(key) = term.strip_prefix('!') {
                 Requirement::DoesNotExist(check_key(key.trim())?)
@@ -138,7 +140,9 @@ impl Selector {
             } else if let Some((k, v)) = term.split_once('=') {
                 Requirement::Equals(k.trim().into(), v.trim().into())
             } else {
-                return Err(format!("invalid field selector: '{term}': expected an operator"));
+                return Err(format!(
+                    "invalid field selector: '{term}': expected an operator"
+                ));
             };
             requirements.push(req);
         }
@@ -184,7 +188,10 @@ mod tests {
     use super::*;
 
     fn set(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]

@@ -105,10 +105,16 @@ pub struct ApiError {
     pub code: u16,
     pub reason: StatusReason,
     pub message: String,
-    /// `details.name`, `details.group`, `details.kind`.
-    pub name: Option<String>,
-    pub group: Option<String>,
-    pub kind: Option<String>,
+    /// `Status.details`, boxed to keep `Result<_, ApiError>` small.
+    pub details: Option<Box<StatusDetails>>,
+}
+
+/// `Status.details`: what the error is about, field causes, retry hint.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatusDetails {
+    pub name: String,
+    pub group: String,
+    pub kind: String,
     pub causes: Vec<StatusCause>,
     pub retry_after_seconds: Option<u32>,
 }
@@ -136,19 +142,29 @@ impl ApiError {
             code,
             reason,
             message: message.into(),
-            name: None,
-            group: None,
-            kind: None,
-            causes: Vec::new(),
-            retry_after_seconds: None,
+            details: None,
         }
     }
 
+    fn details_mut(&mut self) -> &mut StatusDetails {
+        self.details.get_or_insert_with(Default::default)
+    }
+
     fn with_details(mut self, group: &str, kind: &str, name: &str) -> Self {
-        self.group = Some(group.to_string());
-        self.kind = Some(kind.to_string());
-        self.name = Some(name.to_string());
+        let d = self.details_mut();
+        d.group = group.to_string();
+        d.kind = kind.to_string();
+        d.name = name.to_string();
         self
+    }
+
+    /// Field causes of an `Invalid` error.
+    pub fn causes(&self) -> &[StatusCause] {
+        self.details.as_ref().map_or(&[], |d| &d.causes)
+    }
+
+    pub fn retry_after_seconds(&self) -> Option<u32> {
+        self.details.as_ref().and_then(|d| d.retry_after_seconds)
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -160,8 +176,17 @@ impl ApiError {
     }
 
     /// 403 in upstream's words for a denied resource request.
-    pub fn forbidden(user: &str, verb: &str, resource: &str, group: &str, name: &str, namespace: &str) -> Self {
-        let mut msg = format!("User \"{user}\" cannot {verb} resource \"{resource}\" in API group \"{group}\"");
+    pub fn forbidden(
+        user: &str,
+        verb: &str,
+        resource: &str,
+        group: &str,
+        name: &str,
+        namespace: &str,
+    ) -> Self {
+        let mut msg = format!(
+            "User \"{user}\" cannot {verb} resource \"{resource}\" in API group \"{group}\""
+        );
         if !namespace.is_empty() {
             msg.push_str(&format!(" in the namespace \"{namespace}\""));
         } else if !resource.is_empty() {
@@ -170,7 +195,10 @@ impl ApiError {
         let full = if name.is_empty() {
             format!("{} is forbidden: {msg}", qualified(resource, group))
         } else {
-            format!("{} \"{name}\" is forbidden: {msg}", qualified(resource, group))
+            format!(
+                "{} \"{name}\" is forbidden: {msg}",
+                qualified(resource, group)
+            )
         };
         Self::new(403, StatusReason::Forbidden, full).with_details(group, resource, name)
     }
@@ -191,7 +219,11 @@ impl ApiError {
 
     /// 404 for a path the server does not serve.
     pub fn path_not_found() -> Self {
-        Self::new(404, StatusReason::NotFound, "the server could not find the requested resource")
+        Self::new(
+            404,
+            StatusReason::NotFound,
+            "the server could not find the requested resource",
+        )
     }
 
     pub fn already_exists(resource: &str, group: &str, name: &str) -> Self {
@@ -232,7 +264,11 @@ impl ApiError {
             1 => causes[0].summary(),
             _ => format!(
                 "[{}]",
-                causes.iter().map(StatusCause::summary).collect::<Vec<_>>().join(", ")
+                causes
+                    .iter()
+                    .map(StatusCause::summary)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         };
         let mut e = Self::new(
@@ -241,7 +277,7 @@ impl ApiError {
             format!("{kind} \"{name}\" is invalid: {joined}"),
         )
         .with_details(group, kind, name);
-        e.causes = causes;
+        e.details_mut().causes = causes;
         e
     }
 
@@ -289,7 +325,7 @@ impl ApiError {
 
     pub fn unavailable(message: impl Into<String>) -> Self {
         let mut e = Self::new(503, StatusReason::ServiceUnavailable, message);
-        e.retry_after_seconds = Some(1);
+        e.details_mut().retry_after_seconds = Some(1);
         e
     }
 
@@ -305,29 +341,27 @@ impl ApiError {
             "code": self.code,
         });
         let mut details = serde_json::Map::new();
-        if let Some(name) = &self.name {
-            if !name.is_empty() {
-                details.insert("name".into(), json!(name));
+        if let Some(d) = &self.details {
+            if !d.name.is_empty() {
+                details.insert("name".into(), json!(d.name));
             }
-        }
-        if let Some(group) = &self.group {
-            if !group.is_empty() {
-                details.insert("group".into(), json!(group));
+            if !d.group.is_empty() {
+                details.insert("group".into(), json!(d.group));
             }
-        }
-        if let Some(kind) = &self.kind {
-            details.insert("kind".into(), json!(kind));
-        }
-        if !self.causes.is_empty() {
-            let causes: Vec<Value> = self
-                .causes
-                .iter()
-                .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
-                .collect();
-            details.insert("causes".into(), Value::Array(causes));
-        }
-        if let Some(secs) = self.retry_after_seconds {
-            details.insert("retryAfterSeconds".into(), json!(secs));
+            if !d.kind.is_empty() {
+                details.insert("kind".into(), json!(d.kind));
+            }
+            if !d.causes.is_empty() {
+                let causes: Vec<Value> = d
+                    .causes
+                    .iter()
+                    .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
+                    .collect();
+                details.insert("causes".into(), Value::Array(causes));
+            }
+            if let Some(secs) = d.retry_after_seconds {
+                details.insert("retryAfterSeconds".into(), json!(secs));
+            }
         }
         if !details.is_empty() {
             status["details"] = Value::Object(details);
@@ -382,7 +416,10 @@ mod tests {
             e.message,
             "ConfigMap \"a\" is invalid: [metadata.name: Required value, data[x y]: Invalid value: \"x y\": bad key]"
         );
-        assert_eq!(e.to_status()["details"]["causes"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            e.to_status()["details"]["causes"].as_array().unwrap().len(),
+            2
+        );
     }
 
     #[test]

@@ -18,9 +18,22 @@ pub enum Decision {
 
 /// Non-resource paths any authenticated user may GET.
 const PUBLIC_PATHS: &[&str] = &[
-    "/api", "/api/*", "/apis", "/apis/*", "/healthz", "/healthz/*", "/livez", "/livez/*",
-    "/readyz", "/readyz/*", "/version", "/version/", "/openapi", "/openapi/*",
-    "/.well-known/openid-configuration", "/openid/v1/jwks",
+    "/api",
+    "/api/*",
+    "/apis",
+    "/apis/*",
+    "/healthz",
+    "/healthz/*",
+    "/livez",
+    "/livez/*",
+    "/readyz",
+    "/readyz/*",
+    "/version",
+    "/version/",
+    "/openapi",
+    "/openapi/*",
+    "/.well-known/openid-configuration",
+    "/openid/v1/jwks",
 ];
 
 fn path_matches(pattern: &str, path: &str) -> bool {

@@ -8,7 +8,8 @@ use serde_json::json;
 use crate::ApiServer;
 
 /// The namespaces upstream creates at start.
-pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 pub async fn run(state: &ApiServer) -> Result<(), ApiError> {
     let strategy = state

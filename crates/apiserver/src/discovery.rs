@@ -14,7 +14,10 @@ use crate::ApiServer;
 pub const KUBERNETES_VERSION: &str = "v1.33.0";
 
 pub fn git_version() -> String {
-    format!("{KUBERNETES_VERSION}+rustkube.{}", env!("CARGO_PKG_VERSION"))
+    format!(
+        "{KUBERNETES_VERSION}+rustkube.{}",
+        env!("CARGO_PKG_VERSION")
+    )
 }
 
 pub fn version() -> Value {
@@ -61,7 +64,11 @@ fn storage_version_hash(group: &str, version: &str, kind: &str) -> String {
 
 fn resource_list(state: &ApiServer, group: &str, version: &str) -> Value {
     let mut resources = Vec::new();
-    for r in state.registry.all().filter(|r| r.group == group && r.version == version) {
+    for r in state
+        .registry
+        .all()
+        .filter(|r| r.group == group && r.version == version)
+    {
         let mut entry = json!({
             "name": r.plural,
             "singularName": r.singular,
@@ -134,7 +141,13 @@ pub fn serve(
             ctx.info.verb.to_uppercase()
         )));
     }
-    let parts: Vec<&str> = ctx.info.parts.iter().map(String::as_str).filter(|p| !p.is_empty()).collect();
+    let parts: Vec<&str> = ctx
+        .info
+        .parts
+        .iter()
+        .map(String::as_str)
+        .filter(|p| !p.is_empty())
+        .collect();
     let body = match (ctx.info.api_prefix.as_str(), parts.as_slice()) {
         ("api", []) => json!({
             "kind": "APIVersions",

@@ -52,14 +52,20 @@ pub async fn serve(state: &Arc<ApiServer>, path: &str, query: &Query) -> Respons
     let endpoint_name = endpoint.trim_start_matches('/');
     let all = checks_for(endpoint);
     // A single named check: /readyz/etcd.
-    if let Some(single) = path.strip_prefix(endpoint).and_then(|r| r.strip_prefix('/')) {
+    if let Some(single) = path
+        .strip_prefix(endpoint)
+        .and_then(|r| r.strip_prefix('/'))
+    {
         if !all.contains(&single) {
             return response::text(404, format!("no such check: {single}\n"));
         }
         return if run_check(state, single).await {
             response::text(200, "ok".into())
         } else {
-            response::text(500, format!("internal server error: {single} check failed\n"))
+            response::text(
+                500,
+                format!("internal server error: {single} check failed\n"),
+            )
         };
     }
     let excluded: Vec<&str> = query.str("exclude").split(',').collect();

@@ -45,7 +45,9 @@ pub async fn handle(
         Ok(Err(err)) => response::error(&err),
         Err(_) => {
             tracing::error!(%method, %uri, "handler panicked");
-            response::error(&ApiError::internal("the server panicked while handling the request"))
+            response::error(&ApiError::internal(
+                "the server panicked while handling the request",
+            ))
         }
     };
     tracing::debug!(%remote, %method, %uri, code = resp.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request");
@@ -59,7 +61,11 @@ async fn authenticated_pipeline(
 ) -> Result<Response<Body>, ApiError> {
     // Stage: request info.
     let query = Query::parse(req.uri().query().unwrap_or(""));
-    let info = request_info::resolve(req.method(), req.uri().path(), req.uri().query().unwrap_or(""));
+    let info = request_info::resolve(
+        req.method(),
+        req.uri().path(),
+        req.uri().query().unwrap_or(""),
+    );
     // Stage: authenticate.
     let user = authn::authenticate(peer.as_ref().as_ref()).ok_or_else(ApiError::unauthorized)?;
     // Stage: authorize.
@@ -78,7 +84,14 @@ fn forbidden(user: &UserInfo, info: &RequestInfo) -> ApiError {
         } else {
             format!("{}/{}", info.resource, info.subresource)
         };
-        ApiError::forbidden(&user.name, &info.verb, &resource, &info.group, &info.name, &info.namespace)
+        ApiError::forbidden(
+            &user.name,
+            &info.verb,
+            &resource,
+            &info.group,
+            &info.name,
+            &info.namespace,
+        )
     } else {
         ApiError::forbidden_message(format!(
             "forbidden: User \"{}\" cannot {} path \"{}\"",
@@ -102,7 +115,9 @@ async fn route(
         p if p.starts_with("/api/") || p.starts_with("/apis/") => {
             crate::discovery::serve(state, &ctx, req.headers())
         }
-        p if crate::health::is_health_path(p) => Ok(crate::health::serve(state, p, &ctx.query).await),
+        p if crate::health::is_health_path(p) => {
+            Ok(crate::health::serve(state, p, &ctx.query).await)
+        }
         _ => Err(ApiError::path_not_found()),
     }
 }

@@ -75,7 +75,11 @@ pub fn resolve(method: &Method, path: &str, query: &str) -> RequestInfo {
     info.subresource = it.collect::<Vec<_>>().join("/");
     if info.resource == "namespaces" {
         // For the namespaces resource itself the name is the namespace.
-        info.namespace = if info.name.is_empty() { String::new() } else { info.name.clone() };
+        info.namespace = if info.name.is_empty() {
+            String::new()
+        } else {
+            info.name.clone()
+        };
     }
 
     info.verb = match *method {
@@ -111,9 +115,24 @@ mod tests {
     #[test]
     fn namespaced_resource_paths_resolve() {
         let i = resolve(&Method::GET, "/api/v1/namespaces/default/configmaps/a", "");
-        assert_eq!((i.verb.as_str(), i.namespace.as_str(), i.resource.as_str(), i.name.as_str()), ("get", "default", "configmaps", "a"));
-        let i = resolve(&Method::GET, "/apis/apps/v1/namespaces/x/deployments/d/scale", "");
-        assert_eq!((i.group.as_str(), i.subresource.as_str()), ("apps", "scale"));
+        assert_eq!(
+            (
+                i.verb.as_str(),
+                i.namespace.as_str(),
+                i.resource.as_str(),
+                i.name.as_str()
+            ),
+            ("get", "default", "configmaps", "a")
+        );
+        let i = resolve(
+            &Method::GET,
+            "/apis/apps/v1/namespaces/x/deployments/d/scale",
+            "",
+        );
+        assert_eq!(
+            (i.group.as_str(), i.subresource.as_str()),
+            ("apps", "scale")
+        );
         let i = resolve(&Method::GET, "/api/v1/configmaps", "watch=true");
         assert_eq!(i.verb, "watch");
         let i = resolve(&Method::GET, "/api/v1/watch/namespaces/ns1/configmaps", "");
@@ -123,9 +142,20 @@ mod tests {
     #[test]
     fn namespace_objects_and_their_subresources_resolve() {
         let i = resolve(&Method::PUT, "/api/v1/namespaces/foo/finalize", "");
-        assert_eq!((i.resource.as_str(), i.name.as_str(), i.subresource.as_str(), i.verb.as_str()), ("namespaces", "foo", "finalize", "update"));
+        assert_eq!(
+            (
+                i.resource.as_str(),
+                i.name.as_str(),
+                i.subresource.as_str(),
+                i.verb.as_str()
+            ),
+            ("namespaces", "foo", "finalize", "update")
+        );
         let i = resolve(&Method::GET, "/api/v1/namespaces", "");
-        assert_eq!((i.resource.as_str(), i.verb.as_str(), i.namespace.as_str()), ("namespaces", "list", ""));
+        assert_eq!(
+            (i.resource.as_str(), i.verb.as_str(), i.namespace.as_str()),
+            ("namespaces", "list", "")
+        );
         let i = resolve(&Method::DELETE, "/api/v1/namespaces/foo", "");
         assert_eq!((i.verb.as_str(), i.namespace.as_str()), ("delete", "foo"));
     }

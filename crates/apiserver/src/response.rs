@@ -51,7 +51,7 @@ pub fn text(code: u16, body: String) -> Response<Body> {
 /// The error as a `Status` body, with Retry-After where it applies.
 pub fn error(err: &ApiError) -> Response<Body> {
     let mut resp = json(err.code, &err.to_status());
-    if let Some(secs) = err.retry_after_seconds {
+    if let Some(secs) = err.retry_after_seconds() {
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }

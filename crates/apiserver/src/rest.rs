@@ -31,7 +31,10 @@ pub fn storage_error(err: StorageError, resource: &str, group: &str, name: &str)
         StorageError::KeyExists(_) => ApiError::already_exists(resource, group, name),
         StorageError::NotFound(_) => ApiError::not_found(resource, group, name),
         StorageError::Conflict { .. } => ApiError::conflict_modified(resource, group, name),
-        StorageError::Compacted { requested, compact_revision } => ApiError::expired(format!(
+        StorageError::Compacted {
+            requested,
+            compact_revision,
+        } => ApiError::expired(format!(
             "too old resource version: {requested} ({compact_revision})"
         )),
         StorageError::FutureRevision { requested, current } => ApiError::new(
@@ -40,7 +43,9 @@ pub fn storage_error(err: StorageError, resource: &str, group: &str, name: &str)
             format!("Too large resource version: {requested}, current: {current}"),
         ),
         StorageError::InvalidRequest(m) => ApiError::bad_request(m),
-        StorageError::Unavailable(m) => ApiError::unavailable(format!("datastore unavailable: {m}")),
+        StorageError::Unavailable(m) => {
+            ApiError::unavailable(format!("datastore unavailable: {m}"))
+        }
     }
 }
 
@@ -48,7 +53,11 @@ pub fn storage_error(err: StorageError, resource: &str, group: &str, name: &str)
 pub fn decode_stored(kv: &KeyValue) -> Result<Value, ApiError> {
     let mut obj: Value = serde_json::from_slice(&kv.value)
         .map_err(|e| ApiError::internal(format!("stored object {} is corrupt: {e}", kv.key)))?;
-    meta::set_meta(&mut obj, "resourceVersion", json!(kv.mod_revision.to_string()));
+    meta::set_meta(
+        &mut obj,
+        "resourceVersion",
+        json!(kv.mod_revision.to_string()),
+    );
     Ok(obj)
 }
 
@@ -77,8 +86,11 @@ pub async fn read_body(req: Request<Incoming>) -> Result<(http::request::Parts, 
     let mut buf = bytes::BytesMut::new();
     let mut seen = 0usize;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| ApiError::bad_request(format!("error reading request body: {e}")))?;
-        let Ok(data) = frame.into_data() else { continue };
+        let frame =
+            frame.map_err(|e| ApiError::bad_request(format!("error reading request body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
         seen += data.len();
         if seen > MAX_REQUEST_BODY_BYTES {
             too_large = true;
@@ -96,8 +108,11 @@ pub async fn read_body(req: Request<Incoming>) -> Result<(http::request::Parts, 
     Ok((parts, buf.freeze()))
 }
 
-fn header_str<'a>(headers: &'a http::HeaderMap, name: header::HeaderName) -> &'a str {
-    headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+fn header_str(headers: &http::HeaderMap, name: header::HeaderName) -> &str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
 }
 
 fn decode_body(parts: &http::request::Parts, body: &[u8]) -> Result<Value, ApiError> {
@@ -131,7 +146,11 @@ pub async fn serve(
         )));
     }
     let format = codec::negotiate(header_str(req.headers(), header::ACCEPT))?;
-    let namespace = if resource.namespaced() { info.namespace.clone() } else { String::new() };
+    let namespace = if resource.namespaced() {
+        info.namespace.clone()
+    } else {
+        String::new()
+    };
     let dry_run = match ctx.query.get("dryRun") {
         None | Some("") => false,
         Some("All") => true,
@@ -151,7 +170,9 @@ pub async fn serve(
             let (items, list_meta) = list_objects(state, s, &namespace, &ctx).await?;
             Ok(render_list(s, items, list_meta, format, &ctx))
         }
-        "watch" => crate::watch::serve(state.clone(), strategy.clone(), namespace, ctx, format).await,
+        "watch" => {
+            crate::watch::serve(state.clone(), strategy.clone(), namespace, ctx, format).await
+        }
         "create" => {
             let (parts, body) = read_body(req).await?;
             let obj = decode_body(&parts, &body)?;
@@ -171,9 +192,11 @@ pub async fn serve(
             } else {
                 decode_body(&parts, &body)?
             };
-            let (obj, removed) = delete_object(state, s, &namespace, &info.name, &options, dry_run).await?;
+            let (obj, removed) =
+                delete_object(state, s, &namespace, &info.name, &options, dry_run).await?;
             if removed && !s.returns_deleted_object() {
-                let status = success_status(resource.plural, resource.group, &info.name, meta_uid(&obj));
+                let status =
+                    success_status(resource.plural, resource.group, &info.name, meta_uid(&obj));
                 return Ok(response::object(200, &status, plain(format)));
             }
             Ok(render_one(s, &obj, 200, format, &ctx))
@@ -192,7 +215,10 @@ pub async fn serve(
             }
             Ok(render_list(s, deleted, list_meta, format, &ctx))
         }
-        "patch" => Err(ApiError::unsupported_media_type(header_str(req.headers(), header::CONTENT_TYPE))),
+        "patch" => Err(ApiError::unsupported_media_type(header_str(
+            req.headers(),
+            header::CONTENT_TYPE,
+        ))),
         _ => Err(ApiError::method_not_allowed("unsupported method")),
     }
 }
@@ -209,19 +235,38 @@ fn plain(format: ResponseFormat) -> ResponseFormat {
     }
 }
 
-fn render_one(s: &dyn Strategy, obj: &Value, code: u16, format: ResponseFormat, ctx: &RequestContext) -> Response<Body> {
+fn render_one(
+    s: &dyn Strategy,
+    obj: &Value,
+    code: u16,
+    format: ResponseFormat,
+    ctx: &RequestContext,
+) -> Response<Body> {
     match format {
         ResponseFormat::Table { v1beta1 } if ctx.info.verb == "get" => {
             let list_meta = json!({"resourceVersion": meta::resource_version(obj)});
             let include = ctx.query.get("includeObject").unwrap_or("Metadata");
-            let t = crate::table::table(s, std::slice::from_ref(obj), list_meta, include, v1beta1, true);
+            let t = crate::table::table(
+                s,
+                std::slice::from_ref(obj),
+                list_meta,
+                include,
+                v1beta1,
+                true,
+            );
             response::json(200, &t)
         }
         other => response::object(code, obj, plain(other)),
     }
 }
 
-fn render_list(s: &dyn Strategy, mut items: Vec<Value>, list_meta: Value, format: ResponseFormat, ctx: &RequestContext) -> Response<Body> {
+fn render_list(
+    s: &dyn Strategy,
+    mut items: Vec<Value>,
+    list_meta: Value,
+    format: ResponseFormat,
+    ctx: &RequestContext,
+) -> Response<Body> {
     if let ResponseFormat::Table { v1beta1 } = format {
         let include = ctx.query.get("includeObject").unwrap_or("Metadata");
         let t = crate::table::table(s, &items, list_meta, include, v1beta1, true);
@@ -245,7 +290,12 @@ fn render_list(s: &dyn Strategy, mut items: Vec<Value>, list_meta: Value, format
 }
 
 /// The object at (namespace, name) and its mod revision.
-pub async fn get_object(state: &ApiServer, s: &dyn Strategy, namespace: &str, name: &str) -> Result<(Value, i64), ApiError> {
+pub async fn get_object(
+    state: &ApiServer,
+    s: &dyn Strategy,
+    namespace: &str,
+    name: &str,
+) -> Result<(Value, i64), ApiError> {
     let info = s.info();
     let (kv, _) = state
         .store
@@ -260,7 +310,10 @@ pub async fn get_object(state: &ApiServer, s: &dyn Strategy, namespace: &str, na
 fn object_fields(obj: &Value) -> std::collections::BTreeMap<String, String> {
     let mut fields = std::collections::BTreeMap::new();
     fields.insert("metadata.name".to_string(), meta::name(obj).to_string());
-    fields.insert("metadata.namespace".to_string(), meta::namespace(obj).to_string());
+    fields.insert(
+        "metadata.namespace".to_string(),
+        meta::namespace(obj).to_string(),
+    );
     fields
 }
 
@@ -310,10 +363,17 @@ fn decode_continue(token: &str) -> Result<(i64, String), ApiError> {
         .map_err(|_| bad("not base64"))?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad("not JSON"))?;
     if v["v"] != "meta.k8s.io/v1" {
-        return Err(bad("incorrect encoded start resourceVersion (version meta.k8s.io/v1)"));
+        return Err(bad(
+            "incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        ));
     }
-    let rv = v["rv"].as_i64().filter(|r| *r > 0).ok_or_else(|| bad("missing resource version"))?;
-    let start = v["start"].as_str().ok_or_else(|| bad("missing start key"))?;
+    let rv = v["rv"]
+        .as_i64()
+        .filter(|r| *r > 0)
+        .ok_or_else(|| bad("missing resource version"))?;
+    let start = v["start"]
+        .as_str()
+        .ok_or_else(|| bad("missing start key"))?;
     if start.contains("..") || start.starts_with('/') {
         return Err(bad("start key may not contain a path"));
     }
@@ -324,7 +384,12 @@ const CONTINUE_EXPIRED: &str = "The provided continue parameter is too old to di
 
 /// List with selectors, pagination (`limit`/`continue`) and
 /// `resourceVersion`/`resourceVersionMatch`. Returns items and list metadata.
-pub async fn list_objects(state: &ApiServer, s: &dyn Strategy, namespace: &str, ctx: &RequestContext) -> Result<(Vec<Value>, Value), ApiError> {
+pub async fn list_objects(
+    state: &ApiServer,
+    s: &dyn Strategy,
+    namespace: &str,
+    ctx: &RequestContext,
+) -> Result<(Vec<Value>, Value), ApiError> {
     let info = s.info();
     let filter = Filter::from_query(ctx)?;
     let limit = ctx.query.int("limit")?.filter(|l| *l > 0).unwrap_or(0);
@@ -336,22 +401,30 @@ pub async fn list_objects(state: &ApiServer, s: &dyn Strategy, namespace: &str, 
     let (mut revision, mut start_key) = (0i64, None);
     if !cont.is_empty() {
         if !rv_param.is_empty() && rv_param != "0" {
-            return Err(ApiError::bad_request("specifying resource version is not allowed when using continue"));
+            return Err(ApiError::bad_request(
+                "specifying resource version is not allowed when using continue",
+            ));
         }
         let (rv, start) = decode_continue(cont)?;
         revision = rv;
         start_key = Some(format!("{prefix}{start}"));
     } else if !rv_param.is_empty() {
-        let rv: i64 = rv_param
-            .parse()
-            .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv_param:?}")))?;
+        let rv: i64 = rv_param.parse().map_err(|_| {
+            ApiError::bad_request(format!("invalid resource version: {rv_param:?}"))
+        })?;
         match rv_match {
             "Exact" => revision = rv,
             "" | "NotOlderThan" => {}
-            other => return Err(ApiError::bad_request(format!("invalid resourceVersionMatch: {other:?}"))),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid resourceVersionMatch: {other:?}"
+                )))
+            }
         }
     } else if !rv_match.is_empty() {
-        return Err(ApiError::bad_request("resourceVersionMatch is forbidden unless resourceVersion is provided"));
+        return Err(ApiError::bad_request(
+            "resourceVersionMatch is forbidden unless resourceVersion is provided",
+        ));
     }
 
     let mut items = Vec::new();
@@ -363,12 +436,18 @@ pub async fn list_objects(state: &ApiServer, s: &dyn Strategy, namespace: &str, 
             .range(RangeRequest {
                 prefix: prefix.clone(),
                 start_key: start_key.clone(),
-                limit: if limit > 0 { limit - items.len() as i64 } else { 0 },
+                limit: if limit > 0 {
+                    limit - items.len() as i64
+                } else {
+                    0
+                },
                 revision,
             })
             .await
             .map_err(|e| match e {
-                StorageError::Compacted { .. } if !cont.is_empty() => ApiError::expired(CONTINUE_EXPIRED),
+                StorageError::Compacted { .. } if !cont.is_empty() => {
+                    ApiError::expired(CONTINUE_EXPIRED)
+                }
                 other => storage_error(other, info.plural, info.group, ""),
             })?;
         revision = page.revision;
@@ -385,7 +464,12 @@ pub async fn list_objects(state: &ApiServer, s: &dyn Strategy, namespace: &str, 
         // Resume just after the last key seen.
         let resume = format!("{}\u{0}", last_key.unwrap_or_default());
         if limit > 0 && items.len() as i64 >= limit {
-            next = Some(resume.trim_start_matches(prefix.as_str()).to_string());
+            next = Some(
+                resume
+                    .strip_prefix(prefix.as_str())
+                    .unwrap_or(&resume)
+                    .to_string(),
+            );
             if filter.is_empty() {
                 remaining = Some(page.remaining);
             }
@@ -451,11 +535,9 @@ fn check_namespace(s: &dyn Strategy, obj: &mut Value, namespace: &str) -> Result
     match meta::meta_str(obj, "namespace") {
         None | Some("") => meta::set_meta(obj, "namespace", json!(namespace)),
         Some(ns) if ns == namespace => {}
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "the namespace of the provided object does not match the namespace sent on the request",
-            ))
-        }
+        Some(_) => return Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        )),
     }
     Ok(())
 }
@@ -467,20 +549,37 @@ fn invalid(s: &dyn Strategy, obj: &Value, causes: Vec<apimachinery::StatusCause>
 
 /// Create: type and namespace checks, generateName, system metadata,
 /// strategy defaults, validation, admission, then store.
-pub async fn create_object(state: &ApiServer, s: &dyn Strategy, namespace: &str, mut obj: Value, dry_run: bool) -> Result<Value, ApiError> {
+pub async fn create_object(
+    state: &ApiServer,
+    s: &dyn Strategy,
+    namespace: &str,
+    mut obj: Value,
+    dry_run: bool,
+) -> Result<Value, ApiError> {
     let info = s.info();
     check_type(s, &mut obj)?;
     check_namespace(s, &mut obj, namespace)?;
     if meta::name(&obj).is_empty() {
         if let Some(base) = meta::meta_str(&obj, "generateName").map(str::to_string) {
             let base: String = base.chars().take(58).collect();
-            meta::set_meta(&mut obj, "name", json!(format!("{base}{}", generate_name_suffix())));
+            meta::set_meta(
+                &mut obj,
+                "name",
+                json!(format!("{base}{}", generate_name_suffix())),
+            );
         }
     }
     if info.namespaced() && namespace.is_empty() {
-        return Err(ApiError::bad_request("the namespace of the object must be set for a namespaced resource"));
+        return Err(ApiError::bad_request(
+            "the namespace of the object must be set for a namespaced resource",
+        ));
     }
-    for field in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+    for field in [
+        "resourceVersion",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "selfLink",
+    ] {
         meta::remove_meta(&mut obj, field);
     }
     meta::set_meta(&mut obj, "uid", json!(uuid::Uuid::new_v4().to_string()));
@@ -500,12 +599,22 @@ pub async fn create_object(state: &ApiServer, s: &dyn Strategy, namespace: &str,
         .create(&info.key(namespace, &name), encode_for_store(&obj))
         .await
         .map_err(|e| storage_error(e, info.plural, info.group, &name))?;
-    meta::set_meta(&mut obj, "resourceVersion", json!(kv.mod_revision.to_string()));
+    meta::set_meta(
+        &mut obj,
+        "resourceVersion",
+        json!(kv.mod_revision.to_string()),
+    );
     Ok(obj)
 }
 
 /// Metadata the server owns: an update may not change it.
-const SYSTEM_META: &[&str] = &["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"];
+const SYSTEM_META: &[&str] = &[
+    "uid",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "generation",
+];
 
 fn same_ignoring_rv(a: &Value, b: &Value) -> bool {
     let strip = |v: &Value| {
@@ -518,7 +627,14 @@ fn same_ignoring_rv(a: &Value, b: &Value) -> bool {
 
 /// Update (PUT): optimistic concurrency on resourceVersion, no write when
 /// nothing changed.
-pub async fn update_object(state: &ApiServer, s: &dyn Strategy, namespace: &str, name: &str, mut obj: Value, dry_run: bool) -> Result<Value, ApiError> {
+pub async fn update_object(
+    state: &ApiServer,
+    s: &dyn Strategy,
+    namespace: &str,
+    name: &str,
+    mut obj: Value,
+    dry_run: bool,
+) -> Result<Value, ApiError> {
     let info = s.info();
     check_type(s, &mut obj)?;
     check_namespace(s, &mut obj, namespace)?;
@@ -534,7 +650,15 @@ pub async fn update_object(state: &ApiServer, s: &dyn Strategy, namespace: &str,
     let expected = match meta::resource_version(&obj) {
         "" => current_rev,
         rv => rv.parse::<i64>().map_err(|_| {
-            invalid(s, &obj, vec![apimachinery::StatusCause::invalid("metadata.resourceVersion", &json!(rv), "must be a valid resource version")])
+            invalid(
+                s,
+                &obj,
+                vec![apimachinery::StatusCause::invalid(
+                    "metadata.resourceVersion",
+                    &json!(rv),
+                    "must be a valid resource version",
+                )],
+            )
         })?,
     };
     if expected != current_rev {
@@ -558,13 +682,19 @@ pub async fn update_object(state: &ApiServer, s: &dyn Strategy, namespace: &str,
     }
     let key = info.key(namespace, name);
     // An object being deleted goes once its last finalizer is removed.
-    if old.pointer("/metadata/deletionTimestamp").is_some() && s.delete_action(&obj) == DeleteAction::Remove {
+    if old.pointer("/metadata/deletionTimestamp").is_some()
+        && s.delete_action(&obj) == DeleteAction::Remove
+    {
         let kv = state
             .store
             .delete(&key, Some(current_rev))
             .await
             .map_err(|e| storage_error(e, info.plural, info.group, name))?;
-        meta::set_meta(&mut obj, "resourceVersion", json!(kv.mod_revision.to_string()));
+        meta::set_meta(
+            &mut obj,
+            "resourceVersion",
+            json!(kv.mod_revision.to_string()),
+        );
         return Ok(obj);
     }
     let kv = state
@@ -572,27 +702,50 @@ pub async fn update_object(state: &ApiServer, s: &dyn Strategy, namespace: &str,
         .update(&key, encode_for_store(&obj), current_rev)
         .await
         .map_err(|e| storage_error(e, info.plural, info.group, name))?;
-    meta::set_meta(&mut obj, "resourceVersion", json!(kv.mod_revision.to_string()));
+    meta::set_meta(
+        &mut obj,
+        "resourceVersion",
+        json!(kv.mod_revision.to_string()),
+    );
     Ok(obj)
 }
 
 /// Delete: preconditions, then remove or mark for deletion as the strategy
 /// says. Returns the object and whether it is gone.
-pub async fn delete_object(state: &ApiServer, s: &dyn Strategy, namespace: &str, name: &str, options: &Value, dry_run: bool) -> Result<(Value, bool), ApiError> {
+pub async fn delete_object(
+    state: &ApiServer,
+    s: &dyn Strategy,
+    namespace: &str,
+    name: &str,
+    options: &Value,
+    dry_run: bool,
+) -> Result<(Value, bool), ApiError> {
     let info = s.info();
     admission::admit(state, Operation::Delete, s, namespace, name).await?;
     let key = info.key(namespace, name);
     // Retry when the object changes under us between read and delete.
     for _ in 0..8 {
         let (mut obj, rev) = get_object(state, s, namespace, name).await?;
-        if let Some(uid) = options.pointer("/preconditions/uid").and_then(Value::as_str) {
+        if let Some(uid) = options
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+        {
             if uid != meta_uid(&obj) {
-                return Err(ApiError::conflict(info.plural, info.group, name, &format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta_uid(&obj)
-                )));
+                return Err(ApiError::conflict(
+                    info.plural,
+                    info.group,
+                    name,
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        meta_uid(&obj)
+                    ),
+                ));
             }
         }
-        if let Some(want) = options.pointer("/preconditions/resourceVersion").and_then(Value::as_str) {
+        if let Some(want) = options
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+        {
             if want != rev.to_string() {
                 return Err(ApiError::conflict(info.plural, info.group, name, &format!(
                     "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {rev}"
@@ -605,7 +758,11 @@ pub async fn delete_object(state: &ApiServer, s: &dyn Strategy, namespace: &str,
         }
         let result = match action {
             DeleteAction::Remove => state.store.delete(&key, Some(rev)).await.map(|kv| {
-                meta::set_meta(&mut obj, "resourceVersion", json!(kv.mod_revision.to_string()));
+                meta::set_meta(
+                    &mut obj,
+                    "resourceVersion",
+                    json!(kv.mod_revision.to_string()),
+                );
                 true
             }),
             DeleteAction::MarkDeleting => {
@@ -615,10 +772,18 @@ pub async fn delete_object(state: &ApiServer, s: &dyn Strategy, namespace: &str,
                 meta::set_meta(&mut obj, "deletionTimestamp", json!(meta::now_rfc3339()));
                 meta::set_meta(&mut obj, "deletionGracePeriodSeconds", json!(0));
                 s.on_mark_deleting(&mut obj);
-                state.store.update(&key, encode_for_store(&obj), rev).await.map(|kv| {
-                    meta::set_meta(&mut obj, "resourceVersion", json!(kv.mod_revision.to_string()));
-                    false
-                })
+                state
+                    .store
+                    .update(&key, encode_for_store(&obj), rev)
+                    .await
+                    .map(|kv| {
+                        meta::set_meta(
+                            &mut obj,
+                            "resourceVersion",
+                            json!(kv.mod_revision.to_string()),
+                        );
+                        false
+                    })
             }
         };
         match result {

@@ -82,10 +82,8 @@ pub async fn accept_loop(
         let acceptor = acceptor.clone();
         let state = state.clone();
         tokio::spawn(async move {
-            let handshake = tokio::time::timeout(
-                std::time::Duration::from_secs(10),
-                acceptor.accept(tcp),
-            );
+            let handshake =
+                tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp));
             let tls_stream = match handshake.await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {

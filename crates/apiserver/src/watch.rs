@@ -40,7 +40,9 @@ struct Encoder {
 impl Encoder {
     fn line(&mut self, event_type: &str, obj: &Value) -> Bytes {
         let object = match self.format {
-            ResponseFormat::Table { v1beta1 } if event_type != "ERROR" && event_type != "BOOKMARK" => {
+            ResponseFormat::Table { v1beta1 }
+                if event_type != "ERROR" && event_type != "BOOKMARK" =>
+            {
                 let t = crate::table::table(
                     self.strategy.as_ref(),
                     std::slice::from_ref(obj),
@@ -54,7 +56,8 @@ impl Encoder {
             }
             _ => obj.clone(),
         };
-        let mut line = serde_json::to_vec(&json!({"type": event_type, "object": object})).unwrap_or_default();
+        let mut line =
+            serde_json::to_vec(&json!({"type": event_type, "object": object})).unwrap_or_default();
         line.push(b'\n');
         Bytes::from(line)
     }
@@ -99,10 +102,18 @@ pub async fn serve(
     if !ctx.info.name.is_empty() {
         let existing = filter_query.str("fieldSelector").to_string();
         let by_name = format!("metadata.name={}", ctx.info.name);
-        let combined = if existing.is_empty() { by_name } else { format!("{existing},{by_name}") };
+        let combined = if existing.is_empty() {
+            by_name
+        } else {
+            format!("{existing},{by_name}")
+        };
         filter_query = filter_query.with("fieldSelector", &combined);
     }
-    let filter = Filter::from_query(&RequestContext { info: ctx.info.clone(), user: ctx.user.clone(), query: filter_query })?;
+    let filter = Filter::from_query(&RequestContext {
+        info: ctx.info.clone(),
+        user: ctx.user.clone(),
+        query: filter_query,
+    })?;
     let timeout = ctx
         .query
         .int("timeoutSeconds")?
@@ -122,7 +133,12 @@ pub async fn serve(
         loop {
             let page = state
                 .store
-                .range(RangeRequest { prefix: prefix.clone(), start_key: start_key.clone(), limit: 500, revision })
+                .range(RangeRequest {
+                    prefix: prefix.clone(),
+                    start_key: start_key.clone(),
+                    limit: 500,
+                    revision,
+                })
                 .await
                 .map_err(|e| storage_error(e, info.plural, info.group, ""))?;
             for kv in &page.kvs {
@@ -149,7 +165,11 @@ pub async fn serve(
     let mut encoder = Encoder {
         strategy: strategy.clone(),
         format,
-        include: ctx.query.get("includeObject").unwrap_or("Metadata").to_string(),
+        include: ctx
+            .query
+            .get("includeObject")
+            .unwrap_or("Metadata")
+            .to_string(),
         sent_columns: false,
     };
     let kind = info.kind;

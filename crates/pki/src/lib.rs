@@ -19,8 +19,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 use time::OffsetDateTime;
 
@@ -355,9 +355,8 @@ mod tests {
         let again = CertificateAuthority::from_pem(ca.cert_pem(), ca.key_pem()).unwrap();
         let leaf = again.issue(&LeafSpec::client("u", &[])).unwrap();
         assert!(cert_info_pem(&leaf.cert_pem).is_ok());
-        let ca_days = (cert_info_pem(ca.cert_pem()).unwrap().not_after
-            - OffsetDateTime::now_utc())
-        .whole_days();
+        let ca_days = (cert_info_pem(ca.cert_pem()).unwrap().not_after - OffsetDateTime::now_utc())
+            .whole_days();
         assert!(ca_days >= 3649, "{ca_days}");
     }
 

@@ -27,7 +27,12 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
     /// Config file (YAML; keys are flag names)
-    #[arg(short = 'c', long, env = "RUSTKUBE_CONFIG", default_value = "/etc/rustkube/config.yaml")]
+    #[arg(
+        short = 'c',
+        long,
+        env = "RUSTKUBE_CONFIG",
+        default_value = "/etc/rustkube/config.yaml"
+    )]
     pub config: PathBuf,
 
     /// Folder for state (default /var/lib/rustkube as root, ~/.rustkube otherwise)
@@ -122,11 +127,19 @@ impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) };
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - self.prefix)
+                };
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - self.prefix) };
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - self.prefix)
+                };
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -144,7 +157,9 @@ fn parse_cidr(s: &str) -> Result<Cidr, String> {
     let (addr, prefix) = s
         .split_once('/')
         .ok_or_else(|| format!("{s:?} is not in CIDR notation (address/prefix)"))?;
-    let addr: IpAddr = addr.parse().map_err(|_| format!("{addr:?} is not an IP address"))?;
+    let addr: IpAddr = addr
+        .parse()
+        .map_err(|_| format!("{addr:?} is not an IP address"))?;
     let max = if addr.is_ipv4() { 32 } else { 128 };
     let prefix: u8 = prefix
         .parse()

@@ -23,9 +23,17 @@ fn parse(args: &[OsString]) -> Result<ArgMatches, LoadError> {
     Cli::command().try_get_matches_from(args).map_err(|e| {
         use clap::error::ErrorKind;
         match e.kind() {
-            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
                 let _ = e.print();
-                LoadError::Exit(if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand { 2 } else { 0 })
+                LoadError::Exit(
+                    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                        2
+                    } else {
+                        0
+                    },
+                )
             }
             _ => {
                 let rendered = e.render().to_string();
@@ -45,7 +53,10 @@ pub fn load(args: Vec<OsString>) -> Result<Command, LoadError> {
         .get_one::<std::path::PathBuf>("config")
         .cloned()
         .unwrap_or_default();
-    let explicit = matches!(sub.value_source("config"), Some(ValueSource::CommandLine | ValueSource::EnvVariable));
+    let explicit = matches!(
+        sub.value_source("config"),
+        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+    );
     let extra = config_file_args(&path, explicit, sub)?;
     if extra.is_empty() {
         return validated(from_matches(&matches)?);
@@ -66,16 +77,33 @@ pub fn load(args: Vec<OsString>) -> Result<Command, LoadError> {
 fn from_matches(matches: &ArgMatches) -> Result<Command, LoadError> {
     Cli::from_arg_matches(matches)
         .map(|cli| cli.command)
-        .map_err(|e| LoadError::Invalid(e.to_string().lines().next().unwrap_or("invalid arguments").to_string()))
+        .map_err(|e| {
+            LoadError::Invalid(
+                e.to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or("invalid arguments")
+                    .to_string(),
+            )
+        })
 }
 
 /// Turn the config file into flags for every key not already set by a flag
 /// or environment variable.
-fn config_file_args(path: &Path, explicit: bool, sub: &ArgMatches) -> Result<Vec<String>, LoadError> {
+fn config_file_args(
+    path: &Path,
+    explicit: bool,
+    sub: &ArgMatches,
+) -> Result<Vec<String>, LoadError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok(Vec::new()),
-        Err(e) => return Err(LoadError::Invalid(format!("config file {}: {e}", path.display()))),
+        Err(e) => {
+            return Err(LoadError::Invalid(format!(
+                "config file {}: {e}",
+                path.display()
+            )))
+        }
     };
     let bad = |why: String| LoadError::Invalid(format!("config file {}: {why}", path.display()));
     let doc: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| bad(e.to_string()))?;
@@ -100,7 +128,10 @@ fn config_file_args(path: &Path, explicit: bool, sub: &ArgMatches) -> Result<Vec
             .filter(|a| a.get_id() != "config")
             .ok_or_else(|| bad(format!("unknown key {key:?}")))?;
         let id = arg.get_id().as_str();
-        if matches!(sub.value_source(id), Some(ValueSource::CommandLine | ValueSource::EnvVariable)) {
+        if matches!(
+            sub.value_source(id),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        ) {
             continue;
         }
         let takes_value = arg.get_action().takes_values();
@@ -109,19 +140,25 @@ fn config_file_args(path: &Path, explicit: bool, sub: &ArgMatches) -> Result<Vec
                 serde_yaml::Value::String(s) => Ok(s.clone()),
                 serde_yaml::Value::Number(n) => Ok(n.to_string()),
                 serde_yaml::Value::Bool(b) => Ok(b.to_string()),
-                _ => Err(bad(format!("value of {key:?} must be a string, number or boolean"))),
+                _ => Err(bad(format!(
+                    "value of {key:?} must be a string, number or boolean"
+                ))),
             }
         };
         match (&value, takes_value) {
             (serde_yaml::Value::Bool(true), false) => out.push(format!("--{key}")),
             (serde_yaml::Value::Bool(false), false) => {}
             (_, false) => return Err(bad(format!("value of {key:?} must be true or false"))),
-            (serde_yaml::Value::Sequence(items), true) if matches!(arg.get_action(), clap::ArgAction::Append) => {
+            (serde_yaml::Value::Sequence(items), true)
+                if matches!(arg.get_action(), clap::ArgAction::Append) =>
+            {
                 for item in items {
                     out.push(format!("--{key}={}", scalar(item)?));
                 }
             }
-            (serde_yaml::Value::Sequence(_), true) => return Err(bad(format!("{key:?} takes a single value, not a list"))),
+            (serde_yaml::Value::Sequence(_), true) => {
+                return Err(bad(format!("{key:?} takes a single value, not a list")))
+            }
             (v, true) => out.push(format!("--{key}={}", scalar(v)?)),
         }
     }
@@ -141,13 +178,19 @@ fn check_server(args: &ServerArgs) -> Result<(), String> {
             let rest = endpoint
                 .strip_prefix("https://")
                 .or_else(|| endpoint.strip_prefix("http://"))
-                .ok_or_else(|| format!("--datastore-endpoint: {endpoint:?} must start with http:// or https://"))?;
+                .ok_or_else(|| {
+                    format!(
+                        "--datastore-endpoint: {endpoint:?} must start with http:// or https://"
+                    )
+                })?;
             let (host, port) = rest
                 .trim_end_matches('/')
                 .rsplit_once(':')
                 .ok_or_else(|| format!("--datastore-endpoint: {endpoint:?} needs a port"))?;
             if host.is_empty() || port.parse::<u16>().is_err() {
-                return Err(format!("--datastore-endpoint: {endpoint:?} is not host:port"));
+                return Err(format!(
+                    "--datastore-endpoint: {endpoint:?} is not host:port"
+                ));
             }
         }
     }
@@ -173,8 +216,12 @@ fn check_server(args: &ServerArgs) -> Result<(), String> {
     }
     for san in &args.tls_san {
         let is_ip = san.parse::<std::net::IpAddr>().is_ok();
-        if !is_ip && !apimachinery::meta::dns1123_subdomain_errors(&san.to_ascii_lowercase()).is_empty() {
-            return Err(format!("--tls-san: {san:?} is neither an IP address nor a DNS name"));
+        if !is_ip
+            && !apimachinery::meta::dns1123_subdomain_errors(&san.to_ascii_lowercase()).is_empty()
+        {
+            return Err(format!(
+                "--tls-san: {san:?} is neither an IP address nor a DNS name"
+            ));
         }
     }
     Ok(())
@@ -200,11 +247,49 @@ mod tests {
         let cfg = dir.path().join("config.yaml");
         std::fs::write(&cfg, "https-listen-port: 7443\ntls-san: [a.example, 10.0.0.9]\ncluster-domain: corp.local\ndisable-agent: true\n").unwrap();
         let c = cfg.to_str().unwrap();
-        let a = server(&["rustkube", "server", "--config", c, "--cluster-domain", "flag.local"]).unwrap();
+        let a = server(&[
+            "rustkube",
+            "server",
+            "--config",
+            c,
+            "--cluster-domain",
+            "flag.local",
+        ])
+        .unwrap();
         assert_eq!(a.https_listen_port, 7443);
         assert_eq!(a.tls_san, vec!["a.example", "10.0.0.9"]);
         assert_eq!(a.cluster_domain, "flag.local");
         assert!(a.disable_agent);
+    }
+
+    #[test]
+    fn environment_beats_config_file_and_flags_beat_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("config.yaml");
+        std::fs::write(
+            &cfg,
+            "cluster-domain: file.local\nhttps-listen-port: 7000\n",
+        )
+        .unwrap();
+        let c = cfg.to_str().unwrap();
+        // Only this test sets these variables.
+        std::env::set_var("RUSTKUBE_CLUSTER_DOMAIN", "env.local");
+        std::env::set_var("RUSTKUBE_WRITE_KUBECONFIG_MODE", "0640");
+        let a = server(&["rustkube", "server", "--config", c]).unwrap();
+        let b = server(&[
+            "rustkube",
+            "server",
+            "--config",
+            c,
+            "--write-kubeconfig-mode=0600",
+        ])
+        .unwrap();
+        std::env::remove_var("RUSTKUBE_CLUSTER_DOMAIN");
+        std::env::remove_var("RUSTKUBE_WRITE_KUBECONFIG_MODE");
+        assert_eq!(a.cluster_domain, "env.local");
+        assert_eq!(a.https_listen_port, 7000);
+        assert_eq!(a.write_kubeconfig_mode, 0o640);
+        assert_eq!(b.write_kubeconfig_mode, 0o600);
     }
 
     #[test]
@@ -214,14 +299,25 @@ mod tests {
         std::fs::write(&cfg, "no-such-flag: 1\n").unwrap();
         let c = cfg.to_str().unwrap();
         match server(&["rustkube", "server", "--config", c]) {
-            Err(LoadError::Invalid(m)) => assert!(m.contains("unknown key \"no-such-flag\""), "{m}"),
+            Err(LoadError::Invalid(m)) => {
+                assert!(m.contains("unknown key \"no-such-flag\""), "{m}")
+            }
             other => panic!("{other:?}"),
         }
         match server(&["rustkube", "server", "--https-listen-port", "x"]) {
-            Err(LoadError::Invalid(m)) => assert!(!m.contains('\n') && m.contains("https-listen-port"), "{m}"),
+            Err(LoadError::Invalid(m)) => {
+                assert!(!m.contains('\n') && m.contains("https-listen-port"), "{m}")
+            }
             other => panic!("{other:?}"),
         }
-        match server(&["rustkube", "server", "--cluster-dns", "10.99.0.10", "--config", "/nonexistent.yaml"]) {
+        match server(&[
+            "rustkube",
+            "server",
+            "--cluster-dns",
+            "10.99.0.10",
+            "--config",
+            "/nonexistent.yaml",
+        ]) {
             Err(LoadError::Invalid(m)) => assert!(m.contains("/nonexistent.yaml"), "{m}"),
             other => panic!("{other:?}"),
         }

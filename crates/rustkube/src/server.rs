@@ -77,12 +77,21 @@ pub struct ServerPki {
     pub admin: pki::IssuedCert,
 }
 
-pub fn ensure_pki(tls_dir: &Path, args: &ServerArgs, advertise: IpAddr) -> Result<ServerPki, pki::PkiError> {
-    let server_ca = load_or_generate_ca(&CertPaths::new(tls_dir, "server-ca"), "rustkube-server-ca")?;
-    let client_ca = load_or_generate_ca(&CertPaths::new(tls_dir, "client-ca"), "rustkube-client-ca")?;
+pub fn ensure_pki(
+    tls_dir: &Path,
+    args: &ServerArgs,
+    advertise: IpAddr,
+) -> Result<ServerPki, pki::PkiError> {
+    let server_ca =
+        load_or_generate_ca(&CertPaths::new(tls_dir, "server-ca"), "rustkube-server-ca")?;
+    let client_ca =
+        load_or_generate_ca(&CertPaths::new(tls_dir, "client-ca"), "rustkube-client-ca")?;
     // The etcd CA signs etcd's serving/peer certificates and the API
     // server's etcd client certificate when rustkube runs etcd itself.
-    load_or_generate_ca(&CertPaths::new(&tls_dir.join("etcd"), "etcd-ca"), "rustkube-etcd-ca")?;
+    load_or_generate_ca(
+        &CertPaths::new(&tls_dir.join("etcd"), "etcd-ca"),
+        "rustkube-etcd-ca",
+    )?;
     let sa_key = tls_dir.join("service.key");
     if !sa_key.exists() {
         let (private, public) = pki::generate_key_pair_pem()?;
@@ -99,7 +108,11 @@ pub fn ensure_pki(tls_dir: &Path, args: &ServerArgs, advertise: IpAddr) -> Resul
         "kubernetes.default.svc".into(),
         format!("kubernetes.default.svc.{domain}"),
     ];
-    let mut ips = vec![IpAddr::from([127, 0, 0, 1]), advertise, args.service_cidr.first_ip()];
+    let mut ips = vec![
+        IpAddr::from([127, 0, 0, 1]),
+        advertise,
+        args.service_cidr.first_ip(),
+    ];
     if !args.bind_address.is_unspecified() {
         ips.push(args.bind_address);
     }
@@ -143,7 +156,8 @@ pub fn ensure_pki(tls_dir: &Path, args: &ServerArgs, advertise: IpAddr) -> Resul
 async fn open_datastore(args: &ServerArgs, data_dir: &Path) -> Result<Arc<dyn Store>, ServerError> {
     if args.datastore_endpoint.is_empty() {
         let db_dir = data_dir.join("server").join("db");
-        std::fs::create_dir_all(&db_dir).map_err(|e| ServerError::Io(format!("{}: {e}", db_dir.display())))?;
+        std::fs::create_dir_all(&db_dir)
+            .map_err(|e| ServerError::Io(format!("{}: {e}", db_dir.display())))?;
         let path = db_dir.join("state.db");
         let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
             .await
@@ -153,7 +167,11 @@ async fn open_datastore(args: &ServerArgs, data_dir: &Path) -> Result<Arc<dyn St
         return Ok(store);
     }
     let config = EtcdConfig {
-        endpoints: args.datastore_endpoint.split(',').map(str::to_string).collect(),
+        endpoints: args
+            .datastore_endpoint
+            .split(',')
+            .map(str::to_string)
+            .collect(),
         ca_file: args.datastore_cafile.clone(),
         cert_file: args.datastore_certfile.clone(),
         key_file: args.datastore_keyfile.clone(),
@@ -206,8 +224,20 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
         }
     };
     let url = format!("https://{host}:{}", server.local_addr.port());
-    let kubeconfig = Kubeconfig::with_client_cert("default", &url, &pki.server_ca_pem, &pki.admin.cert_pem, &pki.admin.key_pem);
-    kubeconfig.write(&data_dir.join("server").join("cred").join("admin.kubeconfig"), 0o600)?;
+    let kubeconfig = Kubeconfig::with_client_cert(
+        "default",
+        &url,
+        &pki.server_ca_pem,
+        &pki.admin.cert_pem,
+        &pki.admin.key_pem,
+    );
+    kubeconfig.write(
+        &data_dir
+            .join("server")
+            .join("cred")
+            .join("admin.kubeconfig"),
+        0o600,
+    )?;
     let path = kubeconfig_path(&args, &data_dir);
     kubeconfig.write(&path, args.write_kubeconfig_mode)?;
     tracing::info!(
@@ -226,7 +256,10 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         let _ = tokio::signal::ctrl_c().await;
         return;
     };

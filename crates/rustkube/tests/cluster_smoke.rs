@@ -20,11 +20,23 @@ fn malformed_and_oversized_bodies_get_status_errors() {
         ("application/json", "{\"metadata\": ", 400),
         ("application/json", "[1,2]", 400),
         ("application/yaml", "metadata: [unclosed", 400),
-        ("application/json", "{\"apiVersion\":\"v2\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"x\"}}", 400),
+        (
+            "application/json",
+            "{\"apiVersion\":\"v2\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"x\"}}",
+            400,
+        ),
         ("text/plain", "hello", 415),
     ];
     for (content_type, body, want) in cases {
-        let (code, resp) = server.curl_admin(&["-X", "POST", "-H", &format!("Content-Type: {content_type}"), "--data-binary", body, path]);
+        let (code, resp) = server.curl_admin(&[
+            "-X",
+            "POST",
+            "-H",
+            &format!("Content-Type: {content_type}"),
+            "--data-binary",
+            body,
+            path,
+        ]);
         assert_eq!(code, *want, "{content_type} {body}: {resp}");
         let status = json(&resp);
         assert_eq!(status["kind"], "Status");
@@ -32,13 +44,34 @@ fn malformed_and_oversized_bodies_get_status_errors() {
     }
     // Over 3 MiB: 413, whether or not the length is declared up front.
     let big = std::env::temp_dir().join(format!("rustkube-big-{}.json", std::process::id()));
-    let payload = format!("{{\"metadata\":{{\"name\":\"big\"}},\"data\":{{\"k\":\"{}\"}}}}", "x".repeat(3 * 1024 * 1024 + 10));
+    let payload = format!(
+        "{{\"metadata\":{{\"name\":\"big\"}},\"data\":{{\"k\":\"{}\"}}}}",
+        "x".repeat(3 * 1024 * 1024 + 10)
+    );
     std::fs::write(&big, payload).unwrap();
     let file_arg = format!("@{}", big.display());
-    let (code, resp) = server.curl_admin(&["-X", "POST", "-H", "Content-Type: application/json", "--data-binary", &file_arg, path]);
+    let (code, resp) = server.curl_admin(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        &file_arg,
+        path,
+    ]);
     assert_eq!(code, 413, "{resp}");
     assert_eq!(json(&resp)["reason"], "RequestEntityTooLarge");
-    let (code, resp) = server.curl_admin(&["-X", "POST", "-H", "Content-Type: application/json", "-H", "Transfer-Encoding: chunked", "--data-binary", &file_arg, path]);
+    let (code, resp) = server.curl_admin(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "-H",
+        "Transfer-Encoding: chunked",
+        "--data-binary",
+        &file_arg,
+        path,
+    ]);
     assert_eq!(code, 413, "{resp}");
     std::fs::remove_file(&big).unwrap();
     // The server is still healthy and nothing was stored.
@@ -51,16 +84,38 @@ fn malformed_and_oversized_bodies_get_status_errors() {
 fn restart_keeps_data_ca_and_kubeconfig_and_a_fresh_dir_gets_a_new_ca() {
     let mut server = Server::start(&[]);
     server.kubectl_ok("1.33", &["get", "ns"]);
-    let (code, _) = server.curl_admin(&["-X", "POST", "-H", "Content-Type: application/yaml", "--data-binary", "metadata:\n  name: survivor\ndata:\n  a: b\n", "/api/v1/namespaces/kube-system/configmaps"]);
+    let (code, _) = server.curl_admin(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/yaml",
+        "--data-binary",
+        "metadata:\n  name: survivor\ndata:\n  a: b\n",
+        "/api/v1/namespaces/kube-system/configmaps",
+    ]);
     assert_eq!(code, 201);
     let ca_before = std::fs::read_to_string(server.tls_file("server-ca.crt")).unwrap();
     let kubeconfig_before = std::fs::read_to_string(&server.kubeconfig).unwrap();
 
     server.restart();
-    assert_eq!(std::fs::read_to_string(server.tls_file("server-ca.crt")).unwrap(), ca_before);
+    assert_eq!(
+        std::fs::read_to_string(server.tls_file("server-ca.crt")).unwrap(),
+        ca_before
+    );
     // The kubeconfig written before the restart still works as it is.
     std::fs::write(&server.kubeconfig, &kubeconfig_before).unwrap();
-    let out = server.kubectl_ok("1.33", &["get", "configmap", "survivor", "-n", "kube-system", "-o", "jsonpath={.data.a}"]);
+    let out = server.kubectl_ok(
+        "1.33",
+        &[
+            "get",
+            "configmap",
+            "survivor",
+            "-n",
+            "kube-system",
+            "-o",
+            "jsonpath={.data.a}",
+        ],
+    );
     assert_eq!(out, "b");
 
     let other = Server::start(&[]);
@@ -88,12 +143,22 @@ fn bad_flags_and_config_exit_2_with_one_line() {
         vec!["server".into(), "--no-such-flag".into()],
         vec!["server".into(), "--https-listen-port=99999".into()],
         vec!["server".into(), "--service-cidr=10.43.0.0".into()],
-        vec!["server".into(), format!("--config={}", bad_config.display())],
-        vec!["server".into(), format!("--config={}", unknown_key.display())],
+        vec![
+            "server".into(),
+            format!("--config={}", bad_config.display()),
+        ],
+        vec![
+            "server".into(),
+            format!("--config={}", unknown_key.display()),
+        ],
         vec!["server".into(), "--config=/nonexistent/c.yaml".into()],
     ];
     for args in cases {
-        let out = Command::new(bin).args(&args).env("RUSTKUBE_DATA_DIR", dir.path()).output().unwrap();
+        let out = Command::new(bin)
+            .args(&args)
+            .env("RUSTKUBE_DATA_DIR", dir.path())
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
@@ -106,37 +171,202 @@ fn version_and_server_help_list_everything() {
     let out = Command::new(bin).arg("--version").output().unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("v1.33"));
-    let out = Command::new(bin).args(["server", "--help"]).output().unwrap();
+    let out = Command::new(bin)
+        .args(["server", "--help"])
+        .output()
+        .unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     for flag in [
-        "--config", "--data-dir", "--bind-address", "--advertise-address", "--https-listen-port", "--tls-san",
-        "--write-kubeconfig", "--write-kubeconfig-mode", "--datastore-endpoint", "--datastore-cafile",
-        "--datastore-certfile", "--datastore-keyfile", "--cluster-cidr", "--service-cidr", "--cluster-dns",
-        "--cluster-domain", "--disable-agent",
+        "--config",
+        "--data-dir",
+        "--bind-address",
+        "--advertise-address",
+        "--https-listen-port",
+        "--tls-san",
+        "--write-kubeconfig",
+        "--write-kubeconfig-mode",
+        "--datastore-endpoint",
+        "--datastore-cafile",
+        "--datastore-certfile",
+        "--datastore-keyfile",
+        "--cluster-cidr",
+        "--service-cidr",
+        "--cluster-dns",
+        "--cluster-domain",
+        "--disable-agent",
     ] {
         assert!(help.contains(flag), "{flag} missing from help:\n{help}");
     }
 }
 
 #[test]
-fn environment_and_config_file_set_flags_and_kubeconfig_mode() {
+fn config_file_sets_serving_sans_and_kubeconfig_mode() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(&[]);
     // Restart the same server with settings from the environment and file.
     server.stop();
     let config = dir.path().join("c.yaml");
-    std::fs::write(&config, "tls-san:\n  - api.example.test\n  - 192.0.2.10\nwrite-kubeconfig-mode: \"0640\"\n").unwrap();
+    std::fs::write(
+        &config,
+        "tls-san:\n  - api.example.test\n  - 192.0.2.10\nwrite-kubeconfig-mode: \"0640\"\n",
+    )
+    .unwrap();
     server.extra_args = vec![format!("--config={}", config.display())];
     server.relaunch();
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&server.kubeconfig).unwrap().permissions().mode() & 0o777;
+    let mode = std::fs::metadata(&server.kubeconfig)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o640);
     let cert = std::fs::read_to_string(server.tls_file("serving-kube-apiserver.crt")).unwrap();
     let info = pki::cert_info_pem(&cert).unwrap();
-    assert!(info.dns_names.contains(&"api.example.test".to_string()), "{info:?}");
-    assert!(info.dns_names.contains(&"kubernetes.default.svc.cluster.local".to_string()));
+    assert!(
+        info.dns_names.contains(&"api.example.test".to_string()),
+        "{info:?}"
+    );
+    assert!(info
+        .dns_names
+        .contains(&"kubernetes.default.svc.cluster.local".to_string()));
     let ips: Vec<String> = info.ips.iter().map(|i| i.to_string()).collect();
     for ip in ["127.0.0.1", "10.43.0.1", "192.0.2.10"] {
         assert!(ips.contains(&ip.to_string()), "{ips:?}");
     }
+}
+
+fn create_cm(server: &Server, ns: &str, name: &str) -> u16 {
+    let body = format!(r#"{{"metadata":{{"name":"{name}"}},"data":{{"k":"v"}}}}"#);
+    let path = format!("/api/v1/namespaces/{ns}/configmaps");
+    server
+        .curl_admin(&[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            &body,
+            &path,
+        ])
+        .0
+}
+
+#[test]
+fn lists_paginate_with_limit_and_continue_at_one_revision() {
+    let server = Server::start(&[]);
+    for i in 0..5 {
+        assert_eq!(create_cm(&server, "default", &format!("page-{i}")), 201);
+    }
+    let (code, body) = server.curl_admin(&["/api/v1/namespaces/default/configmaps?limit=2"]);
+    assert_eq!(code, 200, "{body}");
+    let first = json(&body);
+    assert_eq!(support::item_names(&body), ["page-0", "page-1"]);
+    assert_eq!(first["metadata"]["remainingItemCount"], 3);
+    let rv = first["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A write between pages does not show up in later pages.
+    assert_eq!(create_cm(&server, "default", "page-9"), 201);
+    let mut names = support::item_names(&body);
+    let mut token = first["metadata"]["continue"].as_str().unwrap().to_string();
+    while !token.is_empty() {
+        let (code, body) = server.curl_admin(&[&format!(
+            "/api/v1/namespaces/default/configmaps?limit=2&continue={token}"
+        )]);
+        assert_eq!(code, 200, "{body}");
+        let page = json(&body);
+        assert_eq!(
+            page["metadata"]["resourceVersion"].as_str(),
+            Some(rv.as_str())
+        );
+        names.extend(support::item_names(&body));
+        token = page["metadata"]["continue"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+    }
+    assert_eq!(names, ["page-0", "page-1", "page-2", "page-3", "page-4"]);
+    let (code, body) =
+        server.curl_admin(&["/api/v1/namespaces/default/configmaps?limit=2&continue=garbage"]);
+    assert_eq!(code, 400, "{body}");
+}
+
+#[test]
+fn kubectl_tables_yaml_and_field_selectors_work_for_configmaps() {
+    let server = Server::start(&[]);
+    assert_eq!(create_cm(&server, "kube-public", "shown"), 201);
+    let out = server.kubectl_ok("1.33", &["get", "configmaps", "-A"]);
+    assert!(
+        out.starts_with("NAMESPACE") && out.contains("DATA") && out.contains("shown"),
+        "{out}"
+    );
+    let out = server.kubectl_ok(
+        "1.27",
+        &["get", "cm", "shown", "-n", "kube-public", "-o", "yaml"],
+    );
+    assert!(out.contains("name: shown") && out.contains("k: v"), "{out}");
+    let (code, body) = server.curl_admin(&[
+        "-H",
+        "Accept: application/yaml",
+        "/api/v1/namespaces/kube-public/configmaps/shown",
+    ]);
+    assert_eq!(code, 200);
+    assert!(body.contains("kind: ConfigMap"), "{body}");
+    let (_, body) =
+        server.curl_admin(&["/api/v1/configmaps?fieldSelector=metadata.namespace%3Dkube-public"]);
+    assert_eq!(support::item_names(&body), ["shown"]);
+    let (code, body) = server.curl_admin(&["/api/v1/configmaps?fieldSelector=data.k%3Dv"]);
+    assert_eq!(code, 400, "{body}");
+}
+
+#[test]
+fn namespace_lifecycle_guards_content_and_system_namespaces() {
+    let server = Server::start(&[]);
+    assert_eq!(create_cm(&server, "missing", "x"), 404);
+    let (code, body) = server.curl_admin(&["-X", "DELETE", "/api/v1/namespaces/kube-system"]);
+    assert_eq!(code, 403, "{body}");
+    let (code, _) = server.curl_admin(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        r#"{"metadata":{"name":"doomed"}}"#,
+        "/api/v1/namespaces",
+    ]);
+    assert_eq!(code, 201);
+    let (code, body) = server.curl_admin(&["-X", "DELETE", "/api/v1/namespaces/doomed"]);
+    assert_eq!(code, 200, "{body}");
+    let ns = json(&body);
+    assert_eq!(ns["status"]["phase"], "Terminating");
+    assert!(ns["metadata"]["deletionTimestamp"].is_string());
+    assert_eq!(create_cm(&server, "doomed", "late"), 403);
+    let (code, _) = server.curl_admin(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        r#"{"metadata":{"name":"Not_A_Label"}}"#,
+        "/api/v1/namespaces",
+    ]);
+    assert_eq!(code, 422);
+}
+
+#[test]
+fn watch_without_resource_version_starts_with_existing_objects() {
+    let server = Server::start(&[]);
+    assert_eq!(create_cm(&server, "default", "early"), 201);
+    let (code, body) =
+        server.curl_admin(&["/api/v1/namespaces/default/configmaps?watch=1&timeoutSeconds=1"]);
+    assert_eq!(code, 200);
+    let first = json(body.lines().next().unwrap());
+    assert_eq!(first["type"], "ADDED");
+    assert_eq!(first["object"]["metadata"]["name"], "early");
+    // A too-old resourceVersion gets an ERROR event with 410 once history
+    // is compacted; an unparsable one is a 400.
+    let (code, _) =
+        server.curl_admin(&["/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=abc"]);
+    assert_eq!(code, 400);
 }

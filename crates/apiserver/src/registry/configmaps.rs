@@ -74,7 +74,11 @@ impl Strategy for ConfigMapStrategy {
                     causes.push(StatusCause::invalid(&path, &json!(key), &e));
                 }
                 if !seen.insert(key.clone()) {
-                    causes.push(StatusCause::invalid(&path, &json!(key), "duplicate of key present in data"));
+                    causes.push(StatusCause::invalid(
+                        &path,
+                        &json!(key),
+                        "duplicate of key present in data",
+                    ));
                 }
                 match value.as_str() {
                     Some(s) if field == "binaryData" && !is_base64(s) => {
@@ -104,20 +108,33 @@ impl Strategy for ConfigMapStrategy {
         let mut causes = self.validate(new);
         if old.get("immutable") == Some(&json!(true)) {
             if new.get("immutable") != Some(&json!(true)) {
-                causes.push(StatusCause::forbidden("immutable", "field is immutable when `immutable` is set"));
+                causes.push(StatusCause::forbidden(
+                    "immutable",
+                    "field is immutable when `immutable` is set",
+                ));
             }
             if new.get("data") != old.get("data") {
-                causes.push(StatusCause::forbidden("data", "field is immutable when `immutable` is set"));
+                causes.push(StatusCause::forbidden(
+                    "data",
+                    "field is immutable when `immutable` is set",
+                ));
             }
             if new.get("binaryData") != old.get("binaryData") {
-                causes.push(StatusCause::forbidden("binaryData", "field is immutable when `immutable` is set"));
+                causes.push(StatusCause::forbidden(
+                    "binaryData",
+                    "field is immutable when `immutable` is set",
+                ));
             }
         }
         causes
     }
 
     fn columns(&self) -> Vec<Column> {
-        vec![Column::new("Data", "integer", "Number of entries in data and binaryData")]
+        vec![Column::new(
+            "Data",
+            "integer",
+            "Number of entries in data and binaryData",
+        )]
     }
 
     fn cells(&self, obj: &Value) -> Vec<Value> {
@@ -133,7 +150,8 @@ mod tests {
     #[test]
     fn bad_keys_and_values_are_invalid() {
         let s = ConfigMapStrategy;
-        let ok = json!({"metadata": {"name": "a"}, "data": {"k.1": "v"}, "binaryData": {"b": "aGk="}});
+        let ok =
+            json!({"metadata": {"name": "a"}, "data": {"k.1": "v"}, "binaryData": {"b": "aGk="}});
         assert!(s.validate(&ok).is_empty());
         let bad = json!({"metadata": {"name": "a"}, "data": {"bad key": "v", "n": 1}, "binaryData": {"b": "!!"}});
         assert_eq!(s.validate(&bad).len(), 3);

@@ -17,7 +17,9 @@ pub static INFO: ResourceInfo = ResourceInfo {
     scope: Scope::Cluster,
     short_names: &["ns"],
     categories: &[],
-    verbs: &["create", "delete", "get", "list", "patch", "update", "watch"],
+    verbs: &[
+        "create", "delete", "get", "list", "patch", "update", "watch",
+    ],
     subresources: &["status", "finalize"],
 };
 

@@ -19,12 +19,20 @@ pub fn kubectl_bin(version: &str) -> PathBuf {
         return versioned;
     }
     let debian = PathBuf::from("/usr/bin/kubectl");
-    assert!(debian.is_file(), "no kubectl {version} at {} and no /usr/bin/kubectl", versioned.display());
+    assert!(
+        debian.is_file(),
+        "no kubectl {version} at {} and no /usr/bin/kubectl",
+        versioned.display()
+    );
     debian
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running server. The data dir outlives restarts; the process does not.
@@ -56,7 +64,11 @@ impl Server {
     }
 
     fn launch(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         // An empty config file of the test's own, so the machine's
         // /etc/rustkube/config.yaml never leaks in.
         let config = self.log.with_file_name("config.yaml");
@@ -96,7 +108,11 @@ impl Server {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "server not ready in time:\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "server not ready in time:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -120,7 +136,10 @@ impl Server {
     /// SIGTERM and wait for a clean exit.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
@@ -186,9 +205,18 @@ impl Server {
     fn curl(&self, admin: bool, args: &[&str]) -> (u16, String) {
         let (path, opts) = args.split_last().unwrap();
         let mut cmd = Command::new("curl");
-        cmd.args(["-s", "-S", "--max-time", "30", "-o", "-", "-w", "\n%{http_code}"])
-            .arg("--cacert")
-            .arg(self.tls_file("server-ca.crt"));
+        cmd.args([
+            "-s",
+            "-S",
+            "--max-time",
+            "30",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+        ])
+        .arg("--cacert")
+        .arg(self.tls_file("server-ca.crt"));
         if admin {
             cmd.arg("--cert").arg(self.tls_file("client-admin.crt"));
             cmd.arg("--key").arg(self.tls_file("client-admin.key"));
@@ -208,7 +236,8 @@ impl Drop for Server {
 
 /// The `items[].metadata.name` of a list response.
 pub fn item_names(list_json: &str) -> Vec<String> {
-    let v: serde_json::Value = serde_json::from_str(list_json).unwrap_or_else(|e| panic!("{e}: {list_json}"));
+    let v: serde_json::Value =
+        serde_json::from_str(list_json).unwrap_or_else(|e| panic!("{e}: {list_json}"));
     v["items"]
         .as_array()
         .unwrap()
@@ -233,55 +262,106 @@ pub fn api_smoke(server: &Server) {
     for version in ["1.33", "1.29"] {
         let out = server.kubectl_ok(version, &["get", "ns", "-o", "name"]);
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-            assert!(out.contains(&format!("namespace/{ns}")), "kubectl {version}: {out}");
+            assert!(
+                out.contains(&format!("namespace/{ns}")),
+                "kubectl {version}: {out}"
+            );
         }
     }
     let table = server.kubectl_ok("1.33", &["get", "ns"]);
-    assert!(table.starts_with("NAME") && table.contains("STATUS") && table.contains("Active"), "{table}");
+    assert!(
+        table.starts_with("NAME") && table.contains("STATUS") && table.contains("Active"),
+        "{table}"
+    );
     let readyz = server.kubectl_ok("1.33", &["get", "--raw", "/readyz?verbose"]);
-    assert!(readyz.contains("[+]etcd ok") && readyz.contains("readyz check passed"), "{readyz}");
+    assert!(
+        readyz.contains("[+]etcd ok") && readyz.contains("readyz check passed"),
+        "{readyz}"
+    );
 
     // No credentials: 401 with a Status body. Admin certificate: the list.
     let (code, body) = server.curl_anonymous(&["/api/v1/namespaces"]);
     assert_eq!(code, 401, "{body}");
     let status = json(&body);
-    assert_eq!((status["kind"].as_str(), status["code"].as_u64(), status["reason"].as_str()), (Some("Status"), Some(401), Some("Unauthorized")));
+    assert_eq!(
+        (
+            status["kind"].as_str(),
+            status["code"].as_u64(),
+            status["reason"].as_str()
+        ),
+        (Some("Status"), Some(401), Some("Unauthorized"))
+    );
     let (code, body) = server.curl_admin(&["/api/v1/namespaces"]);
     assert_eq!(code, 200, "{body}");
     let mut names = item_names(&body);
     names.sort();
-    assert_eq!(names, ["default", "kube-node-lease", "kube-public", "kube-system"]);
+    assert_eq!(
+        names,
+        ["default", "kube-node-lease", "kube-public", "kube-system"]
+    );
 
     let (code, body) = server.curl_admin(&["/version"]);
     assert_eq!(code, 200);
     let v = json(&body);
-    assert_eq!((v["major"].as_str(), v["minor"].as_str()), (Some("1"), Some("33")));
-    assert!(v["gitVersion"].as_str().unwrap().starts_with("v1.33.0+rustkube."), "{body}");
+    assert_eq!(
+        (v["major"].as_str(), v["minor"].as_str()),
+        (Some("1"), Some("33"))
+    );
+    assert!(
+        v["gitVersion"]
+            .as_str()
+            .unwrap()
+            .starts_with("v1.33.0+rustkube."),
+        "{body}"
+    );
 
     configmap_lifecycle(server);
 }
 
 fn post_json(server: &Server, path: &str, body: &str) -> (u16, String) {
-    server.curl_admin(&["-X", "POST", "-H", "Content-Type: application/json", "--data-binary", body, path])
+    server.curl_admin(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        body,
+        path,
+    ])
 }
 
 fn put_json(server: &Server, path: &str, body: &str) -> (u16, String) {
-    server.curl_admin(&["-X", "PUT", "-H", "Content-Type: application/json", "--data-binary", body, path])
+    server.curl_admin(&[
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        body,
+        path,
+    ])
 }
 
 fn configmap_lifecycle(server: &Server) {
     let base = "/api/v1/namespaces/default/configmaps";
     let (code, body) = server.curl_admin(&[base]);
     assert_eq!(code, 200, "{body}");
-    let list_rv = json(&body)["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    let list_rv = json(&body)["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     // A watch from the list's revision sees the create that follows.
     let watch = Command::new("curl")
         .args(["-s", "-N", "--max-time", "20", "--cacert"])
         .arg(server.tls_file("server-ca.crt"))
-        .arg("--cert").arg(server.tls_file("client-admin.crt"))
-        .arg("--key").arg(server.tls_file("client-admin.key"))
-        .arg(server.url(&format!("{base}?watch=true&resourceVersion={list_rv}&timeoutSeconds=3")))
+        .arg("--cert")
+        .arg(server.tls_file("client-admin.crt"))
+        .arg("--key")
+        .arg(server.tls_file("client-admin.key"))
+        .arg(server.url(&format!(
+            "{base}?watch=true&resourceVersion={list_rv}&timeoutSeconds=3"
+        )))
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -290,12 +370,19 @@ fn configmap_lifecycle(server: &Server) {
     let (code, body) = post_json(server, base, cm);
     assert_eq!(code, 201, "{body}");
     let created = json(&body);
-    let rv1 = created["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    let rv1 = created["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(!created["metadata"]["uid"].as_str().unwrap().is_empty());
     assert_eq!(created["metadata"]["namespace"], "default");
 
     let (code, body) = post_json(server, base, cm);
-    assert_eq!((code, json(&body)["reason"].as_str()), (409, Some("AlreadyExists")), "{body}");
+    assert_eq!(
+        (code, json(&body)["reason"].as_str()),
+        (409, Some("AlreadyExists")),
+        "{body}"
+    );
 
     let (code, body) = server.curl_admin(&[&format!("{base}/smoke")]);
     assert_eq!(code, 200);
@@ -303,18 +390,33 @@ fn configmap_lifecycle(server: &Server) {
 
     // Update at the current revision succeeds and moves the revision; the
     // stale revision then conflicts; a no-op update keeps it.
-    let update = format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"smoke","resourceVersion":"{rv1}","labels":{{"app":"smoke"}}}},"data":{{"k":"v2"}}}}"#);
+    let update = format!(
+        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"smoke","resourceVersion":"{rv1}","labels":{{"app":"smoke"}}}},"data":{{"k":"v2"}}}}"#
+    );
     let (code, body) = put_json(server, &format!("{base}/smoke"), &update);
     assert_eq!(code, 200, "{body}");
-    let rv2 = json(&body)["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    let rv2 = json(&body)["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_ne!(rv1, rv2);
     let (code, body) = put_json(server, &format!("{base}/smoke"), &update);
-    assert_eq!((code, json(&body)["reason"].as_str()), (409, Some("Conflict")), "{body}");
-    assert!(json(&body)["message"].as_str().unwrap().contains("the object has been modified"));
+    assert_eq!(
+        (code, json(&body)["reason"].as_str()),
+        (409, Some("Conflict")),
+        "{body}"
+    );
+    assert!(json(&body)["message"]
+        .as_str()
+        .unwrap()
+        .contains("the object has been modified"));
     let same = update.replace(&rv1, &rv2);
     let (code, body) = put_json(server, &format!("{base}/smoke"), &same);
     assert_eq!(code, 200, "{body}");
-    assert_eq!(json(&body)["metadata"]["resourceVersion"].as_str(), Some(rv2.as_str()));
+    assert_eq!(
+        json(&body)["metadata"]["resourceVersion"].as_str(),
+        Some(rv2.as_str())
+    );
 
     // Label selectors filter lists.
     let (_, body) = server.curl_admin(&[&format!("{base}?labelSelector=app%3Dsmoke")]);
@@ -323,21 +425,36 @@ fn configmap_lifecycle(server: &Server) {
     assert!(item_names(&body).is_empty());
 
     // Validation: 422 with causes.
-    let (code, body) = post_json(server, base, r#"{"metadata":{"name":"Bad_Name"},"data":{"bad key":"x"}}"#);
+    let (code, body) = post_json(
+        server,
+        base,
+        r#"{"metadata":{"name":"Bad_Name"},"data":{"bad key":"x"}}"#,
+    );
     assert_eq!(code, 422, "{body}");
-    assert_eq!(json(&body)["details"]["causes"].as_array().unwrap().len(), 2, "{body}");
+    assert_eq!(
+        json(&body)["details"]["causes"].as_array().unwrap().len(),
+        2,
+        "{body}"
+    );
 
     let (code, body) = server.curl_admin(&["-X", "DELETE", &format!("{base}/smoke")]);
     assert_eq!(code, 200, "{body}");
     let (code, body) = server.curl_admin(&[&format!("{base}/smoke")]);
-    assert_eq!((code, json(&body)["reason"].as_str()), (404, Some("NotFound")), "{body}");
+    assert_eq!(
+        (code, json(&body)["reason"].as_str()),
+        (404, Some("NotFound")),
+        "{body}"
+    );
 
     let out = watch.wait_with_output().unwrap();
     let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .map(|l| json(l))
+        .map(json)
         .collect();
     let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(types, ["ADDED", "MODIFIED", "DELETED"], "{events:?}");
-    assert_eq!(events[0]["object"]["metadata"]["resourceVersion"].as_str(), Some(rv1.as_str()));
+    assert_eq!(
+        events[0]["object"]["metadata"]["resourceVersion"].as_str(),
+        Some(rv1.as_str())
+    );
 }
