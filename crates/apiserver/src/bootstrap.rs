@@ -19,7 +19,16 @@ pub async fn run(state: &ApiServer) -> Result<(), ApiError> {
         .ok_or_else(|| ApiError::internal("namespaces are not registered"))?;
     for name in SYSTEM_NAMESPACES {
         let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-        match crate::rest::create_object(state, strategy.as_ref(), "", obj, false).await {
+        match crate::rest::create_object(
+            state,
+            strategy.as_ref(),
+            "",
+            obj,
+            &crate::rest::WriteOptions::INTERNAL,
+            &mut Vec::new(),
+        )
+        .await
+        {
             Ok(_) => tracing::info!(namespace = name, "created system namespace"),
             Err(e) if e.code == 409 => {}
             Err(e) => return Err(e),

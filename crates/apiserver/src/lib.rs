@@ -18,6 +18,7 @@ pub mod authz;
 pub mod bootstrap;
 pub mod discovery;
 pub mod health;
+pub mod openapi;
 pub mod pipeline;
 pub mod query;
 pub mod registry;
@@ -26,6 +27,7 @@ pub mod response;
 pub mod rest;
 pub mod server;
 pub mod table;
+pub mod typed;
 pub mod watch;
 
 use std::net::{IpAddr, SocketAddr};

@@ -115,6 +115,18 @@ async fn route(
         p if p.starts_with("/api/") || p.starts_with("/apis/") => {
             crate::discovery::serve(state, &ctx, req.headers())
         }
+        "/openapi/v2" => {
+            let accept = req
+                .headers()
+                .get(http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let (content_type, body) = crate::openapi::serve_v2(accept);
+            Ok(response::bytes(200, content_type, body))
+        }
+        p if p == "/openapi/v3" || p.starts_with("/openapi/v3/") => {
+            crate::openapi::serve_v3(&state.registry, p).map(|doc| response::json(200, &doc))
+        }
         p if crate::health::is_health_path(p) => {
             Ok(crate::health::serve(state, p, &ctx.query).await)
         }

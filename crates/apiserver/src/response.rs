@@ -35,6 +35,10 @@ pub fn object(code: u16, value: &Value, format: ResponseFormat) -> Response<Body
     with_type(code, "application/json", full(bytes))
 }
 
+pub fn bytes(code: u16, content_type: &'static str, body: Vec<u8>) -> Response<Body> {
+    with_type(code, content_type, full(body))
+}
+
 pub fn json(code: u16, value: &Value) -> Response<Body> {
     object(code, value, ResponseFormat::Json)
 }
@@ -65,5 +69,16 @@ pub fn stream(content_type: &'static str, body: Body) -> Response<Body> {
         header::CACHE_CONTROL,
         HeaderValue::from_static("no-cache, private"),
     );
+    resp
+}
+
+/// Attach `Warning: 299 - "..."` headers, as upstream sends them.
+pub fn with_warnings(mut resp: Response<Body>, warnings: &[String]) -> Response<Body> {
+    for w in warnings {
+        let text = format!("299 - \"{}\"", w.replace('\\', "\\\\").replace('"', "\\\""));
+        if let Ok(v) = HeaderValue::from_str(&text) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
+    }
     resp
 }

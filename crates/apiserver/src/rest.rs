@@ -23,6 +23,7 @@ use crate::admission::{self, Operation};
 use crate::pipeline::RequestContext;
 use crate::registry::{DeleteAction, Strategy};
 use crate::response::{self, Body};
+use crate::typed::FieldValidation;
 use crate::{ApiServer, MAX_REQUEST_BODY_BYTES};
 
 /// The one place a datastore error becomes an API error.
@@ -160,6 +161,11 @@ pub async fn serve(
             )))
         }
     };
+    let opts = WriteOptions {
+        dry_run,
+        field_validation: FieldValidation::from_query(&ctx.query)?,
+    };
+    let mut warnings = Vec::new();
     let s = strategy.as_ref();
     match info.verb.as_str() {
         "get" => {
@@ -176,14 +182,21 @@ pub async fn serve(
         "create" => {
             let (parts, body) = read_body(req).await?;
             let obj = decode_body(&parts, &body)?;
-            let created = create_object(state, s, &namespace, obj, dry_run).await?;
-            Ok(render_one(s, &created, 201, format, &ctx))
+            let created = create_object(state, s, &namespace, obj, &opts, &mut warnings).await?;
+            Ok(response::with_warnings(
+                render_one(s, &created, 201, format, &ctx),
+                &warnings,
+            ))
         }
         "update" => {
             let (parts, body) = read_body(req).await?;
             let obj = decode_body(&parts, &body)?;
-            let updated = update_object(state, s, &namespace, &info.name, obj, dry_run).await?;
-            Ok(render_one(s, &updated, 200, format, &ctx))
+            let updated =
+                update_object(state, s, &namespace, &info.name, obj, &opts, &mut warnings).await?;
+            Ok(response::with_warnings(
+                render_one(s, &updated, 200, format, &ctx),
+                &warnings,
+            ))
         }
         "delete" => {
             let (parts, body) = read_body(req).await?;
@@ -487,6 +500,33 @@ pub async fn list_objects(
     Ok((items, list_meta))
 }
 
+/// What a write request asked for beyond its body.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteOptions {
+    pub dry_run: bool,
+    pub field_validation: FieldValidation,
+}
+
+impl WriteOptions {
+    /// Writes the server makes itself: stored, unknown fields dropped silently.
+    pub const INTERNAL: WriteOptions = WriteOptions {
+        dry_run: false,
+        field_validation: FieldValidation::Ignore,
+    };
+}
+
+/// Decode against the kind's type and judge unknown fields.
+fn decode_typed(
+    s: &dyn Strategy,
+    obj: &Value,
+    opts: &WriteOptions,
+    warnings: &mut Vec<String>,
+) -> Result<Value, ApiError> {
+    let (typed, unknown) = s.decode(obj)?;
+    warnings.extend(opts.field_validation.judge(unknown)?);
+    Ok(typed)
+}
+
 const GENERATE_NAME_CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
 fn generate_name_suffix() -> String {
@@ -554,11 +594,13 @@ pub async fn create_object(
     s: &dyn Strategy,
     namespace: &str,
     mut obj: Value,
-    dry_run: bool,
+    opts: &WriteOptions,
+    warnings: &mut Vec<String>,
 ) -> Result<Value, ApiError> {
     let info = s.info();
     check_type(s, &mut obj)?;
     check_namespace(s, &mut obj, namespace)?;
+    let mut obj = decode_typed(s, &obj, opts, warnings)?;
     if meta::name(&obj).is_empty() {
         if let Some(base) = meta::meta_str(&obj, "generateName").map(str::to_string) {
             let base: String = base.chars().take(58).collect();
@@ -591,7 +633,7 @@ pub async fn create_object(
     }
     let name = meta::name(&obj).to_string();
     admission::admit(state, Operation::Create, s, namespace, &name).await?;
-    if dry_run {
+    if opts.dry_run {
         return Ok(obj);
     }
     let kv = state
@@ -633,11 +675,13 @@ pub async fn update_object(
     namespace: &str,
     name: &str,
     mut obj: Value,
-    dry_run: bool,
+    opts: &WriteOptions,
+    warnings: &mut Vec<String>,
 ) -> Result<Value, ApiError> {
     let info = s.info();
     check_type(s, &mut obj)?;
     check_namespace(s, &mut obj, namespace)?;
+    let mut obj = decode_typed(s, &obj, opts, warnings)?;
     let body_name = meta::name(&obj).to_string();
     if body_name.is_empty() {
         meta::set_meta(&mut obj, "name", json!(name));
@@ -677,8 +721,8 @@ pub async fn update_object(
     }
     admission::admit(state, Operation::Update, s, namespace, name).await?;
     meta::set_meta(&mut obj, "resourceVersion", json!(current_rev.to_string()));
-    if same_ignoring_rv(&obj, &old) || dry_run {
-        return Ok(if dry_run { obj } else { old });
+    if same_ignoring_rv(&obj, &old) || opts.dry_run {
+        return Ok(if opts.dry_run { obj } else { old });
     }
     let key = info.key(namespace, name);
     // An object being deleted goes once its last finalizer is removed.

@@ -2,7 +2,7 @@
 
 use apimachinery::meta;
 use apimachinery::resource::{ResourceInfo, Scope, ALL_VERBS};
-use apimachinery::StatusCause;
+use apimachinery::{ApiError, StatusCause};
 use serde_json::{json, Value};
 
 use super::Strategy;
@@ -53,6 +53,10 @@ fn is_base64(s: &str) -> bool {
 impl Strategy for ConfigMapStrategy {
     fn info(&self) -> &ResourceInfo {
         &INFO
+    }
+
+    fn decode(&self, obj: &Value) -> Result<(Value, Vec<String>), ApiError> {
+        crate::typed::roundtrip::<k8s_openapi::api::core::v1::ConfigMap>(obj)
     }
 
     fn validate(&self, obj: &Value) -> Vec<StatusCause> {

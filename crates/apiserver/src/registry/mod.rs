@@ -10,7 +10,7 @@ mod namespaces;
 
 use std::sync::Arc;
 
-use apimachinery::{ResourceInfo, StatusCause};
+use apimachinery::{ApiError, ResourceInfo, StatusCause};
 use serde_json::Value;
 
 use crate::table::Column;
@@ -26,6 +26,10 @@ pub enum DeleteAction {
 
 pub trait Strategy: Send + Sync {
     fn info(&self) -> &ResourceInfo;
+
+    /// Check the object against its Kubernetes type: the normalised object
+    /// and the unknown fields dropped from it (see [`crate::typed`]).
+    fn decode(&self, obj: &Value) -> Result<(Value, Vec<String>), ApiError>;
 
     /// Defaults and server-set fields on create (after generic metadata).
     fn prepare_for_create(&self, _obj: &mut Value) {}

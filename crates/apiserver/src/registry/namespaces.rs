@@ -2,7 +2,7 @@
 
 use apimachinery::meta;
 use apimachinery::resource::{ResourceInfo, Scope};
-use apimachinery::StatusCause;
+use apimachinery::{ApiError, StatusCause};
 use serde_json::{json, Value};
 
 use super::{DeleteAction, Strategy};
@@ -42,6 +42,10 @@ fn set_name_label(obj: &mut Value) {
 impl Strategy for NamespaceStrategy {
     fn info(&self) -> &ResourceInfo {
         &INFO
+    }
+
+    fn decode(&self, obj: &Value) -> Result<(Value, Vec<String>), ApiError> {
+        crate::typed::roundtrip::<k8s_openapi::api::core::v1::Namespace>(obj)
     }
 
     fn prepare_for_create(&self, obj: &mut Value) {

@@ -1,0 +1,114 @@
+//! Typed decoding: an object is checked against its Kubernetes type (from
+//! `k8s-openapi`) by decoding it into that type and back. Wrong types are a
+//! 400 like upstream's decoder errors; fields the type does not have are
+//! "unknown fields", dropped from the object and reported as the request's
+//! `fieldValidation` asks (Strict: 400, Warn: `Warning` headers, Ignore).
+
+use apimachinery::ApiError;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::query::Query;
+
+/// `?fieldValidation=`; upstream's default is Warn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldValidation {
+    Strict,
+    Warn,
+    Ignore,
+}
+
+impl FieldValidation {
+    pub fn from_query(query: &Query) -> Result<Self, ApiError> {
+        match query.str("fieldValidation") {
+            "" | "Warn" => Ok(FieldValidation::Warn),
+            "Strict" => Ok(FieldValidation::Strict),
+            "Ignore" => Ok(FieldValidation::Ignore),
+            other => Err(ApiError::bad_request(format!(
+                "fieldValidation parameter unsupported: {other}"
+            ))),
+        }
+    }
+
+    /// Apply this policy to the unknown fields found; returns warnings.
+    pub fn judge(self, unknown: Vec<String>) -> Result<Vec<String>, ApiError> {
+        if unknown.is_empty() || self == FieldValidation::Ignore {
+            return Ok(Vec::new());
+        }
+        let messages: Vec<String> = unknown
+            .iter()
+            .map(|f| format!("unknown field \"{f}\""))
+            .collect();
+        match self {
+            FieldValidation::Strict => Err(ApiError::bad_request(format!(
+                "strict decoding error: {}",
+                messages.join(", ")
+            ))),
+            _ => Ok(messages),
+        }
+    }
+}
+
+/// Decode `obj` as `T` and encode it again. Returns the normalised object
+/// and the paths of fields `T` does not know.
+pub fn roundtrip<T: DeserializeOwned + Serialize>(
+    obj: &Value,
+) -> Result<(Value, Vec<String>), ApiError> {
+    let typed: T = serde_json::from_value(obj.clone())
+        .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))?;
+    let back = serde_json::to_value(&typed)
+        .map_err(|e| ApiError::internal(format!("cannot encode object: {e}")))?;
+    let mut unknown = Vec::new();
+    collect_unknown(obj, &back, String::new(), &mut unknown);
+    Ok((back, unknown))
+}
+
+fn collect_unknown(input: &Value, known: &Value, path: String, out: &mut Vec<String>) {
+    match (input, known) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in a {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match b.get(k) {
+                    Some(kv) => collect_unknown(v, kv, p, out),
+                    None if !v.is_null() => out.push(p),
+                    None => {}
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            for (i, (v, kv)) in a.iter().zip(b).enumerate() {
+                collect_unknown(v, kv, format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use serde_json::json;
+
+    #[test]
+    fn unknown_fields_are_found_and_dropped() {
+        let obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "bogus": 1}, "data": {"k": "v"}, "extra": {"x": 1}});
+        let (back, unknown) = roundtrip::<ConfigMap>(&obj).unwrap();
+        assert_eq!(unknown, ["extra", "metadata.bogus"]);
+        assert!(back.get("extra").is_none());
+        assert_eq!(back["data"]["k"], "v");
+        assert!(FieldValidation::Strict.judge(unknown.clone()).is_err());
+        assert_eq!(FieldValidation::Warn.judge(unknown).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn wrong_types_are_bad_requests() {
+        let obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": 1}});
+        assert_eq!(roundtrip::<ConfigMap>(&obj).unwrap_err().code, 400);
+    }
+}

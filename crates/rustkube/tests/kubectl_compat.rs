@@ -1,0 +1,142 @@
+//! Every kubectl binary present (1.27 ... 1.33) against a real server:
+//! the commands that work so far, checked by their output.
+
+mod support;
+
+use support::Server;
+
+const VERSIONS: &[&str] = &["1.27", "1.28", "1.29", "1.30", "1.31", "1.32", "1.33"];
+
+fn present_versions() -> Vec<&'static str> {
+    let found: Vec<&str> = VERSIONS
+        .iter()
+        .copied()
+        .filter(|v| {
+            std::path::Path::new(support::KUBECTL_DIR)
+                .join(format!("kubectl.{v}"))
+                .is_file()
+        })
+        .collect();
+    if found.is_empty() {
+        vec!["1.33"] // falls back to Debian's kubectl
+    } else {
+        found
+    }
+}
+
+#[test]
+fn create_from_file_get_and_delete_work_with_every_kubectl() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    for version in present_versions() {
+        let name = format!("from-file-{}", version.replace('.', "-"));
+        let file = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&file, format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  labels:\n    v: \"{version}\"\ndata:\n  greeting: hello\n")).unwrap();
+        let f = file.to_str().unwrap();
+        let out = server.kubectl_ok(version, &["create", "-f", f]);
+        assert_eq!(
+            out.trim(),
+            format!("configmap/{name} created"),
+            "kubectl {version}"
+        );
+        let out = server.kubectl_ok(
+            version,
+            &["get", "cm", &name, "-o", "jsonpath={.data.greeting}"],
+        );
+        assert_eq!(out, "hello", "kubectl {version}");
+        let out = server.kubectl_ok(
+            version,
+            &["get", "cm", "-l", &format!("v={version}"), "-o", "name"],
+        );
+        assert_eq!(out.trim(), format!("configmap/{name}"), "kubectl {version}");
+        let out = server.kubectl(version, &["create", "-f", f]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("AlreadyExists"),
+            "kubectl {version}: {err}"
+        );
+        let out = server.kubectl_ok(version, &["delete", "-f", f]);
+        assert!(
+            out.contains(&format!("configmap \"{name}\" deleted")),
+            "kubectl {version}: {out}"
+        );
+        let out = server.kubectl(version, &["get", "cm", &name]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("configmaps \"{name}\" not found")),
+            "kubectl {version}: {err}"
+        );
+    }
+}
+
+#[test]
+fn unknown_fields_are_rejected_by_strict_validation_and_dropped_on_warn() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: typo\n  labelz: {}\ndatta:\n  a: b\n",
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    for version in present_versions() {
+        let out = server.kubectl(version, &["create", "-f", f]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "kubectl {version} accepted unknown fields"
+        );
+        assert!(
+            err.contains("unknown field \"datta\"")
+                && err.contains("unknown field \"metadata.labelz\""),
+            "kubectl {version}: {err}"
+        );
+    }
+    let out = server.kubectl("1.33", &["create", "-f", f, "--validate=warn"]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Warning: unknown field \"datta\""), "{err}");
+    let stored = server.kubectl_ok("1.33", &["get", "cm", "typo", "-o", "json"]);
+    assert!(
+        !stored.contains("datta") && !stored.contains("labelz"),
+        "{stored}"
+    );
+}
+
+#[test]
+fn server_side_dry_run_stores_nothing() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cm.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dry\n",
+    )
+    .unwrap();
+    let out = server.kubectl_ok(
+        "1.33",
+        &["create", "-f", file.to_str().unwrap(), "--dry-run=server"],
+    );
+    assert!(
+        out.contains("configmap/dry created (server dry run)"),
+        "{out}"
+    );
+    let out = server.kubectl("1.33", &["get", "cm", "dry"]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn version_and_api_discovery_commands_work() {
+    let server = Server::start(&[]);
+    let out = server.kubectl_ok("1.33", &["version", "-o", "json"]);
+    let v = support::json(&out);
+    assert_eq!(v["serverVersion"]["minor"], "33");
+    let out = server.kubectl_ok("1.33", &["api-resources", "--api-group="]);
+    assert!(
+        out.contains("configmaps") && out.contains("cm") && out.contains("namespaces"),
+        "{out}"
+    );
+    let out = server.kubectl_ok("1.33", &["api-versions"]);
+    assert!(out.lines().any(|l| l == "v1"), "{out}");
+}
