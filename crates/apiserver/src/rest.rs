@@ -137,10 +137,8 @@ pub async fn serve(
     if !resource.namespaced() && !info.namespace.is_empty() && !is_namespace_resource {
         return Err(ApiError::path_not_found());
     }
-    if !info.subresource.is_empty() {
-        return Err(ApiError::path_not_found());
-    }
-    if !resource.supports(&info.verb) {
+    let subresource = Subresource::parse(strategy.as_ref(), &info.subresource, &info.verb)?;
+    if subresource == Subresource::None && !resource.supports(&info.verb) {
         return Err(ApiError::method_not_allowed(format!(
             "the server does not allow this method on the requested resource ({} {})",
             info.verb, resource.plural
@@ -191,8 +189,17 @@ pub async fn serve(
         "update" => {
             let (parts, body) = read_body(req).await?;
             let obj = decode_body(&parts, &body)?;
-            let updated =
-                update_object(state, s, &namespace, &info.name, obj, &opts, &mut warnings).await?;
+            let updated = update_object(
+                state,
+                s,
+                &namespace,
+                &info.name,
+                obj,
+                subresource,
+                &opts,
+                &mut warnings,
+            )
+            .await?;
             Ok(response::with_warnings(
                 render_one(s, &updated, 200, format, &ctx),
                 &warnings,
@@ -500,6 +507,36 @@ pub async fn list_objects(
     Ok((items, list_meta))
 }
 
+/// Which part of an object a request addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subresource {
+    None,
+    Status,
+    Finalize,
+}
+
+impl Subresource {
+    /// The subresource in the URL, if this resource serves it for `verb`.
+    fn parse(s: &dyn Strategy, name: &str, verb: &str) -> Result<Subresource, ApiError> {
+        let sub = match name {
+            "" => return Ok(Subresource::None),
+            "status" if s.has_status_subresource() => Subresource::Status,
+            "finalize" if s.info().subresources.contains(&"finalize") => Subresource::Finalize,
+            _ => return Err(ApiError::path_not_found()),
+        };
+        let allowed = match sub {
+            Subresource::Status => matches!(verb, "get" | "update" | "patch"),
+            _ => verb == "update",
+        };
+        if !allowed {
+            return Err(ApiError::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource ({verb} {name})"
+            )));
+        }
+        Ok(sub)
+    }
+}
+
 /// What a write request asked for beyond its body.
 #[derive(Debug, Clone, Copy)]
 pub struct WriteOptions {
@@ -675,6 +712,7 @@ pub async fn update_object(
     namespace: &str,
     name: &str,
     mut obj: Value,
+    subresource: Subresource,
     opts: &WriteOptions,
     warnings: &mut Vec<String>,
 ) -> Result<Value, ApiError> {
@@ -714,7 +752,27 @@ pub async fn update_object(
             None => meta::remove_meta(&mut obj, field),
         }
     }
-    s.prepare_for_update(&mut obj, &old);
+    let mut obj = match subresource {
+        Subresource::None => {
+            s.prepare_for_update(&mut obj, &old);
+            obj
+        }
+        // A status write changes the status and nothing else.
+        Subresource::Status => {
+            let mut merged = old.clone();
+            merged["status"] = obj.get("status").cloned().unwrap_or(Value::Null);
+            merged
+        }
+        // A namespace finalize changes spec.finalizers and nothing else.
+        Subresource::Finalize => {
+            let mut merged = old.clone();
+            merged["spec"]["finalizers"] = obj
+                .pointer("/spec/finalizers")
+                .cloned()
+                .unwrap_or(json!([]));
+            merged
+        }
+    };
     let causes = s.validate_update(&obj, &old);
     if !causes.is_empty() {
         return Err(invalid(s, &obj, causes));

@@ -342,6 +342,31 @@ fn namespace_lifecycle_guards_content_and_system_namespaces() {
     assert_eq!(ns["status"]["phase"], "Terminating");
     assert!(ns["metadata"]["deletionTimestamp"].is_string());
     assert_eq!(create_cm(&server, "doomed", "late"), 403);
+    // Finalizing (what the namespace controller does once it is empty)
+    // removes the namespace.
+    let (code, body) = server.curl_admin(&["-X", "PUT", "-H", "Content-Type: application/json", "--data-binary", r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"doomed"},"spec":{"finalizers":[]}}"#, "/api/v1/namespaces/doomed/finalize"]);
+    assert_eq!(code, 200, "{body}");
+    let (code, _) = server.curl_admin(&["/api/v1/namespaces/doomed"]);
+    assert_eq!(code, 404);
+    // Status is written only through /status, and /status writes only status.
+    let (code, body) = server.curl_admin(&[
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        r#"{"metadata":{"name":"default","labels":{"x":"y"}},"status":{"phase":"Terminating"}}"#,
+        "/api/v1/namespaces/default",
+    ]);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(json(&body)["status"]["phase"], "Active");
+    let (code, body) = server.curl_admin(&["-X", "PUT", "-H", "Content-Type: application/json", "--data-binary", r#"{"metadata":{"name":"default","labels":{"z":"w"}},"status":{"phase":"Active","conditions":[]}}"#, "/api/v1/namespaces/default/status"]);
+    assert_eq!(code, 200, "{body}");
+    let ns = json(&body);
+    assert_eq!(ns["metadata"]["labels"]["x"], "y");
+    assert!(ns["metadata"]["labels"].get("z").is_none(), "{body}");
+    let (code, _) = server.curl_admin(&["-X", "DELETE", "/api/v1/namespaces/default/status"]);
+    assert_eq!(code, 405);
     let (code, _) = server.curl_admin(&[
         "-X",
         "POST",

@@ -5,7 +5,9 @@
 //! To serve a new kind: add a module with a `ResourceInfo` and a `Strategy`
 //! and list it in [`Registry::builtin`].
 
+mod builtin;
 mod configmaps;
+pub mod generic;
 mod namespaces;
 
 use std::sync::Arc;
@@ -37,6 +39,12 @@ pub trait Strategy: Send + Sync {
     /// Carry over what an update may not change (e.g. status through the
     /// main resource).
     fn prepare_for_update(&self, _new: &mut Value, _old: &Value) {}
+
+    /// Whether `/status` is served: then updates of the main resource keep
+    /// the stored status, and status updates keep everything else.
+    fn has_status_subresource(&self) -> bool {
+        self.info().subresources.contains(&"status")
+    }
 
     /// Kind-specific validation of a new object.
     fn validate(&self, obj: &Value) -> Vec<StatusCause>;
@@ -87,12 +95,12 @@ pub struct Registry {
 
 impl Registry {
     pub fn builtin() -> Self {
-        Registry {
-            strategies: vec![
-                Arc::new(namespaces::NamespaceStrategy),
-                Arc::new(configmaps::ConfigMapStrategy),
-            ],
-        }
+        let mut strategies: Vec<Arc<dyn Strategy>> = vec![
+            Arc::new(namespaces::NamespaceStrategy),
+            Arc::new(configmaps::ConfigMapStrategy),
+        ];
+        strategies.extend(builtin::all());
+        Registry { strategies }
     }
 
     pub fn lookup(&self, group: &str, version: &str, plural: &str) -> Option<&Arc<dyn Strategy>> {
