@@ -16,6 +16,7 @@ pub mod admission;
 pub mod authn;
 pub mod authz;
 pub mod bootstrap;
+pub mod cacher;
 pub mod discovery;
 pub mod health;
 pub mod openapi;
@@ -60,6 +61,8 @@ pub struct ApiServer {
     pub advertise: SocketAddr,
     /// Set once the post-start bootstrap (system namespaces) is done.
     pub bootstrapped: AtomicBool,
+    /// The watch cache every list and watch is served from.
+    pub cache: Arc<cacher::Cacher>,
 }
 
 /// A started server: where it listens, and a handle to stop it.
@@ -110,11 +113,13 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         .map_err(|source| StartError::Bind { addr, source })?;
     // Fail early if the datastore is unreachable.
     config.store.current_revision().await?;
+    let cache = cacher::Cacher::start(config.store.clone());
     let state = Arc::new(ApiServer {
         store: config.store,
         registry: registry::Registry::builtin(),
         advertise: SocketAddr::new(config.advertise_address, local_addr.port()),
         bootstrapped: AtomicBool::new(false),
+        cache,
     });
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
     let accept_task = tokio::spawn(server::accept_loop(

@@ -368,6 +368,11 @@ impl Filter {
     }
 }
 
+fn revision_param(rv: &str) -> Result<i64, ApiError> {
+    rv.parse()
+        .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv:?}")))
+}
+
 /// The continue token: where the next page starts and at which revision.
 fn encode_continue(revision: i64, next_key: &str) -> String {
     use base64::Engine;
@@ -445,6 +450,28 @@ pub async fn list_objects(
         return Err(ApiError::bad_request(
             "resourceVersionMatch is forbidden unless resourceVersion is provided",
         ));
+    }
+
+    // Whole lists come from the watch cache; a consistent read (no
+    // resourceVersion) first waits for the cache to reach the datastore's
+    // current revision. Pages and exact revisions are read from the store.
+    if limit == 0 && cont.is_empty() && rv_match != "Exact" {
+        let min_revision = match rv_param {
+            "" => state
+                .store
+                .current_revision()
+                .await
+                .map_err(|e| storage_error(e, info.plural, info.group, ""))?,
+            "0" => 0,
+            _ => revision_param(rv_param)?,
+        };
+        let (cached, revision) = state.cache.list(&prefix, min_revision).await?;
+        let items = cached
+            .iter()
+            .filter(|o| filter.matches(o))
+            .map(|o| o.as_ref().clone())
+            .collect();
+        return Ok((items, json!({"resourceVersion": revision.to_string()})));
     }
 
     let mut items = Vec::new();

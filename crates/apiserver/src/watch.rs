@@ -16,14 +16,14 @@ use http::Response;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use serde_json::{json, Value};
-use storage::{EventType, RangeRequest, WatchEvent};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::cacher::{CacheEvent, CacheEventType};
 use crate::pipeline::RequestContext;
 use crate::registry::Strategy;
 use crate::response::{self, Body};
-use crate::rest::{decode_stored, storage_error, Filter};
+use crate::rest::Filter;
 use crate::ApiServer;
 
 /// Upstream picks a watch timeout between 30 and 60 minutes.
@@ -63,31 +63,30 @@ impl Encoder {
     }
 }
 
-/// Classify one store event for a watcher with `filter`.
-fn translate(ev: &WatchEvent, filter: &Filter) -> Result<Option<(&'static str, Value)>, ApiError> {
+/// Classify one cache event for a watcher with `filter`.
+fn translate(ev: &CacheEvent, filter: &Filter) -> Option<(&'static str, Value)> {
     let now = match ev.event_type {
-        EventType::Put => Some(decode_stored(&ev.kv)?),
-        EventType::Delete => None,
+        CacheEventType::Put => Some(ev.object.as_ref()),
+        CacheEventType::Delete => None,
     };
-    let before = match &ev.prev_kv {
-        Some(prev) => Some(decode_stored(prev)?),
-        None => None,
-    };
-    let matched_now = now.as_ref().is_some_and(|o| filter.matches(o));
-    let matched_before = before.as_ref().is_some_and(|o| filter.matches(o));
-    let rv = json!(ev.kv.mod_revision.to_string());
-    Ok(match (matched_before, matched_now) {
-        (false, true) => now.map(|o| ("ADDED", o)),
-        (true, true) => now.map(|o| ("MODIFIED", o)),
+    let before = ev.prev.as_deref();
+    let matched_now = now.is_some_and(|o| filter.matches(o));
+    let matched_before = before.is_some_and(|o| filter.matches(o));
+    match (matched_before, matched_now) {
+        (false, true) => now.map(|o| ("ADDED", o.clone())),
+        (true, true) => now.map(|o| ("MODIFIED", o.clone())),
         (true, false) => {
-            // Deleted, or no longer selected: report the last state we
-            // know at this event's revision.
-            let mut last = now.or(before).unwrap_or(Value::Null);
-            meta::set_meta(&mut last, "resourceVersion", rv);
+            // Deleted, or no longer selected: the last state we know, at
+            // this event's revision.
+            let mut last = match ev.event_type {
+                CacheEventType::Delete => ev.object.as_ref().clone(),
+                CacheEventType::Put => ev.object.as_ref().clone(),
+            };
+            meta::set_meta(&mut last, "resourceVersion", json!(ev.revision.to_string()));
             Some(("DELETED", last))
         }
         (false, false) => None,
-    })
+    }
 }
 
 pub async fn serve(
@@ -123,44 +122,15 @@ pub async fn serve(
     let bookmarks = ctx.query.flag("allowWatchBookmarks");
     let prefix = info.list_prefix(&namespace);
     let rv_param = ctx.query.str("resourceVersion");
-
-    // Initial state for a watch without a resourceVersion.
-    let mut initial = Vec::new();
-    let start_revision = if rv_param.is_empty() || rv_param == "0" {
-        let mut start_key = None;
-        // Every page is read at the first page's revision.
-        let mut revision = 0;
-        loop {
-            let page = state
-                .store
-                .range(RangeRequest {
-                    prefix: prefix.clone(),
-                    start_key: start_key.clone(),
-                    limit: 500,
-                    revision,
-                })
-                .await
-                .map_err(|e| storage_error(e, info.plural, info.group, ""))?;
-            for kv in &page.kvs {
-                let obj = decode_stored(kv)?;
-                if filter.matches(&obj) {
-                    initial.push(obj);
-                }
-            }
-            revision = page.revision;
-            if !page.more {
-                break;
-            }
-            start_key = page.kvs.last().map(|kv| format!("{}\u{0}", kv.key));
-        }
-        revision
+    let from = if rv_param.is_empty() || rv_param == "0" {
+        None
     } else {
-        rv_param
-            .parse::<i64>()
-            .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv_param:?}")))?
+        Some(rv_param.parse::<i64>().map_err(|_| {
+            ApiError::bad_request(format!("invalid resource version: {rv_param:?}"))
+        })?)
     };
+    let start = state.cache.watch(&prefix, from).await;
 
-    let store_watch = state.store.watch(&prefix, start_revision + 1).await;
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let mut encoder = Encoder {
         strategy: strategy.clone(),
@@ -175,24 +145,28 @@ pub async fn serve(
     let kind = info.kind;
     let api_version = info.api_version();
     tokio::spawn(async move {
-        for obj in &initial {
-            if tx.send(encoder.line("ADDED", obj)).await.is_err() {
-                return;
-            }
-        }
-        let mut events = match store_watch {
+        // A too-old resourceVersion is reported in the stream, as upstream
+        // does, so clients re-list.
+        let start = match start {
             Ok(s) => s,
-            Err(e) => {
-                let status = storage_error(e, "", "", "").to_status();
-                let _ = tx.send(encoder.line("ERROR", &status)).await;
+            Err(err) => {
+                let _ = tx.send(encoder.line("ERROR", &err.to_status())).await;
                 return;
             }
         };
+        let mut last_rev = start.revision;
+        for ev in &start.backlog {
+            if let Some((t, obj)) = translate(ev, &filter) {
+                if tx.send(encoder.line(t, &obj)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let mut live = start.live;
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
         let mut bookmark = tokio::time::interval(BOOKMARK_INTERVAL);
         bookmark.tick().await;
-        let mut last_rev = start_revision;
         loop {
             tokio::select! {
                 _ = &mut deadline => return,
@@ -203,28 +177,21 @@ pub async fn serve(
                         return;
                     }
                 }
-                next = events.next() => {
-                    let line = match next {
-                        None => return,
-                        Some(Err(e)) => {
-                            let mut err = storage_error(e, "", "", "");
-                            if err.code == 410 {
-                                err.reason = apimachinery::StatusReason::Expired;
-                            }
-                            let _ = tx.send(encoder.line("ERROR", &err.to_status())).await;
+                next = live.recv() => {
+                    // Lagging too far behind or a cache reset ends the watch;
+                    // the client re-watches from its last resourceVersion.
+                    let Ok(ev) = next else { return };
+                    if ev.revision <= last_rev {
+                        continue;
+                    }
+                    last_rev = ev.revision;
+                    if !ev.key.starts_with(&prefix) {
+                        continue;
+                    }
+                    if let Some((t, obj)) = translate(&ev, &filter) {
+                        if tx.send(encoder.line(t, &obj)).await.is_err() {
                             return;
                         }
-                        Some(Ok(ev)) => {
-                            last_rev = ev.kv.mod_revision;
-                            match translate(&ev, &filter) {
-                                Ok(Some((t, obj))) => encoder.line(t, &obj),
-                                Ok(None) => continue,
-                                Err(e) => encoder.line("ERROR", &e.to_status()),
-                            }
-                        }
-                    };
-                    if tx.send(line).await.is_err() {
-                        return;
                     }
                 }
             }

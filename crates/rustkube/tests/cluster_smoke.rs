@@ -389,8 +389,16 @@ fn watch_without_resource_version_starts_with_existing_objects() {
     let first = json(body.lines().next().unwrap());
     assert_eq!(first["type"], "ADDED");
     assert_eq!(first["object"]["metadata"]["name"], "early");
-    // A too-old resourceVersion gets an ERROR event with 410 once history
-    // is compacted; an unparsable one is a 400.
+    // A resourceVersion older than the watch cache's history gets an ERROR
+    // event carrying 410 Expired; an unparsable one is a 400.
+    let (code, body) = server.curl_admin(&[
+        "/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=1&timeoutSeconds=1",
+    ]);
+    assert_eq!(code, 200);
+    let event = json(body.lines().next().unwrap());
+    assert_eq!(event["type"], "ERROR", "{body}");
+    assert_eq!(event["object"]["code"], 410, "{body}");
+    assert_eq!(event["object"]["reason"], "Expired", "{body}");
     let (code, _) =
         server.curl_admin(&["/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=abc"]);
     assert_eq!(code, 400);

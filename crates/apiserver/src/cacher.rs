@@ -1,0 +1,282 @@
+//! The watch cache: every API object in memory, kept current by ONE
+//! datastore watch over `/registry/`, plus a ring of recent events. Lists
+//! and watches are served from here, so any number of clients cost one
+//! datastore watch, and the cache's revision is the datastore's (every
+//! write advances it, whatever resource it touches).
+//!
+//! At start the cache lists everything at one revision, then applies the
+//! datastore's events in order. Watchers
+//! get the ring's events after their resourceVersion (or a snapshot of
+//! ADDED events when they give none), then live events. A watcher whose
+//! resourceVersion is older than the ring is told 410 Expired; a watcher
+//! that falls too far behind the live stream is cut off and re-watches.
+//! If the datastore watch itself breaks (e.g. compaction overtook it), the
+//! cache re-lists and every watcher is cut off.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use apimachinery::ApiError;
+use futures::StreamExt;
+use serde_json::Value;
+use storage::{EventType, RangeRequest, Revision, Store};
+use tokio::sync::{broadcast, Notify};
+
+use crate::rest::{decode_stored, storage_error};
+
+/// Events kept for watchers resuming from a resourceVersion.
+const RING_CAPACITY: usize = 32 * 1024;
+/// Live events buffered per watcher before it is cut off.
+const LIVE_BUFFER: usize = 4096;
+/// How long a request waits for the cache to reach a revision.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheEventType {
+    Put,
+    Delete,
+}
+
+/// One committed change, shared by every watcher.
+#[derive(Debug)]
+pub struct CacheEvent {
+    pub revision: Revision,
+    pub event_type: CacheEventType,
+    /// For a put, the new object; for a delete, the last state with the
+    /// deleting revision as its resourceVersion.
+    pub object: Arc<Value>,
+    /// The object before this event, if it existed.
+    pub prev: Option<Arc<Value>>,
+    pub key: String,
+}
+
+struct State {
+    objects: BTreeMap<String, Arc<Value>>,
+    /// The revision the cache reflects.
+    revision: Revision,
+    /// Every event with revision > `oldest` is in `ring`.
+    oldest: Revision,
+    ring: VecDeque<Arc<CacheEvent>>,
+    live: broadcast::Sender<Arc<CacheEvent>>,
+    ready: bool,
+}
+
+pub struct Cacher {
+    prefix: String,
+    state: Mutex<State>,
+    changed: Notify,
+}
+
+/// Where a watcher starts.
+pub struct WatchStart {
+    /// Events to send before live ones, in order.
+    pub backlog: Vec<Arc<CacheEvent>>,
+    pub live: broadcast::Receiver<Arc<CacheEvent>>,
+    /// The revision the backlog brings the watcher to.
+    pub revision: Revision,
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    // A panic while holding the lock cannot leave the maps half-updated in
+    // a way later readers would misread, so a poisoned lock is still used.
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Cacher {
+    fn new(prefix: String) -> Arc<Cacher> {
+        let (live, _) = broadcast::channel(LIVE_BUFFER);
+        Arc::new(Cacher {
+            prefix,
+            state: Mutex::new(State {
+                objects: BTreeMap::new(),
+                revision: 0,
+                oldest: 0,
+                ring: VecDeque::new(),
+                live,
+                ready: false,
+            }),
+            changed: Notify::new(),
+        })
+    }
+
+    /// Keep the cache in sync with the datastore until the store is gone.
+    async fn run(self: Arc<Self>, store: Arc<dyn Store>) {
+        loop {
+            let Err(e) = self.sync_once(store.as_ref()).await;
+            tracing::warn!(prefix = %self.prefix, error = %e.message, "watch cache resyncing");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// List, then follow the datastore watch. Returns Err to re-list.
+    async fn sync_once(&self, store: &dyn Store) -> Result<std::convert::Infallible, ApiError> {
+        let mut objects = BTreeMap::new();
+        let mut revision = 0;
+        let mut start_key = None;
+        loop {
+            let page = store
+                .range(RangeRequest {
+                    prefix: self.prefix.clone(),
+                    start_key: start_key.clone(),
+                    limit: 1000,
+                    revision,
+                })
+                .await
+                .map_err(|e| storage_error(e, "", "", ""))?;
+            revision = page.revision;
+            for kv in &page.kvs {
+                objects.insert(kv.key.clone(), Arc::new(decode_stored(kv)?));
+            }
+            if !page.more {
+                break;
+            }
+            start_key = page.kvs.last().map(|kv| format!("{}\u{0}", kv.key));
+        }
+        let mut events = store
+            .watch(&self.prefix, revision + 1)
+            .await
+            .map_err(|e| storage_error(e, "", "", ""))?;
+        {
+            let mut st = lock(&self.state);
+            st.objects = objects;
+            st.revision = revision;
+            st.oldest = revision;
+            st.ring.clear();
+            // Cut off every watcher of the previous incarnation.
+            let (live, _) = broadcast::channel(LIVE_BUFFER);
+            st.live = live;
+            st.ready = true;
+        }
+        self.changed.notify_waiters();
+        while let Some(ev) = events.next().await {
+            let ev = ev.map_err(|e| storage_error(e, "", "", ""))?;
+            let object = Arc::new(decode_stored(&ev.kv)?);
+            let mut st = lock(&self.state);
+            let prev = match ev.event_type {
+                EventType::Put => st.objects.insert(ev.kv.key.clone(), object.clone()),
+                EventType::Delete => st.objects.remove(&ev.kv.key),
+            };
+            let event = Arc::new(CacheEvent {
+                revision: ev.kv.mod_revision,
+                event_type: match ev.event_type {
+                    EventType::Put => CacheEventType::Put,
+                    EventType::Delete => CacheEventType::Delete,
+                },
+                object,
+                prev,
+                key: ev.kv.key,
+            });
+            st.revision = event.revision;
+            if st.ring.len() == RING_CAPACITY {
+                if let Some(dropped) = st.ring.pop_front() {
+                    st.oldest = dropped.revision;
+                }
+            }
+            st.ring.push_back(event.clone());
+            let _ = st.live.send(event);
+            drop(st);
+            self.changed.notify_waiters();
+        }
+        Err(ApiError::unavailable("datastore watch ended"))
+    }
+
+    /// Wait until the cache has reached `revision` (and is initialised).
+    async fn wait_for(&self, revision: Revision) -> Result<(), ApiError> {
+        let deadline = tokio::time::Instant::now() + CATCH_UP_TIMEOUT;
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let st = lock(&self.state);
+                if st.ready && st.revision >= revision {
+                    return Ok(());
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(ApiError::new(
+                    504,
+                    apimachinery::StatusReason::Timeout,
+                    format!("Too large resource version: {revision}, the cache has not caught up in time"),
+                ));
+            }
+        }
+    }
+
+    /// Every object under `prefix` (a namespace or the whole resource) once
+    /// the cache is at least at `min_revision`, with the cache's revision.
+    pub async fn list(
+        &self,
+        prefix: &str,
+        min_revision: Revision,
+    ) -> Result<(Vec<Arc<Value>>, Revision), ApiError> {
+        self.wait_for(min_revision).await?;
+        let st = lock(&self.state);
+        let items = st
+            .objects
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(_, v)| v.clone())
+            .collect();
+        Ok((items, st.revision))
+    }
+
+    /// Start a watch after `from` (None: from a snapshot of now).
+    pub async fn watch(
+        &self,
+        prefix: &str,
+        from: Option<Revision>,
+    ) -> Result<WatchStart, ApiError> {
+        self.wait_for(from.unwrap_or(0)).await?;
+        let st = lock(&self.state);
+        let live = st.live.subscribe();
+        let backlog: Vec<Arc<CacheEvent>> = match from {
+            None => st
+                .objects
+                .range(prefix.to_string()..)
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .map(|(k, v)| {
+                    Arc::new(CacheEvent {
+                        revision: st.revision,
+                        event_type: CacheEventType::Put,
+                        object: v.clone(),
+                        prev: None,
+                        key: k.clone(),
+                    })
+                })
+                .collect(),
+            Some(rv) if rv < st.oldest => {
+                return Err(ApiError::expired(format!(
+                    "too old resource version: {rv} ({})",
+                    st.oldest + 1
+                )));
+            }
+            Some(rv) => st
+                .ring
+                .iter()
+                .filter(|e| e.revision > rv && e.key.starts_with(prefix))
+                .cloned()
+                .collect(),
+        };
+        Ok(WatchStart {
+            backlog,
+            live,
+            revision: st.revision,
+        })
+    }
+}
+
+/// The datastore prefix every API object lives under.
+pub const REGISTRY_PREFIX: &str = "/registry/";
+
+impl Cacher {
+    /// Start the cache of everything under `/registry/`: one datastore
+    /// watch for the whole API, so the cache's revision follows the
+    /// datastore's and every write is also a progress notification.
+    pub fn start(store: Arc<dyn Store>) -> Arc<Cacher> {
+        let cacher = Cacher::new(REGISTRY_PREFIX.to_string());
+        tokio::spawn(cacher.clone().run(store));
+        cacher
+    }
+}
