@@ -52,6 +52,8 @@ pub struct Config {
     /// CA whose certificates authenticate clients (CN = user, O = groups).
     pub client_ca_pem: String,
     pub store: Arc<dyn Store>,
+    /// Authenticators beyond client certificates.
+    pub authenticators: authn::Authenticators,
 }
 
 /// Shared state of a running server, handed to every request.
@@ -61,6 +63,7 @@ pub struct ApiServer {
     pub advertise: SocketAddr,
     /// Set once the post-start bootstrap (system namespaces) is done.
     pub bootstrapped: AtomicBool,
+    pub authenticators: authn::Authenticators,
     /// The watch cache every list and watch is served from.
     pub cache: Arc<cacher::Cacher>,
 }
@@ -120,6 +123,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         advertise: SocketAddr::new(config.advertise_address, local_addr.port()),
         bootstrapped: AtomicBool::new(false),
         cache,
+        authenticators: config.authenticators,
     });
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
     let accept_task = tokio::spawn(server::accept_loop(

@@ -67,7 +67,8 @@ async fn authenticated_pipeline(
         req.uri().query().unwrap_or(""),
     );
     // Stage: authenticate.
-    let user = authn::authenticate(peer.as_ref().as_ref()).ok_or_else(ApiError::unauthorized)?;
+    let user = authn::authenticate(&state.authenticators, peer.as_ref().as_ref(), req.headers())
+        .ok_or_else(ApiError::unauthorized)?;
     // Stage: authorize.
     if authz::authorize(&user, &info) == Decision::Deny {
         return Err(forbidden(&user, &info));

@@ -95,6 +95,10 @@ pub struct ServerArgs {
     #[arg(long, env = "RUSTKUBE_CLUSTER_DOMAIN", default_value = "cluster.local", value_parser = parse_domain)]
     pub cluster_domain: String,
 
+    /// Static bearer tokens: a CSV file of token,user,uid,"group1,group2"
+    #[arg(long, env = "RUSTKUBE_TOKEN_AUTH_FILE")]
+    pub token_auth_file: Option<PathBuf>,
+
     /// Do not run the node agent alongside the server
     #[arg(long, env = "RUSTKUBE_DISABLE_AGENT")]
     pub disable_agent: bool,

@@ -198,6 +198,7 @@ fn check_server(args: &ServerArgs) -> Result<(), String> {
         ("--datastore-cafile", &args.datastore_cafile),
         ("--datastore-certfile", &args.datastore_certfile),
         ("--datastore-keyfile", &args.datastore_keyfile),
+        ("--token-auth-file", &args.token_auth_file),
     ] {
         if let Some(f) = file {
             if !f.is_file() {

@@ -204,6 +204,13 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
     let store = open_datastore(&args, &data_dir).await?;
     tracing::info!(backend = store.backend_name(), data_dir = %data_dir.display(), "datastore ready");
 
+    let token_file = match &args.token_auth_file {
+        Some(path) => Some(
+            apiserver::authn::token_file::TokenFile::load(path)
+                .map_err(|e| ServerError::Io(format!("--token-auth-file: {e}")))?,
+        ),
+        None => None,
+    };
     let server = apiserver::start(apiserver::Config {
         bind_address: args.bind_address,
         port: args.https_listen_port,
@@ -212,6 +219,7 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
         serving_key_pem: pki.serving.key_pem.clone(),
         client_ca_pem: pki.client_ca_pem.clone(),
         store,
+        authenticators: apiserver::authn::Authenticators { token_file },
     })
     .await?;
 

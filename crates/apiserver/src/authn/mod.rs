@@ -1,7 +1,11 @@
 //! Authentication: who is asking. A chain of authenticators; the first that
-//! recognises the request's credential decides. Today: x509 client
-//! certificates (already verified against the client CA during the TLS
-//! handshake). Token authenticators join the chain in [`authenticate`].
+//! recognises the request's credential decides: x509 client certificates
+//! (already verified against the client CA during the TLS handshake), then
+//! bearer tokens from the static token file ([`token_file`]). A bearer
+//! token no authenticator recognises is a 401, as is no credential at all
+//! (anonymous requests are off).
+
+pub mod token_file;
 
 use std::collections::BTreeMap;
 
@@ -41,10 +45,32 @@ fn from_client_certificate(cert: &PeerCertificate) -> Option<UserInfo> {
     })
 }
 
-/// Run the authenticator chain. `None` means no credential was recognised
-/// (anonymous requests are refused: 401).
-pub fn authenticate(peer: Option<&PeerCertificate>) -> Option<UserInfo> {
-    let mut user = peer.and_then(from_client_certificate)?;
+/// The authenticators the server was configured with.
+#[derive(Debug, Default)]
+pub struct Authenticators {
+    pub token_file: Option<token_file::TokenFile>,
+}
+
+/// The bearer token of an `Authorization` header, if any.
+fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Run the authenticator chain. `None` means no credential was recognised.
+pub fn authenticate(
+    authenticators: &Authenticators,
+    peer: Option<&PeerCertificate>,
+    headers: &http::HeaderMap,
+) -> Option<UserInfo> {
+    let mut user = peer.and_then(from_client_certificate).or_else(|| {
+        let token = bearer_token(headers)?;
+        authenticators.token_file.as_ref()?.authenticate(token)
+    })?;
     if !user.in_group(GROUP_AUTHENTICATED) {
         user.groups.push(GROUP_AUTHENTICATED.to_string());
     }
