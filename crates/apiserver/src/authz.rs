@@ -16,6 +16,10 @@ pub enum Decision {
     Deny,
 }
 
+/// Non-resource paths anyone may GET, even unauthenticated (upstream's
+/// `system:public-info-viewer`).
+const PUBLIC_INFO_PATHS: &[&str] = &["/healthz", "/livez", "/readyz", "/version", "/version/"];
+
 /// Non-resource paths any authenticated user may GET.
 const PUBLIC_PATHS: &[&str] = &[
     "/api",
@@ -45,6 +49,10 @@ fn path_matches(pattern: &str, path: &str) -> bool {
 
 pub fn authorize(user: &UserInfo, info: &RequestInfo) -> Decision {
     if user.in_group(GROUP_MASTERS) {
+        return Decision::Allow;
+    }
+    let reading = !info.is_resource_request && info.verb == "get";
+    if reading && PUBLIC_INFO_PATHS.contains(&info.path.as_str()) {
         return Decision::Allow;
     }
     let public_read = !info.is_resource_request

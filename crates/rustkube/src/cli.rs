@@ -99,6 +99,10 @@ pub struct ServerArgs {
     #[arg(long, env = "RUSTKUBE_TOKEN_AUTH_FILE")]
     pub token_auth_file: Option<PathBuf>,
 
+    /// Serve requests without credentials as system:anonymous (they still need authorization)
+    #[arg(long, env = "RUSTKUBE_ANONYMOUS_AUTH", default_value_t = false, action = clap::ArgAction::Set)]
+    pub anonymous_auth: bool,
+
     /// Do not run the node agent alongside the server
     #[arg(long, env = "RUSTKUBE_DISABLE_AGENT")]
     pub disable_agent: bool,

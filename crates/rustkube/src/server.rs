@@ -219,7 +219,10 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
         serving_key_pem: pki.serving.key_pem.clone(),
         client_ca_pem: pki.client_ca_pem.clone(),
         store,
-        authenticators: apiserver::authn::Authenticators { token_file },
+        authenticators: apiserver::authn::Authenticators {
+            token_file,
+            anonymous: args.anonymous_auth,
+        },
     })
     .await?;
 

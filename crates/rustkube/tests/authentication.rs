@@ -97,3 +97,24 @@ fn a_malformed_token_file_stops_the_server_with_a_clear_error() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn anonymous_requests_are_refused_unless_enabled_and_then_see_only_public_info() {
+    let server = Server::start(&[]);
+    let (code, _) = server.curl_anonymous(&["/version"]);
+    assert_eq!(code, 401);
+    let server = Server::start(&["--anonymous-auth=true"]);
+    let (code, body) = server.curl_anonymous(&["/version"]);
+    assert_eq!(code, 200, "{body}");
+    let (code, _) = server.curl_anonymous(&["/readyz"]);
+    assert_eq!(code, 200);
+    let (code, body) = server.curl_anonymous(&["/api/v1/namespaces"]);
+    assert_eq!(code, 403, "{body}");
+    assert!(json(&body)["message"]
+        .as_str()
+        .unwrap()
+        .contains("User \"system:anonymous\" cannot list"));
+    // A bad credential is not downgraded to anonymous.
+    let (code, _) = server.curl_anonymous(&["-H", "Authorization: Bearer nope", "/version"]);
+    assert_eq!(code, 401);
+}

@@ -3,7 +3,7 @@
 //! (already verified against the client CA during the TLS handshake), then
 //! bearer tokens from the static token file ([`token_file`]). A bearer
 //! token no authenticator recognises is a 401, as is no credential at all
-//! (anonymous requests are off).
+//! (anonymous requests are off unless `--anonymous-auth=true`).
 
 pub mod token_file;
 
@@ -49,7 +49,13 @@ fn from_client_certificate(cert: &PeerCertificate) -> Option<UserInfo> {
 #[derive(Debug, Default)]
 pub struct Authenticators {
     pub token_file: Option<token_file::TokenFile>,
+    /// `--anonymous-auth`: requests with no credential at all become
+    /// `system:anonymous` in `system:unauthenticated` (off by default).
+    pub anonymous: bool,
 }
+
+pub const USER_ANONYMOUS: &str = "system:anonymous";
+pub const GROUP_UNAUTHENTICATED: &str = "system:unauthenticated";
 
 /// The bearer token of an `Authorization` header, if any.
 fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
@@ -67,10 +73,24 @@ pub fn authenticate(
     peer: Option<&PeerCertificate>,
     headers: &http::HeaderMap,
 ) -> Option<UserInfo> {
-    let mut user = peer.and_then(from_client_certificate).or_else(|| {
+    let user = peer.and_then(from_client_certificate).or_else(|| {
         let token = bearer_token(headers)?;
         authenticators.token_file.as_ref()?.authenticate(token)
-    })?;
+    });
+    let no_credential = peer.is_none() && headers.get(http::header::AUTHORIZATION).is_none();
+    let mut user = match user {
+        Some(u) => u,
+        // Anonymous covers only requests that carry no credential; a
+        // credential that fails is still a 401.
+        None if authenticators.anonymous && no_credential => {
+            return Some(UserInfo {
+                name: USER_ANONYMOUS.to_string(),
+                groups: vec![GROUP_UNAUTHENTICATED.to_string()],
+                ..UserInfo::default()
+            });
+        }
+        None => return None,
+    };
     if !user.in_group(GROUP_AUTHENTICATED) {
         user.groups.push(GROUP_AUTHENTICATED.to_string());
     }
