@@ -34,6 +34,77 @@ pub async fn run(state: &ApiServer) -> Result<(), ApiError> {
             Err(e) => return Err(e),
         }
     }
+    kubernetes_service(state).await?;
     state.bootstrapped.store(true, Ordering::Release);
     Ok(())
+}
+
+/// The `default/kubernetes` Service (the first ClusterIP, port 443) and
+/// its Endpoints pointing at this API server, as upstream's endpoint
+/// reconciler keeps them.
+async fn kubernetes_service(state: &ApiServer) -> Result<(), ApiError> {
+    let Some(services) = state.registry.lookup("", "v1", "services").cloned() else {
+        return Ok(());
+    };
+    let opts = crate::rest::WriteOptions::INTERNAL;
+    let service = json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+        "spec": {
+            "type": "ClusterIP",
+            "clusterIP": state.service_ips.ip(0).to_string(),
+            "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": state.advertise.port()}],
+            "sessionAffinity": "None",
+        },
+    });
+    match crate::rest::create_object(
+        state,
+        services.as_ref(),
+        "default",
+        service,
+        &opts,
+        &mut Vec::new(),
+    )
+    .await
+    {
+        Ok(_) => tracing::info!("created the kubernetes service"),
+        Err(e) if e.code == 409 => {}
+        Err(e) => return Err(e),
+    }
+    let Some(endpoints) = state.registry.lookup("", "v1", "endpoints").cloned() else {
+        return Ok(());
+    };
+    let subsets = json!([{
+        "addresses": [{"ip": state.advertise.ip().to_string()}],
+        "ports": [{"name": "https", "port": state.advertise.port(), "protocol": "TCP"}],
+    }]);
+    let desired = json!({
+        "apiVersion": "v1",
+        "kind": "Endpoints",
+        "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+        "subsets": subsets,
+    });
+    let s = endpoints.as_ref();
+    match crate::rest::get_object(state, s, "default", "kubernetes").await {
+        Ok((current, _)) if current.get("subsets") == Some(&subsets) => Ok(()),
+        Ok(_) => crate::rest::update_object(
+            state,
+            s,
+            "default",
+            "kubernetes",
+            desired,
+            crate::rest::Subresource::None,
+            &opts,
+            &mut Vec::new(),
+        )
+        .await
+        .map(|_| ()),
+        Err(e) if e.code == 404 => {
+            crate::rest::create_object(state, s, "default", desired, &opts, &mut Vec::new())
+                .await
+                .map(|_| ())
+        }
+        Err(e) => Err(e),
+    }
 }

@@ -13,6 +13,7 @@
 //! components' state except through the API.
 
 pub mod admission;
+pub mod allocator;
 pub mod authn;
 pub mod authz;
 pub mod bootstrap;
@@ -54,6 +55,10 @@ pub struct Config {
     pub store: Arc<dyn Store>,
     /// Authenticators beyond client certificates.
     pub authenticators: authn::Authenticators,
+    /// Service ClusterIP network (address, prefix length).
+    pub service_cidr: (IpAddr, u8),
+    /// NodePort range, inclusive.
+    pub service_node_port_range: (u16, u16),
 }
 
 /// Shared state of a running server, handed to every request.
@@ -64,6 +69,9 @@ pub struct ApiServer {
     /// Set once the post-start bootstrap (system namespaces) is done.
     pub bootstrapped: AtomicBool,
     pub authenticators: authn::Authenticators,
+    pub service_ips: allocator::IpRange,
+    pub node_ports: allocator::Range,
+    pub node_port_base: u16,
     /// The watch cache every list and watch is served from.
     pub cache: Arc<cacher::Cacher>,
 }
@@ -74,6 +82,17 @@ pub struct RunningServer {
     pub state: Arc<ApiServer>,
     shutdown: tokio::sync::watch::Sender<bool>,
     accept_task: tokio::task::JoinHandle<()>,
+}
+
+impl ApiServer {
+    pub fn hooks(&self) -> registry::HookContext<'_> {
+        registry::HookContext {
+            store: &self.store,
+            service_ips: &self.service_ips,
+            node_ports: &self.node_ports,
+            node_port_base: self.node_port_base,
+        }
+    }
 }
 
 impl RunningServer {
@@ -124,6 +143,21 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         bootstrapped: AtomicBool::new(false),
         cache,
         authenticators: config.authenticators,
+        service_ips: allocator::IpRange::new(config.service_cidr.0, config.service_cidr.1),
+        node_ports: allocator::Range {
+            key: "/registry/ranges/servicenodeports".into(),
+            spec: format!(
+                "{}-{}",
+                config.service_node_port_range.0, config.service_node_port_range.1
+            ),
+            size: u64::from(
+                config
+                    .service_node_port_range
+                    .1
+                    .saturating_sub(config.service_node_port_range.0),
+            ) + 1,
+        },
+        node_port_base: config.service_node_port_range.0,
     });
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
     let accept_task = tokio::spawn(server::accept_loop(

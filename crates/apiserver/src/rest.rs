@@ -700,11 +700,19 @@ pub async fn create_object(
     if opts.dry_run {
         return Ok(obj);
     }
-    let kv = state
+    let hooks = state.hooks();
+    s.before_create(&hooks, &mut obj).await?;
+    let created = state
         .store
         .create(&info.key(namespace, &name), encode_for_store(&obj))
-        .await
-        .map_err(|e| storage_error(e, info.plural, info.group, &name))?;
+        .await;
+    let kv = match created {
+        Ok(kv) => kv,
+        Err(e) => {
+            s.undo_create(&hooks, &obj).await;
+            return Err(storage_error(e, info.plural, info.group, &name));
+        }
+    };
     meta::set_meta(
         &mut obj,
         "resourceVersion",
@@ -806,8 +814,15 @@ pub async fn update_object(
     }
     admission::admit(state, Operation::Update, s, namespace, name).await?;
     meta::set_meta(&mut obj, "resourceVersion", json!(current_rev.to_string()));
-    if same_ignoring_rv(&obj, &old) || opts.dry_run {
-        return Ok(if opts.dry_run { obj } else { old });
+    if opts.dry_run {
+        return Ok(obj);
+    }
+    let hooks = state.hooks();
+    if subresource == Subresource::None {
+        s.before_update(&hooks, &mut obj, &old).await?;
+    }
+    if same_ignoring_rv(&obj, &old) {
+        return Ok(old);
     }
     let key = info.key(namespace, name);
     // An object being deleted goes once its last finalizer is removed.
@@ -819,6 +834,7 @@ pub async fn update_object(
             .delete(&key, Some(current_rev))
             .await
             .map_err(|e| storage_error(e, info.plural, info.group, name))?;
+        s.after_delete(&hooks, &obj).await;
         meta::set_meta(
             &mut obj,
             "resourceVersion",
@@ -826,11 +842,21 @@ pub async fn update_object(
         );
         return Ok(obj);
     }
-    let kv = state
+    let updated = state
         .store
         .update(&key, encode_for_store(&obj), current_rev)
-        .await
-        .map_err(|e| storage_error(e, info.plural, info.group, name))?;
+        .await;
+    let kv = match updated {
+        Ok(kv) => {
+            s.after_update(&hooks, &obj, &old).await;
+            kv
+        }
+        Err(e) => {
+            // Give back what this attempt allocated.
+            s.after_update(&hooks, &old, &obj).await;
+            return Err(storage_error(e, info.plural, info.group, name));
+        }
+    };
     meta::set_meta(
         &mut obj,
         "resourceVersion",
@@ -886,14 +912,18 @@ pub async fn delete_object(
             return Ok((obj, action == DeleteAction::Remove));
         }
         let result = match action {
-            DeleteAction::Remove => state.store.delete(&key, Some(rev)).await.map(|kv| {
-                meta::set_meta(
-                    &mut obj,
-                    "resourceVersion",
-                    json!(kv.mod_revision.to_string()),
-                );
-                true
-            }),
+            DeleteAction::Remove => match state.store.delete(&key, Some(rev)).await {
+                Ok(kv) => {
+                    s.after_delete(&state.hooks(), &obj).await;
+                    meta::set_meta(
+                        &mut obj,
+                        "resourceVersion",
+                        json!(kv.mod_revision.to_string()),
+                    );
+                    Ok(true)
+                }
+                Err(e) => Err(e),
+            },
             DeleteAction::MarkDeleting => {
                 if obj.pointer("/metadata/deletionTimestamp").is_some() {
                     return Ok((obj, false));

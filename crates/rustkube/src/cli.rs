@@ -87,6 +87,10 @@ pub struct ServerArgs {
     #[arg(long, env = "RUSTKUBE_SERVICE_CIDR", default_value = "10.43.0.0/16", value_parser = parse_cidr)]
     pub service_cidr: Cidr,
 
+    /// Port range for NodePort services
+    #[arg(long, env = "RUSTKUBE_SERVICE_NODE_PORT_RANGE", default_value = "30000-32767", value_parser = parse_port_range)]
+    pub service_node_port_range: (u16, u16),
+
     /// ClusterIP of the cluster DNS service
     #[arg(long, env = "RUSTKUBE_CLUSTER_DNS", default_value = "10.43.0.10")]
     pub cluster_dns: IpAddr,
@@ -179,6 +183,16 @@ fn parse_cidr(s: &str) -> Result<Cidr, String> {
         return Err(format!("{s} is too small a network"));
     }
     Ok(cidr)
+}
+
+fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("{s:?} is not a port range like 30000-32767");
+    let (a, b) = s.split_once('-').ok_or_else(bad)?;
+    let (a, b): (u16, u16) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+    if a == 0 || a > b {
+        return Err(bad());
+    }
+    Ok((a, b))
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {

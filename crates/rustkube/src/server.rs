@@ -223,6 +223,8 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
             token_file,
             anonymous: args.anonymous_auth,
         },
+        service_cidr: (args.service_cidr.addr, args.service_cidr.prefix),
+        service_node_port_range: args.service_node_port_range,
     })
     .await?;
 

@@ -9,11 +9,15 @@ mod builtin;
 mod configmaps;
 pub mod generic;
 mod namespaces;
+mod services;
 
 use std::sync::Arc;
 
 use apimachinery::{ApiError, ResourceInfo, StatusCause};
 use serde_json::Value;
+use storage::Store;
+
+use crate::allocator::{AllocError, IpRange, Range};
 
 use crate::table::Column;
 
@@ -26,6 +30,56 @@ pub enum DeleteAction {
     MarkDeleting,
 }
 
+/// What strategies' datastore hooks may use.
+pub struct HookContext<'a> {
+    pub store: &'a Arc<dyn Store>,
+    pub service_ips: &'a IpRange,
+    /// NodePorts, numbered from `node_port_base`.
+    pub node_ports: &'a Range,
+    pub node_port_base: u16,
+}
+
+impl HookContext<'_> {
+    /// Allocate `requested` or any free NodePort; Err is the cause text.
+    pub async fn allocate_node_port(&self, requested: Option<u64>) -> Result<u16, String> {
+        let base = u64::from(self.node_port_base);
+        let last = base + self.node_ports.size - 1;
+        let wanted = match requested {
+            Some(p) if p < base || p > last => {
+                return Err(format!("provided port is not in the valid range. The range of valid ports is {base}-{last}"))
+            }
+            Some(p) => Some(p - base),
+            None => None,
+        };
+        let offset =
+            (uuid::Uuid::new_v4().as_u128() % u128::from(self.node_ports.size.max(1))) as u64;
+        match self
+            .node_ports
+            .allocate(self.store.as_ref(), wanted, offset)
+            .await
+        {
+            Ok(i) => Ok((base + i) as u16),
+            Err(AllocError::Taken) => Err("provided port is already allocated".into()),
+            Err(AllocError::Full) => Err("range is full".into()),
+            Err(AllocError::OutOfRange) => Err("provided port is not in the valid range".into()),
+            Err(AllocError::Store(m)) => Err(m),
+        }
+    }
+
+    pub async fn release_node_port(&self, port: u16) {
+        if let Some(i) = port.checked_sub(self.node_port_base) {
+            if let Err(e) = self
+                .node_ports
+                .release(self.store.as_ref(), u64::from(i))
+                .await
+            {
+                tracing::warn!(port, error = ?e, "could not release a NodePort");
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
 pub trait Strategy: Send + Sync {
     fn info(&self) -> &ResourceInfo;
 
@@ -86,6 +140,36 @@ pub trait Strategy: Send + Sync {
     fn cells(&self, _obj: &Value) -> Vec<Value> {
         Vec::new()
     }
+
+    /// Datastore work before a create is stored (e.g. allocating a
+    /// ClusterIP), after validation.
+    async fn before_create(
+        &self,
+        _ctx: &HookContext<'_>,
+        _obj: &mut Value,
+    ) -> Result<(), ApiError> {
+        Ok(())
+    }
+
+    /// Undo [`Strategy::before_create`] when the create then fails.
+    async fn undo_create(&self, _ctx: &HookContext<'_>, _obj: &Value) {}
+
+    /// Datastore work before an update of the main resource is stored.
+    async fn before_update(
+        &self,
+        _ctx: &HookContext<'_>,
+        _new: &mut Value,
+        _old: &Value,
+    ) -> Result<(), ApiError> {
+        Ok(())
+    }
+
+    /// After an update is stored (e.g. release what `old` held and `new`
+    /// does not). Also called with (old, new) swapped to undo a failed update.
+    async fn after_update(&self, _ctx: &HookContext<'_>, _new: &Value, _old: &Value) {}
+
+    /// After an object is removed from the datastore.
+    async fn after_delete(&self, _ctx: &HookContext<'_>, _obj: &Value) {}
 }
 
 /// The served resources.
@@ -99,7 +183,14 @@ impl Registry {
             Arc::new(namespaces::NamespaceStrategy),
             Arc::new(configmaps::ConfigMapStrategy),
         ];
-        strategies.extend(builtin::all());
+        strategies.extend(builtin::all().into_iter().map(|s| {
+            let info = s.info();
+            if info.group.is_empty() && info.plural == "services" {
+                Arc::new(services::ServiceStrategy { inner: s }) as Arc<dyn Strategy>
+            } else {
+                s
+            }
+        }));
         Registry { strategies }
     }
 

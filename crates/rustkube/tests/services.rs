@@ -1,0 +1,126 @@
+//! Services: the kubernetes Service, ClusterIP and NodePort allocation.
+
+mod support;
+
+use support::{json, Server};
+
+fn create_svc(server: &Server, body: &str) -> (u16, serde_json::Value) {
+    let (code, body) = server.curl_admin(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        body,
+        "/api/v1/namespaces/default/services",
+    ]);
+    (code, json(&body))
+}
+
+#[test]
+fn the_kubernetes_service_points_at_the_api_server() {
+    let server = Server::start(&[]);
+    let svc = json(&server.kubectl_ok("1.33", &["get", "svc", "kubernetes", "-o", "json"]));
+    assert_eq!(svc["spec"]["clusterIP"], "10.43.0.1");
+    assert_eq!(svc["spec"]["ports"][0]["port"], 443);
+    let ep = json(&server.kubectl_ok("1.33", &["get", "endpoints", "kubernetes", "-o", "json"]));
+    assert_eq!(ep["subsets"][0]["addresses"][0]["ip"], "127.0.0.1");
+    assert_eq!(ep["subsets"][0]["ports"][0]["port"], server.port);
+}
+
+#[test]
+fn cluster_ips_and_node_ports_are_allocated_once_and_released_on_delete() {
+    let server = Server::start(&[]);
+    let (code, a) = create_svc(
+        &server,
+        r#"{"metadata":{"name":"a"},"spec":{"type":"NodePort","ports":[{"port":80}]}}"#,
+    );
+    assert_eq!(code, 201, "{a}");
+    let ip = a["spec"]["clusterIP"].as_str().unwrap().to_string();
+    assert!(ip.starts_with("10.43."), "{a}");
+    assert_eq!(a["spec"]["clusterIPs"][0], ip.as_str());
+    let node_port = a["spec"]["ports"][0]["nodePort"].as_u64().unwrap();
+    assert!((30000..=32767).contains(&node_port));
+    assert_eq!(a["spec"]["ports"][0]["targetPort"], 80);
+    assert_eq!(a["spec"]["ports"][0]["protocol"], "TCP");
+
+    // The same IP or port asked for explicitly is refused while in use.
+    let (code, b) = create_svc(
+        &server,
+        &format!(
+            r#"{{"metadata":{{"name":"b"}},"spec":{{"clusterIP":"{ip}","ports":[{{"port":80}}]}}}}"#
+        ),
+    );
+    assert_eq!(code, 422, "{b}");
+    assert_eq!(b["details"]["causes"][0]["field"], "spec.clusterIPs[0]");
+    let (code, b) = create_svc(
+        &server,
+        &format!(
+            r#"{{"metadata":{{"name":"b"}},"spec":{{"type":"NodePort","ports":[{{"port":80,"nodePort":{node_port}}}]}}}}"#
+        ),
+    );
+    assert_eq!(code, 422, "{b}");
+    let (code, b) = create_svc(
+        &server,
+        r#"{"metadata":{"name":"b"},"spec":{"clusterIP":"10.99.0.1","ports":[{"port":80}]}}"#,
+    );
+    assert_eq!(code, 422, "{b}");
+
+    // The ClusterIP cannot change; switching to ClusterIP drops node ports.
+    let mut changed = a.clone();
+    changed["spec"]["clusterIP"] = serde_json::json!("10.43.7.7");
+    let (code, body) = server.curl_admin(&[
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        &changed.to_string(),
+        "/api/v1/namespaces/default/services/a",
+    ]);
+    assert_eq!(code, 422, "{body}");
+    let mut to_cluster_ip = a.clone();
+    to_cluster_ip["spec"]["type"] = serde_json::json!("ClusterIP");
+    to_cluster_ip["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("externalTrafficPolicy");
+    let (code, body) = server.curl_admin(&[
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        &to_cluster_ip.to_string(),
+        "/api/v1/namespaces/default/services/a",
+    ]);
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        json(&body)["spec"]["ports"][0].get("nodePort").is_none(),
+        "{body}"
+    );
+
+    // Released node port and IP can be taken again.
+    let (code, b) = create_svc(
+        &server,
+        &format!(
+            r#"{{"metadata":{{"name":"b"}},"spec":{{"type":"NodePort","ports":[{{"port":80,"nodePort":{node_port}}}]}}}}"#
+        ),
+    );
+    assert_eq!(code, 201, "{b}");
+    let (code, _) = server.curl_admin(&["-X", "DELETE", "/api/v1/namespaces/default/services/a"]);
+    assert_eq!(code, 200);
+    let (code, c) = create_svc(
+        &server,
+        &format!(
+            r#"{{"metadata":{{"name":"c"}},"spec":{{"clusterIP":"{ip}","ports":[{{"port":80}}]}}}}"#
+        ),
+    );
+    assert_eq!(code, 201, "{c}");
+    let (code, h) = create_svc(
+        &server,
+        r#"{"metadata":{"name":"headless"},"spec":{"clusterIP":"None","selector":{"app":"x"}}}"#,
+    );
+    assert_eq!(code, 201, "{h}");
+    assert_eq!(h["spec"]["clusterIPs"][0], "None");
+}
