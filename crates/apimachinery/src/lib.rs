@@ -9,11 +9,17 @@
 //!   timestamps.
 //! - [`selector`]: label and field selector parsing and matching.
 //! - [`codec`]: JSON and YAML request bodies and responses.
+//! - [`protobuf`]: Kubernetes protobuf bodies (kubectl 1.32+ sends them)
+//!   to and from JSON, for every built-in type.
+//! - [`patch`]: the PATCH engines (JSON patch, merge patch, strategic merge
+//!   patch) and the strategic merge metadata of built-in kinds.
 //!
 //! It must not know about storage, HTTP servers or authentication.
 
 pub mod codec;
 pub mod meta;
+pub mod patch;
+pub mod protobuf;
 pub mod resource;
 pub mod selector;
 pub mod status;

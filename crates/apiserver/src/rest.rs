@@ -9,6 +9,9 @@
 use std::sync::Arc;
 
 use apimachinery::codec::{self, BodyFormat, ResponseFormat};
+use apimachinery::patch::{
+    apply_patch, builtin_meta, PatchError, PatchMeta, PatchType, BUILTIN_PATCH_CONTENT_TYPES,
+};
 use apimachinery::selector::{labels_of, Selector};
 use apimachinery::status::success_status;
 use apimachinery::{meta, ApiError};
@@ -177,6 +180,13 @@ pub async fn serve(
         "watch" => {
             crate::watch::serve(state.clone(), strategy.clone(), namespace, ctx, format).await
         }
+        "create" if subresource == Subresource::Binding => {
+            let (parts, body) = read_body(req).await?;
+            let binding = decode_body(&parts, &body)?;
+            bind_pod(state, s, &namespace, &info.name, &binding, dry_run).await?;
+            let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
+            Ok(response::object(201, &status, plain(format)))
+        }
         "create" => {
             let (parts, body) = read_body(req).await?;
             let obj = decode_body(&parts, &body)?;
@@ -235,10 +245,26 @@ pub async fn serve(
             }
             Ok(render_list(s, deleted, list_meta, format, &ctx))
         }
-        "patch" => Err(ApiError::unsupported_media_type(header_str(
-            req.headers(),
-            header::CONTENT_TYPE,
-        ))),
+        "patch" => {
+            let content_type = header_str(req.headers(), header::CONTENT_TYPE).to_string();
+            let (_, body) = read_body(req).await?;
+            let patched = patch_object(
+                state,
+                s,
+                &namespace,
+                &info.name,
+                &content_type,
+                &body,
+                subresource,
+                &opts,
+                &mut warnings,
+            )
+            .await?;
+            Ok(response::with_warnings(
+                render_one(s, &patched, 200, format, &ctx),
+                &warnings,
+            ))
+        }
         _ => Err(ApiError::method_not_allowed("unsupported method")),
     }
 }
@@ -540,6 +566,7 @@ pub enum Subresource {
     None,
     Status,
     Finalize,
+    Binding,
 }
 
 impl Subresource {
@@ -549,10 +576,12 @@ impl Subresource {
             "" => return Ok(Subresource::None),
             "status" if s.has_status_subresource() => Subresource::Status,
             "finalize" if s.info().subresources.contains(&"finalize") => Subresource::Finalize,
+            "binding" if s.info().subresources.contains(&"binding") => Subresource::Binding,
             _ => return Err(ApiError::path_not_found()),
         };
         let allowed = match sub {
             Subresource::Status => matches!(verb, "get" | "update" | "patch"),
+            Subresource::Binding => verb == "create",
             _ => verb == "update",
         };
         if !allowed {
@@ -798,6 +827,7 @@ pub async fn update_object(
             merged["status"] = obj.get("status").cloned().unwrap_or(Value::Null);
             merged
         }
+        Subresource::Binding => return Err(ApiError::method_not_allowed("binding is create-only")),
         // A namespace finalize changes spec.finalizers and nothing else.
         Subresource::Finalize => {
             let mut merged = old.clone();
@@ -907,6 +937,36 @@ pub async fn delete_object(
                 )));
             }
         }
+        // Graceful deletion: mark the object and let its owner (the kubelet)
+        // finish; a shorter grace period on a second delete wins.
+        let grace = s.grace_period_seconds(&obj, options).unwrap_or(0);
+        if grace > 0 {
+            let existing = obj
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_i64);
+            if existing.is_some_and(|e| e <= grace) || dry_run {
+                return Ok((obj, false));
+            }
+            let deadline = time::OffsetDateTime::now_utc() + time::Duration::seconds(grace);
+            meta::set_meta(
+                &mut obj,
+                "deletionTimestamp",
+                json!(meta::format_timestamp(deadline)),
+            );
+            meta::set_meta(&mut obj, "deletionGracePeriodSeconds", json!(grace));
+            match state.store.update(&key, encode_for_store(&obj), rev).await {
+                Ok(kv) => {
+                    meta::set_meta(
+                        &mut obj,
+                        "resourceVersion",
+                        json!(kv.mod_revision.to_string()),
+                    );
+                    return Ok((obj, false));
+                }
+                Err(StorageError::Conflict { .. }) => continue,
+                Err(e) => return Err(storage_error(e, info.plural, info.group, name)),
+            }
+        }
         let action = s.delete_action(&obj);
         if dry_run {
             return Ok((obj, action == DeleteAction::Remove));
@@ -949,6 +1009,114 @@ pub async fn delete_object(
             Ok(removed) => return Ok((obj, removed)),
             Err(StorageError::Conflict { .. }) => continue,
             Err(e) => return Err(storage_error(e, info.plural, info.group, name)),
+        }
+    }
+    Err(ApiError::conflict_modified(info.plural, info.group, name))
+}
+
+/// `pods/<name>/binding`: assign the pod to a node, once.
+async fn bind_pod(
+    state: &ApiServer,
+    s: &dyn Strategy,
+    namespace: &str,
+    name: &str,
+    binding: &Value,
+    dry_run: bool,
+) -> Result<(), ApiError> {
+    let info = s.info();
+    if let Some(body_name) = meta::meta_str(binding, "name").filter(|n| !n.is_empty()) {
+        if body_name != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+    }
+    for _ in 0..8 {
+        let (mut pod, rev) = get_object(state, s, namespace, name).await?;
+        crate::registry::pods::bind(&mut pod, binding)?;
+        if dry_run {
+            return Ok(());
+        }
+        match state
+            .store
+            .update(&info.key(namespace, name), encode_for_store(&pod), rev)
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(StorageError::Conflict { .. }) => continue,
+            Err(e) => return Err(storage_error(e, info.plural, info.group, name)),
+        }
+    }
+    Err(ApiError::conflict_modified(info.plural, info.group, name))
+}
+
+/// The one place a patch engine error becomes an API error.
+fn patch_error(e: &PatchError) -> ApiError {
+    let reason = e
+        .status_reason()
+        .unwrap_or(apimachinery::StatusReason::InternalError);
+    ApiError::new(e.status_code(), reason, e.status_message())
+}
+
+/// PATCH: apply a JSON, merge or strategic merge patch to the current
+/// object and store the result as an update would, retrying when the object
+/// changes meanwhile (unless the patch pinned a resourceVersion).
+#[allow(clippy::too_many_arguments)]
+async fn patch_object(
+    state: &ApiServer,
+    s: &dyn Strategy,
+    namespace: &str,
+    name: &str,
+    content_type: &str,
+    body: &[u8],
+    subresource: Subresource,
+    opts: &WriteOptions,
+    warnings: &mut Vec<String>,
+) -> Result<Value, ApiError> {
+    let info = s.info();
+    let patch_type = PatchType::from_content_type(content_type).ok_or_else(|| {
+        ApiError::new(
+            415,
+            apimachinery::StatusReason::UnsupportedMediaType,
+            format!("the body of the request was in an unknown format - accepted media types include: {}", BUILTIN_PATCH_CONTENT_TYPES.join(", ")),
+        )
+    })?;
+    if patch_type == PatchType::Apply {
+        return Err(ApiError::new(
+            415,
+            apimachinery::StatusReason::UnsupportedMediaType,
+            "server-side apply (application/apply-patch+yaml) is not supported by this server yet",
+        ));
+    }
+    let meta = builtin_meta(&info.api_version(), info.kind);
+    for _ in 0..8 {
+        let (current, _) = get_object(state, s, namespace, name).await?;
+        let patched = apply_patch(
+            patch_type,
+            &current,
+            body,
+            meta.as_ref().map(|m| m as &dyn PatchMeta),
+        )
+        .map_err(|e| patch_error(&e))?;
+        let pinned = meta::resource_version(&patched) != meta::resource_version(&current);
+        match update_object(
+            state,
+            s,
+            namespace,
+            name,
+            patched,
+            subresource,
+            opts,
+            warnings,
+        )
+        .await
+        {
+            Err(e)
+                if e.code == 409 && e.reason == apimachinery::StatusReason::Conflict && !pinned =>
+            {
+                continue
+            }
+            other => return other,
         }
     }
     Err(ApiError::conflict_modified(info.plural, info.group, name))

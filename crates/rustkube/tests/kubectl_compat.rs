@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::Server;
+use support::{json, Server};
 
 const VERSIONS: &[&str] = &["1.27", "1.28", "1.29", "1.30", "1.31", "1.32", "1.33"];
 
@@ -139,4 +139,149 @@ fn version_and_api_discovery_commands_work() {
     );
     let out = server.kubectl_ok("1.33", &["api-versions"]);
     assert!(out.lines().any(|l| l == "v1"), "{out}");
+}
+
+#[test]
+fn label_annotate_patch_and_apply_edit_objects_like_upstream() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cm.yaml");
+    std::fs::write(&file, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: edited\ndata:\n  keep: \"1\"\n  drop: \"2\"\n").unwrap();
+    let f = file.to_str().unwrap();
+    assert!(server
+        .kubectl_ok("1.33", &["apply", "-f", f])
+        .contains("configmap/edited created"));
+    assert!(server
+        .kubectl_ok("1.33", &["label", "cm", "edited", "app=web"])
+        .contains("labeled"));
+    assert!(server
+        .kubectl_ok("1.33", &["label", "cm", "edited", "app=web"])
+        .contains("not labeled"));
+    assert!(server
+        .kubectl_ok("1.29", &["annotate", "cm", "edited", "note=hi"])
+        .contains("annotated"));
+    let out = server.kubectl("1.33", &["label", "cm", "edited", "app=db"]);
+    assert!(
+        !out.status.success(),
+        "relabel without --overwrite must fail"
+    );
+    server.kubectl_ok("1.33", &["label", "cm", "edited", "app=db", "--overwrite"]);
+    server.kubectl_ok(
+        "1.33",
+        &[
+            "patch",
+            "cm",
+            "edited",
+            "--type=json",
+            "-p",
+            r#"[{"op":"add","path":"/data/json","value":"j"}]"#,
+        ],
+    );
+    server.kubectl_ok(
+        "1.33",
+        &[
+            "patch",
+            "cm",
+            "edited",
+            "--type=merge",
+            "-p",
+            r#"{"data":{"merge":"m"}}"#,
+        ],
+    );
+    server.kubectl_ok(
+        "1.33",
+        &[
+            "patch",
+            "cm",
+            "edited",
+            "--type=strategic",
+            "-p",
+            r#"{"data":{"strategic":"s"}}"#,
+        ],
+    );
+    let out = server.kubectl(
+        "1.33",
+        &[
+            "patch",
+            "cm",
+            "edited",
+            "--type=json",
+            "-p",
+            r#"[{"op":"test","path":"/data/json","value":"no"}]"#,
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("the server rejected our request due to an error in our request"));
+    // Client-side apply removes a field dropped from the file (three-way merge).
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: edited\ndata:\n  keep: \"1\"\n",
+    )
+    .unwrap();
+    assert!(server
+        .kubectl_ok("1.33", &["apply", "-f", f])
+        .contains("configured"));
+    let data = json(&server.kubectl_ok("1.33", &["get", "cm", "edited", "-o", "jsonpath={.data}"]));
+    assert_eq!(
+        data,
+        serde_json::json!({"keep": "1", "json": "j", "merge": "m", "strategic": "s"})
+    );
+    let labels = server.kubectl_ok(
+        "1.33",
+        &["get", "cm", "edited", "--show-labels", "--no-headers"],
+    );
+    assert!(labels.contains("app=db"), "{labels}");
+    server.kubectl_ok("1.33", &["label", "cm", "edited", "app-"]);
+    let labels = server.kubectl_ok(
+        "1.33",
+        &["get", "cm", "edited", "-o", "jsonpath={.metadata.labels}"],
+    );
+    assert!(!labels.contains("app"), "{labels}");
+    // Applying the same file again changes nothing.
+    let rv = server.kubectl_ok(
+        "1.33",
+        &[
+            "get",
+            "cm",
+            "edited",
+            "-o",
+            "jsonpath={.metadata.resourceVersion}",
+        ],
+    );
+    assert!(server
+        .kubectl_ok("1.33", &["apply", "-f", f])
+        .contains("unchanged"));
+    let again = server.kubectl_ok(
+        "1.33",
+        &[
+            "get",
+            "cm",
+            "edited",
+            "-o",
+            "jsonpath={.metadata.resourceVersion}",
+        ],
+    );
+    assert_eq!(rv, again);
+}
+
+#[test]
+fn deployments_can_be_applied_and_their_image_set() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dep.yaml");
+    std::fs::write(&file, "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: busybox\n").unwrap();
+    server.kubectl_ok("1.33", &["apply", "-f", file.to_str().unwrap()]);
+    server.kubectl_ok("1.33", &["set", "image", "deployment/web", "web=busybox:2"]);
+    let dep = json(&server.kubectl_ok("1.33", &["get", "deploy", "web", "-o", "json"]));
+    assert_eq!(
+        dep["spec"]["template"]["spec"]["containers"][0]["image"],
+        "busybox:2"
+    );
+    assert_eq!(dep["metadata"]["generation"], 2);
+    let wide = server.kubectl_ok("1.33", &["get", "deploy", "-o", "wide"]);
+    assert!(
+        wide.contains("IMAGES") && wide.contains("busybox:2"),
+        "{wide}"
+    );
 }

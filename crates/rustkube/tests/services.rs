@@ -124,3 +124,79 @@ fn cluster_ips_and_node_ports_are_allocated_once_and_released_on_delete() {
     assert_eq!(code, 201, "{h}");
     assert_eq!(h["spec"]["clusterIPs"][0], "None");
 }
+
+fn pod(name: &str) -> String {
+    format!(
+        r#"{{"metadata":{{"name":"{name}"}},"spec":{{"containers":[{{"name":"c","image":"busybox"}}]}}}}"#
+    )
+}
+
+#[test]
+fn pods_bind_once_and_scheduled_pods_delete_gracefully() {
+    let server = Server::start(&[]);
+    let base = "/api/v1/namespaces/default/pods";
+    let post = |path: &str, body: &str| {
+        server.curl_admin(&[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            body,
+            path,
+        ])
+    };
+    let (code, body) = post(base, &pod("p"));
+    assert_eq!(code, 201, "{body}");
+    let created = json(&body);
+    assert_eq!(created["status"]["phase"], "Pending");
+    assert_eq!(created["status"]["qosClass"], "BestEffort");
+    let binding = r#"{"apiVersion":"v1","kind":"Binding","metadata":{"name":"p"},"target":{"kind":"Node","name":"node-1"}}"#;
+    let (code, body) = post(&format!("{base}/p/binding"), binding);
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = post(&format!("{base}/p/binding"), binding);
+    assert_eq!(code, 409, "{body}");
+    // The node is set only through binding; other spec changes are refused.
+    let (_, body) = server.curl_admin(&[&format!("{base}/p")]);
+    let mut bound = json(&body);
+    assert_eq!(bound["spec"]["nodeName"], "node-1");
+    bound["spec"]["restartPolicy"] = serde_json::json!("Never");
+    let (code, body) = server.curl_admin(&[
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        &bound.to_string(),
+        &format!("{base}/p"),
+    ]);
+    assert_eq!(code, 422, "{body}");
+    // A scheduled pod is marked for deletion with its grace period...
+    let (code, body) = server.curl_admin(&["-X", "DELETE", &format!("{base}/p")]);
+    assert_eq!(code, 200, "{body}");
+    let deleting = json(&body);
+    assert_eq!(deleting["metadata"]["deletionGracePeriodSeconds"], 30);
+    assert!(deleting["metadata"]["deletionTimestamp"].is_string());
+    let (code, _) = server.curl_admin(&[&format!("{base}/p")]);
+    assert_eq!(code, 200);
+    // ...and goes at once with a zero grace period (what the kubelet sends).
+    let (code, body) = server.curl_admin(&[
+        "-X",
+        "DELETE",
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        r#"{"gracePeriodSeconds":0}"#,
+        &format!("{base}/p"),
+    ]);
+    assert_eq!(code, 200, "{body}");
+    let (code, _) = server.curl_admin(&[&format!("{base}/p")]);
+    assert_eq!(code, 404);
+    // An unscheduled pod goes at once.
+    let (code, _) = post(base, &pod("q"));
+    assert_eq!(code, 201);
+    let (code, _) = server.curl_admin(&["-X", "DELETE", &format!("{base}/q")]);
+    assert_eq!(code, 200);
+    let (code, _) = server.curl_admin(&[&format!("{base}/q")]);
+    assert_eq!(code, 404);
+}

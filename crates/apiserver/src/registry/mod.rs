@@ -9,6 +9,7 @@ mod builtin;
 mod configmaps;
 pub mod generic;
 mod namespaces;
+pub mod pods;
 mod services;
 
 use std::sync::Arc;
@@ -122,6 +123,12 @@ pub trait Strategy: Send + Sync {
         }
     }
 
+    /// Seconds a graceful delete waits (with `deletionTimestamp` set) before
+    /// the object goes; `None` or `Some(0)`: no grace period.
+    fn grace_period_seconds(&self, _obj: &Value, _options: &Value) -> Option<i64> {
+        None
+    }
+
     /// Changes made to an object when it is marked for deletion.
     fn on_mark_deleting(&self, _obj: &mut Value) {}
 
@@ -185,10 +192,12 @@ impl Registry {
         ];
         strategies.extend(builtin::all().into_iter().map(|s| {
             let info = s.info();
-            if info.group.is_empty() && info.plural == "services" {
-                Arc::new(services::ServiceStrategy { inner: s }) as Arc<dyn Strategy>
-            } else {
-                s
+            match (info.group, info.plural) {
+                ("", "services") => {
+                    Arc::new(services::ServiceStrategy { inner: s }) as Arc<dyn Strategy>
+                }
+                ("", "pods") => Arc::new(pods::PodStrategy::new(s)),
+                _ => s,
             }
         }));
         Registry { strategies }

@@ -1,0 +1,313 @@
+//! core/v1 Pod: QoS class, graceful deletion, what an update may change,
+//! and the binding subresource. Decoding, names and the table come from
+//! the generic entry this strategy wraps.
+
+use std::sync::Arc;
+
+use apimachinery::{ApiError, ResourceInfo, StatusCause};
+use serde_json::{json, Value};
+
+use super::{DeleteAction, HookContext, Strategy};
+use crate::table::Column;
+
+pub struct PodStrategy {
+    pub inner: Arc<dyn Strategy>,
+    pub info: ResourceInfo,
+}
+
+impl PodStrategy {
+    pub fn new(inner: Arc<dyn Strategy>) -> Self {
+        let mut info = inner.info().clone();
+        info.subresources = &["binding", "status"];
+        PodStrategy { inner, info }
+    }
+}
+
+/// Upstream's default `terminationGracePeriodSeconds`.
+const DEFAULT_GRACE_SECONDS: i64 = 30;
+
+fn resources_of<'a>(c: &'a Value, which: &str) -> Option<&'a serde_json::Map<String, Value>> {
+    c.pointer(&format!("/resources/{which}"))
+        .and_then(Value::as_object)
+}
+
+/// Guaranteed when every container sets cpu and memory limits equal to its
+/// requests; BestEffort when none sets any; Burstable otherwise.
+pub fn qos_class(pod: &Value) -> &'static str {
+    let mut containers: Vec<&Value> = Vec::new();
+    for field in ["initContainers", "containers"] {
+        if let Some(list) = pod
+            .pointer(&format!("/spec/{field}"))
+            .and_then(Value::as_array)
+        {
+            containers.extend(list);
+        }
+    }
+    let mut any = false;
+    let mut guaranteed = !containers.is_empty();
+    for c in containers {
+        let requests = resources_of(c, "requests");
+        let limits = resources_of(c, "limits");
+        let relevant = |m: Option<&serde_json::Map<String, Value>>| {
+            m.map_or(0, |m| {
+                m.keys().filter(|k| *k == "cpu" || *k == "memory").count()
+            })
+        };
+        if relevant(requests) + relevant(limits) > 0 {
+            any = true;
+        }
+        for res in ["cpu", "memory"] {
+            let limit = limits.and_then(|l| l.get(res));
+            // A request defaults to its limit.
+            let request = requests.and_then(|r| r.get(res)).or(limit);
+            if limit.is_none() || request != limit {
+                guaranteed = false;
+            }
+        }
+    }
+    match (any, guaranteed) {
+        (false, _) => "BestEffort",
+        (true, true) => "Guaranteed",
+        (true, false) => "Burstable",
+    }
+}
+
+/// The spec with the fields an update may change blanked out.
+fn immutable_view(spec: &Value) -> Value {
+    let mut v = spec.clone();
+    for field in ["containers", "initContainers"] {
+        if let Some(list) = v.get_mut(field).and_then(Value::as_array_mut) {
+            for c in list {
+                if let Some(c) = c.as_object_mut() {
+                    c.remove("image");
+                }
+            }
+        }
+    }
+    if let Some(m) = v.as_object_mut() {
+        for field in [
+            "activeDeadlineSeconds",
+            "tolerations",
+            "terminationGracePeriodSeconds",
+            "schedulingGates",
+        ] {
+            m.remove(field);
+        }
+    }
+    v
+}
+
+const IMMUTABLE_SPEC_MESSAGE: &str = "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
+
+#[async_trait::async_trait]
+impl Strategy for PodStrategy {
+    fn info(&self) -> &ResourceInfo {
+        &self.info
+    }
+
+    fn decode(&self, obj: &Value) -> Result<(Value, Vec<String>), ApiError> {
+        self.inner.decode(obj)
+    }
+
+    fn prepare_for_create(&self, obj: &mut Value) {
+        self.inner.prepare_for_create(obj);
+        obj["status"] = json!({"phase": "Pending", "qosClass": qos_class(obj)});
+    }
+
+    fn prepare_for_update(&self, new: &mut Value, old: &Value) {
+        self.inner.prepare_for_update(new, old);
+    }
+
+    fn validate(&self, obj: &Value) -> Vec<StatusCause> {
+        let mut causes = self.inner.validate(obj);
+        let containers = obj.pointer("/spec/containers").and_then(Value::as_array);
+        if containers.is_none_or(Vec::is_empty) {
+            causes.push(StatusCause::required("spec.containers"));
+        }
+        for (i, c) in containers.into_iter().flatten().enumerate() {
+            if c.get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .is_empty()
+            {
+                causes.push(StatusCause::required(&format!("spec.containers[{i}].name")));
+            }
+            if c.get("image")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .is_empty()
+            {
+                causes.push(StatusCause::required(&format!(
+                    "spec.containers[{i}].image"
+                )));
+            }
+        }
+        causes
+    }
+
+    fn validate_update(&self, new: &Value, old: &Value) -> Vec<StatusCause> {
+        let mut causes = self.validate(new);
+        let (new_spec, old_spec) = (
+            new.get("spec").unwrap_or(&Value::Null),
+            old.get("spec").unwrap_or(&Value::Null),
+        );
+        // Binding sets nodeName through its own subresource only.
+        if immutable_view(new_spec) != immutable_view(old_spec) {
+            causes.push(StatusCause::forbidden("spec", IMMUTABLE_SPEC_MESSAGE));
+        }
+        let old_tolerations = old_spec
+            .get("tolerations")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let new_tolerations = new_spec
+            .get("tolerations")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if !old_tolerations.iter().all(|t| new_tolerations.contains(t)) {
+            causes.push(StatusCause::forbidden(
+                "spec.tolerations",
+                "existing toleration can not be modified except its tolerationSeconds",
+            ));
+        }
+        causes
+    }
+
+    fn delete_action(&self, obj: &Value) -> DeleteAction {
+        self.inner.delete_action(obj)
+    }
+
+    fn grace_period_seconds(&self, obj: &Value, options: &Value) -> Option<i64> {
+        let phase = obj
+            .pointer("/status/phase")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let scheduled = obj
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty());
+        // Unscheduled and finished pods have nothing to stop: they go at once.
+        if !scheduled || phase == "Succeeded" || phase == "Failed" {
+            return Some(0);
+        }
+        let requested = options.get("gracePeriodSeconds").and_then(Value::as_i64);
+        let default = obj
+            .pointer("/spec/terminationGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(DEFAULT_GRACE_SECONDS);
+        Some(requested.unwrap_or(default).max(0))
+    }
+
+    fn returns_deleted_object(&self) -> bool {
+        true
+    }
+
+    fn has_status_subresource(&self) -> bool {
+        true
+    }
+
+    fn columns(&self) -> Vec<Column> {
+        self.inner.columns()
+    }
+
+    fn cells(&self, obj: &Value) -> Vec<Value> {
+        self.inner.cells(obj)
+    }
+
+    async fn after_delete(&self, ctx: &HookContext<'_>, obj: &Value) {
+        self.inner.after_delete(ctx, obj).await;
+    }
+}
+
+/// Apply a `Binding` to a pod: set its node, or refuse if it has one.
+pub fn bind(pod: &mut Value, binding: &Value) -> Result<(), ApiError> {
+    let name = apimachinery::meta::name(pod).to_string();
+    let node = binding
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "Binding",
+                "",
+                &name,
+                vec![StatusCause::required("target.name")],
+            )
+        })?;
+    if let Some(kind) = binding.pointer("/target/kind").and_then(Value::as_str) {
+        if !kind.is_empty() && kind != "Node" {
+            return Err(ApiError::invalid(
+                "Binding",
+                "",
+                &name,
+                vec![StatusCause::invalid(
+                    "target.kind",
+                    &json!(kind),
+                    "must be empty or 'Node'",
+                )],
+            ));
+        }
+    }
+    if pod.pointer("/metadata/deletionTimestamp").is_some() {
+        return Err(ApiError::conflict(
+            "pods",
+            "",
+            &name,
+            "pod is being deleted, cannot be assigned to a host",
+        ));
+    }
+    if let Some(current) = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+    {
+        return Err(ApiError::conflict(
+            "pods",
+            "",
+            &name,
+            &format!("pod {name} is already assigned to node \"{current}\""),
+        ));
+    }
+    pod["spec"]["nodeName"] = json!(node);
+    let now = apimachinery::meta::now_rfc3339();
+    let condition = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now});
+    let conditions = pod["status"]
+        .as_object_mut()
+        .map(|s| s.entry("conditions").or_insert_with(|| json!([])));
+    if let Some(Value::Array(list)) = conditions {
+        list.retain(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"));
+        list.push(condition);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qos_class_follows_requests_and_limits() {
+        let none = json!({"spec": {"containers": [{"name": "a", "image": "x"}]}});
+        assert_eq!(qos_class(&none), "BestEffort");
+        let equal = json!({"spec": {"containers": [{"name": "a", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}});
+        assert_eq!(qos_class(&equal), "Guaranteed");
+        let some = json!({"spec": {"containers": [{"name": "a", "resources": {"requests": {"cpu": "100m"}}}]}});
+        assert_eq!(qos_class(&some), "Burstable");
+    }
+
+    #[test]
+    fn binding_sets_the_node_once() {
+        let mut pod =
+            json!({"metadata": {"name": "p"}, "spec": {}, "status": {"phase": "Pending"}});
+        bind(&mut pod, &json!({"target": {"kind": "Node", "name": "n1"}})).unwrap();
+        assert_eq!(pod["spec"]["nodeName"], "n1");
+        assert_eq!(pod["status"]["conditions"][0]["type"], "PodScheduled");
+        assert_eq!(
+            bind(&mut pod, &json!({"target": {"name": "n2"}}))
+                .unwrap_err()
+                .code,
+            409
+        );
+    }
+}
