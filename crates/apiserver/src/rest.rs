@@ -169,6 +169,35 @@ pub async fn serve(
     let mut warnings = Vec::new();
     let s = strategy.as_ref();
     match info.verb.as_str() {
+        "get" if subresource == Subresource::Scale => {
+            let (obj, _) = get_object(state, s, &namespace, &info.name).await?;
+            Ok(response::object(
+                200,
+                &crate::registry::scale::to_scale(&obj),
+                plain(format),
+            ))
+        }
+        "update" | "patch" if subresource == Subresource::Scale => {
+            let content_type = header_str(req.headers(), header::CONTENT_TYPE).to_string();
+            let (parts, body) = read_body(req).await?;
+            let scaled = scale_object(
+                state,
+                s,
+                &namespace,
+                &info.name,
+                &info.verb,
+                &content_type,
+                &parts,
+                &body,
+                &opts,
+            )
+            .await?;
+            Ok(response::object(
+                200,
+                &crate::registry::scale::to_scale(&scaled),
+                plain(format),
+            ))
+        }
         "get" => {
             let (obj, _) = get_object(state, s, &namespace, &info.name).await?;
             Ok(render_one(s, &obj, 200, format, &ctx))
@@ -567,6 +596,7 @@ pub enum Subresource {
     Status,
     Finalize,
     Binding,
+    Scale,
 }
 
 impl Subresource {
@@ -577,10 +607,11 @@ impl Subresource {
             "status" if s.has_status_subresource() => Subresource::Status,
             "finalize" if s.info().subresources.contains(&"finalize") => Subresource::Finalize,
             "binding" if s.info().subresources.contains(&"binding") => Subresource::Binding,
+            "scale" if s.info().subresources.contains(&"scale") => Subresource::Scale,
             _ => return Err(ApiError::path_not_found()),
         };
         let allowed = match sub {
-            Subresource::Status => matches!(verb, "get" | "update" | "patch"),
+            Subresource::Status | Subresource::Scale => matches!(verb, "get" | "update" | "patch"),
             Subresource::Binding => verb == "create",
             _ => verb == "update",
         };
@@ -827,7 +858,11 @@ pub async fn update_object(
             merged["status"] = obj.get("status").cloned().unwrap_or(Value::Null);
             merged
         }
-        Subresource::Binding => return Err(ApiError::method_not_allowed("binding is create-only")),
+        Subresource::Binding | Subresource::Scale => {
+            return Err(ApiError::method_not_allowed(
+                "not an update of the object itself",
+            ))
+        }
         // A namespace finalize changes spec.finalizers and nothing else.
         Subresource::Finalize => {
             let mut merged = old.clone();
@@ -1108,6 +1143,60 @@ async fn patch_object(
             subresource,
             opts,
             warnings,
+        )
+        .await
+        {
+            Err(e)
+                if e.code == 409 && e.reason == apimachinery::StatusReason::Conflict && !pinned =>
+            {
+                continue
+            }
+            other => return other,
+        }
+    }
+    Err(ApiError::conflict_modified(info.plural, info.group, name))
+}
+
+/// PUT or PATCH of `<workload>/scale`: compute the new Scale, then update
+/// the object's `spec.replicas` like an ordinary update.
+#[allow(clippy::too_many_arguments)]
+async fn scale_object(
+    state: &ApiServer,
+    s: &dyn Strategy,
+    namespace: &str,
+    name: &str,
+    verb: &str,
+    content_type: &str,
+    parts: &http::request::Parts,
+    body: &[u8],
+    opts: &WriteOptions,
+) -> Result<Value, ApiError> {
+    use crate::registry::scale::{apply_scale, to_scale};
+    let info = s.info();
+    for _ in 0..8 {
+        let (mut obj, _) = get_object(state, s, namespace, name).await?;
+        let current = to_scale(&obj);
+        let scale = if verb == "patch" {
+            let patch_type = PatchType::from_content_type(content_type)
+                .filter(|t| *t != PatchType::Apply)
+                .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
+            let meta = apimachinery::patch::ReplaceAllLists;
+            apply_patch(patch_type, &current, body, Some(&meta)).map_err(|e| patch_error(&e))?
+        } else {
+            decode_body(parts, body)?
+        };
+        let pinned = meta::resource_version(&scale) != meta::resource_version(&current)
+            && !meta::resource_version(&scale).is_empty();
+        apply_scale(&mut obj, &scale)?;
+        match update_object(
+            state,
+            s,
+            namespace,
+            name,
+            obj,
+            Subresource::None,
+            opts,
+            &mut Vec::new(),
         )
         .await
         {

@@ -284,4 +284,30 @@ fn deployments_can_be_applied_and_their_image_set() {
         wide.contains("IMAGES") && wide.contains("busybox:2"),
         "{wide}"
     );
+    for (version, replicas) in [("1.33", "5"), ("1.27", "4")] {
+        let out = server.kubectl_ok(
+            version,
+            &[
+                "scale",
+                "deployment",
+                "web",
+                &format!("--replicas={replicas}"),
+            ],
+        );
+        assert!(out.contains("deployment.apps/web scaled"), "{out}");
+        let got = server.kubectl_ok(
+            "1.33",
+            &["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"],
+        );
+        assert_eq!(got, replicas, "kubectl {version}");
+    }
+    let (code, body) =
+        server.curl_admin(&["/apis/apps/v1/namespaces/default/deployments/web/scale"]);
+    assert_eq!(code, 200, "{body}");
+    let scale = json(&body);
+    assert_eq!(
+        (scale["kind"].as_str(), scale["spec"]["replicas"].as_i64()),
+        (Some("Scale"), Some(4))
+    );
+    assert_eq!(scale["status"]["selector"], "app=web");
 }

@@ -10,6 +10,7 @@ mod configmaps;
 pub mod generic;
 mod namespaces;
 pub mod pods;
+pub mod scale;
 mod services;
 
 use std::sync::Arc;
@@ -197,6 +198,8 @@ impl Registry {
                     Arc::new(services::ServiceStrategy { inner: s }) as Arc<dyn Strategy>
                 }
                 ("", "pods") => Arc::new(pods::PodStrategy::new(s)),
+                ("apps", "deployments" | "replicasets" | "statefulsets")
+                | ("", "replicationcontrollers") => Arc::new(scale::Scalable::new(s)),
                 _ => s,
             }
         }));
