@@ -311,3 +311,177 @@ fn deployments_can_be_applied_and_their_image_set() {
     );
     assert_eq!(scale["status"]["selector"], "app=web");
 }
+
+#[test]
+fn everyday_commands_get_describe_replace_edit_diff_wait_and_delete_work() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    for (name, app) in [("p1", "p"), ("p2", "q"), ("p3", "q")] {
+        server.kubectl_ok(
+            "1.33",
+            &["run", name, "--image=busybox", "-l", &format!("app={app}")],
+        );
+    }
+    let all = server.kubectl_ok("1.33", &["get", "all"]);
+    assert!(
+        all.contains("pod/p1") && all.contains("service/kubernetes"),
+        "{all}"
+    );
+    let described = server.kubectl_ok("1.33", &["describe", "pod", "p1"]);
+    assert!(
+        described.contains("Name:")
+            && described.contains("p1")
+            && described.contains("Image:")
+            && described.contains("busybox"),
+        "{described}"
+    );
+    for version in ["1.27", "1.33"] {
+        let sorted = server.kubectl_ok(
+            version,
+            &[
+                "get",
+                "pods",
+                "--sort-by=.metadata.name",
+                "--chunk-size=1",
+                "-o",
+                "name",
+            ],
+        );
+        assert_eq!(
+            sorted.lines().collect::<Vec<_>>(),
+            ["pod/p1", "pod/p2", "pod/p3"],
+            "kubectl {version}"
+        );
+        let by_field = server.kubectl_ok(
+            version,
+            &[
+                "get",
+                "pods",
+                "--field-selector=metadata.name=p2",
+                "-o",
+                "name",
+            ],
+        );
+        assert_eq!(by_field.trim(), "pod/p2", "kubectl {version}");
+    }
+    let custom = server.kubectl_ok(
+        "1.33",
+        &[
+            "get",
+            "pods",
+            "-l",
+            "app=q",
+            "-o",
+            "custom-columns=NAME:.metadata.name,IMAGE:.spec.containers[0].image",
+        ],
+    );
+    assert!(
+        custom.contains("NAME")
+            && custom.contains("p2")
+            && custom.contains("busybox")
+            && !custom.contains("p1"),
+        "{custom}"
+    );
+    let deleted = server.kubectl_ok("1.33", &["delete", "pods", "-l", "app=q"]);
+    assert!(
+        deleted.contains("pod \"p2\" deleted") && deleted.contains("pod \"p3\" deleted"),
+        "{deleted}"
+    );
+
+    let file = dir.path().join("p1.yaml");
+    std::fs::write(
+        &file,
+        server.kubectl_ok("1.33", &["get", "pod", "p1", "-o", "yaml"]),
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    assert!(server
+        .kubectl_ok("1.33", &["replace", "-f", f])
+        .contains("pod/p1 replaced"));
+    let uid_before = server.kubectl_ok(
+        "1.33",
+        &["get", "pod", "p1", "-o", "jsonpath={.metadata.uid}"],
+    );
+    let forced = server.kubectl_ok("1.33", &["replace", "--force", "-f", f]);
+    assert!(
+        forced.contains("deleted") && forced.contains("replaced"),
+        "{forced}"
+    );
+    let uid_after = server.kubectl_ok(
+        "1.33",
+        &["get", "pod", "p1", "-o", "jsonpath={.metadata.uid}"],
+    );
+    assert_ne!(uid_before, uid_after);
+
+    // A non-interactive editor: edit adds a label.
+    let out = std::process::Command::new(support::kubectl_bin("1.33"))
+        .arg(format!("--kubeconfig={}", server.kubeconfig.display()))
+        .args(["edit", "pod", "p1"])
+        .env(
+            "EDITOR",
+            "sed -i -e 's/^  labels:$/  labels:\\n    edited: \"yes\"/'",
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let labels = server.kubectl_ok(
+        "1.33",
+        &[
+            "get",
+            "pod",
+            "p1",
+            "-o",
+            "jsonpath={.metadata.labels.edited}",
+        ],
+    );
+    assert_eq!(labels, "yes");
+
+    let cm = dir.path().join("cm.yaml");
+    std::fs::write(
+        &cm,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: differ\ndata:\n  a: b\n",
+    )
+    .unwrap();
+    server.kubectl_ok("1.33", &["apply", "-f", cm.to_str().unwrap()]);
+    std::fs::write(
+        &cm,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: differ\ndata:\n  a: c\n",
+    )
+    .unwrap();
+    let out = server.kubectl("1.33", &["diff", "-f", cm.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "diff exits 1 when there are differences"
+    );
+    let diff = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        diff.contains("-  a: b") && diff.contains("+  a: c"),
+        "{diff}"
+    );
+    // diff runs a server-side dry run: nothing changed.
+    assert_eq!(
+        server.kubectl_ok("1.33", &["get", "cm", "differ", "-o", "jsonpath={.data.a}"]),
+        "b"
+    );
+
+    let waited = server.kubectl_ok(
+        "1.33",
+        &[
+            "wait",
+            "--for=jsonpath={.status.phase}=Pending",
+            "pod/p1",
+            "--timeout=10s",
+        ],
+    );
+    assert!(waited.contains("condition met"), "{waited}");
+    assert!(server
+        .kubectl_ok("1.33", &["delete", "pods", "--all"])
+        .contains("pod \"p1\" deleted"));
+    let none = server.kubectl("1.33", &["get", "pods"]);
+    assert!(String::from_utf8_lossy(&none.stderr).contains("No resources found"));
+}
