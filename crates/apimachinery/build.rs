@@ -249,7 +249,6 @@ fn parse_pb_file(module: &[String], text: &str, schema: &mut PbSchema, file: &Pa
     let lines: Vec<&str> = text.lines().collect();
     let mut current: Option<(String, PbMessage)> = None;
     let mut pending_attr: Option<String> = None;
-    let mut resource_api_version: Option<String> = None;
     let mut i = 0;
     while i < lines.len() {
         let line = lines[i];
@@ -318,16 +317,8 @@ fn parse_pb_file(module: &[String], text: &str, schema: &mut PbSchema, file: &Pa
                 file.display()
             );
         }
-        if trimmed.starts_with("impl crate::Resource for ") {
-            resource_api_version = None;
-            continue;
-        }
-        if let Some(v) = const_str(trimmed, "API_VERSION") {
-            resource_api_version = Some(v);
-            continue;
-        }
+        // `impl crate::Resource for X { const GROUP: &'static str = "apps"; ... }`
         if let Some(group) = const_str(trimmed, "GROUP") {
-            let _ = resource_api_version.take();
             record_group(&mut schema.groups, &group, module);
         }
     }

@@ -9,6 +9,8 @@ use crate::status::ApiError;
 pub enum BodyFormat {
     Json,
     Yaml,
+    /// `application/vnd.kubernetes.protobuf` (kubectl 1.32+ `create`).
+    Protobuf,
 }
 
 impl BodyFormat {
@@ -23,6 +25,7 @@ impl BodyFormat {
         match essence.as_str() {
             "" | "application/json" | "*/*" => Ok(BodyFormat::Json),
             "application/yaml" | "application/x-yaml" | "text/yaml" => Ok(BodyFormat::Yaml),
+            crate::protobuf::MEDIA_TYPE => Ok(BodyFormat::Protobuf),
             _ => Err(ApiError::unsupported_media_type(content_type)),
         }
     }
@@ -31,6 +34,13 @@ impl BodyFormat {
 /// Decode a request body into a JSON object; anything else is a 400.
 pub fn decode_object(body: &[u8], format: BodyFormat) -> Result<Value, ApiError> {
     let value: Value = match format {
+        BodyFormat::Protobuf => {
+            let mut value = crate::protobuf::decode(body).map_err(|e| {
+                ApiError::bad_request(format!("error decoding request body as protobuf: {e}"))
+            })?;
+            drop_go_zero_values(&mut value, false);
+            value
+        }
         BodyFormat::Json => serde_json::from_slice(body).map_err(|e| {
             ApiError::bad_request(format!("error decoding request body as JSON: {e}"))
         })?,
@@ -49,6 +59,59 @@ pub fn decode_object(body: &[u8], format: BodyFormat) -> Result<Value, ApiError>
     }
     Ok(value)
 }
+
+/// Go's protobuf encoder writes every non-pointer field, so a decoded body
+/// carries `""`, `0` and `false` for fields the same client would have left
+/// out of JSON (`omitempty`). Upstream decodes into Go structs, where such
+/// a value is the same as unset; here they are removed so defaulting sees
+/// them as unset: every empty string, and every `0`/`false` inside
+/// `status` and `metadata` (elsewhere a zero may be a deliberate value of a
+/// pointer field, such as `replicas: 0` or `runAsUser: 0`).
+fn drop_go_zero_values(value: &mut Value, zeros_too: bool) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|_, v| match v {
+                Value::String(s) => !s.is_empty(),
+                Value::Bool(false) => !zeros_too,
+                Value::Number(n) => !(zeros_too && n.as_f64() == Some(0.0)),
+                Value::Null => false,
+                _ => true,
+            });
+            for (key, v) in map.iter_mut() {
+                // Entries of user maps are data, not struct fields: an
+                // empty value there is a value.
+                if !USER_MAPS.contains(&key.as_str()) {
+                    drop_go_zero_values(v, zeros_too || key == "status" || key == "metadata");
+                }
+            }
+        }
+        Value::Array(items) => {
+            for v in items {
+                drop_go_zero_values(v, zeros_too);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Fields whose values are maps of user data.
+const USER_MAPS: &[&str] = &[
+    "data",
+    "binaryData",
+    "stringData",
+    "labels",
+    "annotations",
+    "matchLabels",
+    "nodeSelector",
+    "selector",
+    "hard",
+    "limits",
+    "requests",
+    "capacity",
+    "allocatable",
+    "parameters",
+    "extra",
+];
 
 /// What a client asked for in its Accept header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,5 +205,31 @@ mod tests {
             400
         );
         assert!(decode_object(b"kind: ConfigMap\n", BodyFormat::Yaml).is_ok());
+    }
+}
+
+#[cfg(test)]
+mod protobuf_zero_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn go_zero_values_are_dropped_but_user_data_and_spec_zeros_stay() {
+        let mut v = json!({
+            "metadata": {"name": "a", "namespace": "", "generation": 0, "labels": {"k": ""}},
+            "data": {"empty": ""},
+            "spec": {"replicas": 0, "paused": false, "strategy": {"type": ""}},
+            "status": {"replicas": 0, "conditions": []},
+        });
+        drop_go_zero_values(&mut v, false);
+        assert_eq!(
+            v,
+            json!({
+                "metadata": {"name": "a", "labels": {"k": ""}},
+                "data": {"empty": ""},
+                "spec": {"replicas": 0, "paused": false, "strategy": {}},
+                "status": {"conditions": []},
+            })
+        );
     }
 }

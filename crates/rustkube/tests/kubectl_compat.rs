@@ -485,3 +485,90 @@ fn everyday_commands_get_describe_replace_edit_diff_wait_and_delete_work() {
     let none = server.kubectl("1.33", &["get", "pods"]);
     assert!(String::from_utf8_lossy(&none.stderr).contains("No resources found"));
 }
+
+#[test]
+fn kubectl_create_subcommands_work_over_protobuf_and_json() {
+    let server = Server::start(&[]);
+    // kubectl 1.32+ sends these bodies as protobuf, older ones as JSON.
+    for version in ["1.33", "1.31"] {
+        let ns = format!("create-{}", version.replace('.', "-"));
+        server.kubectl_ok(version, &["create", "namespace", &ns]);
+        let commands: &[&[&str]] = &[
+            &[
+                "configmap",
+                "c1",
+                "--from-literal=a=b",
+                "--from-literal=empty=",
+            ],
+            &["secret", "generic", "s1", "--from-literal=a=b"],
+            &["serviceaccount", "sa1"],
+            &["service", "clusterip", "svc1", "--tcp=80:8080"],
+            &["deployment", "d1", "--image=busybox", "--replicas=2"],
+            &["job", "j1", "--image=busybox"],
+            &[
+                "cronjob",
+                "cj1",
+                "--image=busybox",
+                "--schedule=*/5 * * * *",
+            ],
+            &["quota", "q1", "--hard=pods=2"],
+            &["role", "r1", "--verb=get", "--resource=pods"],
+            &["rolebinding", "rb1", "--clusterrole=view", "--user=u"],
+            &[
+                "poddisruptionbudget",
+                "pdb1",
+                "--selector=a=b",
+                "--min-available=1",
+            ],
+            &["ingress", "i1", "--rule=a.example/=svc1:80"],
+        ];
+        for args in commands {
+            let mut full = vec!["create", "-n", ns.as_str()];
+            full.extend_from_slice(args);
+            let out = server.kubectl_ok(version, &full);
+            assert!(out.contains("created"), "kubectl {version} {args:?}: {out}");
+        }
+        let data = json(&server.kubectl_ok(
+            "1.33",
+            &["get", "cm", "c1", "-n", &ns, "-o", "jsonpath={.data}"],
+        ));
+        assert_eq!(
+            data,
+            serde_json::json!({"a": "b", "empty": ""}),
+            "kubectl {version}"
+        );
+        let secret = server.kubectl_ok(
+            "1.33",
+            &["get", "secret", "s1", "-n", &ns, "-o", "jsonpath={.data.a}"],
+        );
+        assert_eq!(secret, "Yg==", "kubectl {version}");
+        let replicas = server.kubectl_ok(
+            "1.33",
+            &[
+                "get",
+                "deploy",
+                "d1",
+                "-n",
+                &ns,
+                "-o",
+                "jsonpath={.spec.replicas}",
+            ],
+        );
+        assert_eq!(replicas, "2", "kubectl {version}");
+        let port = server.kubectl_ok(
+            "1.33",
+            &[
+                "get",
+                "svc",
+                "svc1",
+                "-n",
+                &ns,
+                "-o",
+                "jsonpath={.spec.ports[0].targetPort}",
+            ],
+        );
+        assert_eq!(port, "8080", "kubectl {version}");
+    }
+    let pc = server.kubectl_ok("1.33", &["create", "priorityclass", "pc1", "--value=10"]);
+    assert!(pc.contains("created"), "{pc}");
+}

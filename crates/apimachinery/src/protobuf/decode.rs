@@ -55,13 +55,13 @@ pub(super) fn envelope(body: &[u8], depth: usize) -> Result<Value, ProtobufError
             kind: kind.clone(),
         }
     })?;
-    let mut object = match message(index, raw, depth + 1)? {
-        Value::Object(map) => map,
-        // message_for_kind only returns messages whose JSON is an object.
-        _ => Map::new(),
-    };
+    let mut object = Map::new();
     object.insert("apiVersion".to_string(), Value::String(api_version));
     object.insert("kind".to_string(), Value::String(kind));
+    // message_for_kind only returns messages whose JSON is an object.
+    if let Value::Object(fields) = message(index, raw, depth + 1)? {
+        object.extend(fields);
+    }
     Ok(Value::Object(object))
 }
 
