@@ -122,6 +122,16 @@ pub enum ResponseFormat {
     Table {
         v1beta1: bool,
     },
+    /// `as=PartialObjectMetadata` / `as=PartialObjectMetadataList`
+    /// (`g=meta.k8s.io`, v1 or v1beta1): metadata only.
+    PartialMetadata {
+        v1beta1: bool,
+    },
+    /// `as=APIGroupDiscoveryList;g=apidiscovery.k8s.io` (v2 or v2beta1),
+    /// only meaningful on `/api` and `/apis`.
+    AggregatedDiscovery {
+        v2beta1: bool,
+    },
 }
 
 /// Pick the response format from an Accept header, honouring the first
@@ -156,9 +166,27 @@ pub fn negotiate(accept: &str) -> Result<ResponseFormat, ApiError> {
             }
             continue;
         }
+        let meta_version = version == "v1" || version == "v1beta1";
+        if json_like
+            && group == "meta.k8s.io"
+            && meta_version
+            && (as_kind == "PartialObjectMetadata" || as_kind == "PartialObjectMetadataList")
+        {
+            return Ok(ResponseFormat::PartialMetadata {
+                v1beta1: version == "v1beta1",
+            });
+        }
+        if json_like
+            && as_kind == "APIGroupDiscoveryList"
+            && group == "apidiscovery.k8s.io"
+            && (version == "v2" || version == "v2beta1")
+        {
+            return Ok(ResponseFormat::AggregatedDiscovery {
+                v2beta1: version == "v2beta1",
+            });
+        }
         if !as_kind.is_empty() {
-            // Another conversion (e.g. aggregated discovery, partial
-            // metadata) this server cannot do yet: try the next choice.
+            // A conversion this server cannot do: try the next choice.
             continue;
         }
         match essence.as_str() {
@@ -186,10 +214,21 @@ mod tests {
     }
 
     #[test]
-    fn discovery_accept_falls_back_to_plain_json() {
+    fn discovery_and_partial_metadata_are_negotiated() {
         let accept =
             "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
-        assert_eq!(negotiate(accept).unwrap(), ResponseFormat::Json);
+        assert_eq!(
+            negotiate(accept).unwrap(),
+            ResponseFormat::AggregatedDiscovery { v2beta1: false }
+        );
+        let accept =
+            "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json";
+        assert_eq!(
+            negotiate(accept).unwrap(),
+            ResponseFormat::PartialMetadata { v1beta1: false }
+        );
+        let other = "application/json;as=Other;g=x;v=v1,application/json";
+        assert_eq!(negotiate(other).unwrap(), ResponseFormat::Json);
         assert!(negotiate("text/html").is_err());
     }
 

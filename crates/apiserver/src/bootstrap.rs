@@ -58,18 +58,21 @@ async fn kubernetes_service(state: &ApiServer) -> Result<(), ApiError> {
             "sessionAffinity": "None",
         },
     });
-    match crate::rest::create_object(
-        state,
-        services.as_ref(),
-        "default",
-        service,
-        &opts,
-        &mut Vec::new(),
-    )
-    .await
-    {
-        Ok(_) => tracing::info!("created the kubernetes service"),
-        Err(e) if e.code == 409 => {}
+    // Allocation happens before the existence check of a create, so look first.
+    match crate::rest::get_object(state, services.as_ref(), "default", "kubernetes").await {
+        Ok(_) => {}
+        Err(e) if e.code == 404 => {
+            crate::rest::create_object(
+                state,
+                services.as_ref(),
+                "default",
+                service,
+                &opts,
+                &mut Vec::new(),
+            )
+            .await?;
+            tracing::info!("created the kubernetes service");
+        }
         Err(e) => return Err(e),
     }
     let Some(endpoints) = state.registry.lookup("", "v1", "endpoints").cloned() else {

@@ -52,6 +52,7 @@ pub struct CacheEvent {
 }
 
 struct State {
+    ring_capacity: usize,
     objects: BTreeMap<String, Arc<Value>>,
     /// The revision the cache reflects.
     revision: Revision,
@@ -84,11 +85,12 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
 }
 
 impl Cacher {
-    fn new(prefix: String) -> Arc<Cacher> {
+    fn new(prefix: String, ring_capacity: usize) -> Arc<Cacher> {
         let (live, _) = broadcast::channel(LIVE_BUFFER);
         Arc::new(Cacher {
             prefix,
             state: Mutex::new(State {
+                ring_capacity: ring_capacity.max(1),
                 objects: BTreeMap::new(),
                 revision: 0,
                 oldest: 0,
@@ -168,7 +170,7 @@ impl Cacher {
                 key: ev.kv.key,
             });
             st.revision = event.revision;
-            if st.ring.len() == RING_CAPACITY {
+            if st.ring.len() >= st.ring_capacity {
                 if let Some(dropped) = st.ring.pop_front() {
                     st.oldest = dropped.revision;
                 }
@@ -275,8 +277,63 @@ impl Cacher {
     /// watch for the whole API, so the cache's revision follows the
     /// datastore's and every write is also a progress notification.
     pub fn start(store: Arc<dyn Store>) -> Arc<Cacher> {
-        let cacher = Cacher::new(REGISTRY_PREFIX.to_string());
+        Self::start_with_ring(store, RING_CAPACITY)
+    }
+
+    /// [`Cacher::start`] keeping `ring_capacity` events of history.
+    pub fn start_with_ring(store: Arc<dyn Store>, ring_capacity: usize) -> Arc<Cacher> {
+        let cacher = Cacher::new(REGISTRY_PREFIX.to_string(), ring_capacity);
         tokio::spawn(cacher.clone().run(store));
         cacher
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn put(store: &Arc<dyn Store>, key: &str) -> Revision {
+        let body = format!(r#"{{"metadata":{{"name":"{key}"}}}}"#).into_bytes();
+        store
+            .create(&format!("/registry/things/{key}"), body)
+            .await
+            .unwrap()
+            .mod_revision
+    }
+
+    #[tokio::test]
+    async fn watches_resume_from_the_ring_and_older_revisions_are_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(storage::sqlite::SqliteStore::open(&dir.path().join("db")).unwrap());
+        let cache = Cacher::start_with_ring(store.clone(), 4);
+        let first = put(&store, "a").await;
+        let mut last = first;
+        for key in ["b", "c", "d", "e", "f"] {
+            last = put(&store, key).await;
+        }
+        let (items, rev) = cache.list("/registry/things/", last).await.unwrap();
+        assert_eq!((items.len(), rev), (6, last));
+        // The last four events are kept: resuming after the second-to-last
+        // of them replays the rest in order.
+        let start = cache
+            .watch("/registry/things/", Some(last - 2))
+            .await
+            .unwrap();
+        let replayed: Vec<Revision> = start.backlog.iter().map(|e| e.revision).collect();
+        assert_eq!(replayed, vec![last - 1, last]);
+        // Older than the ring: 410 Expired.
+        let err = cache
+            .watch("/registry/things/", Some(first))
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(
+            (err.code, err.reason),
+            (410, apimachinery::StatusReason::Expired)
+        );
+        // No resourceVersion: a snapshot of every object.
+        let start = cache.watch("/registry/things/", None).await.unwrap();
+        assert_eq!(start.backlog.len(), 6);
     }
 }

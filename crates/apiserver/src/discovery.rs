@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use apimachinery::ApiError;
+use apimachinery::codec::ResponseFormat;
+use apimachinery::{ApiError, ResourceInfo};
 use http::HeaderMap;
 use serde_json::{json, Value};
 
@@ -85,17 +86,19 @@ fn resource_list(state: &ApiServer, group: &str, version: &str) -> Value {
         }
         resources.push(entry);
         for sub in r.subresources {
-            let verbs: &[&str] = match *sub {
-                "finalize" => &["update"],
-                _ => &["get", "patch", "update"],
-            };
-            resources.push(json!({
+            let (kind_gv, kind, verbs) = subresource_facts(r, sub);
+            let mut entry = json!({
                 "name": format!("{}/{sub}", r.plural),
                 "singularName": "",
                 "namespaced": r.namespaced(),
-                "kind": r.kind,
+                "kind": kind,
                 "verbs": verbs,
-            }));
+            });
+            if let Some((g, v)) = kind_gv {
+                entry["group"] = json!(g);
+                entry["version"] = json!(v);
+            }
+            resources.push(entry);
         }
     }
     let group_version = if group.is_empty() {
@@ -129,11 +132,98 @@ fn api_group(state: &ApiServer, group: &str) -> Option<Value> {
     }))
 }
 
+/// What a subresource returns and accepts: the (group, version) of its
+/// kind when it differs from the parent's, the kind, and its verbs.
+fn subresource_facts(
+    r: &ResourceInfo,
+    sub: &str,
+) -> (
+    Option<(&'static str, &'static str)>,
+    &'static str,
+    &'static [&'static str],
+) {
+    match sub {
+        "scale" => (
+            Some(("autoscaling", "v1")),
+            "Scale",
+            &["get", "patch", "update"],
+        ),
+        "binding" => (Some(("", "v1")), "Binding", &["create"]),
+        "finalize" => (None, r.kind, &["update"]),
+        _ => (None, r.kind, &["get", "patch", "update"]),
+    }
+}
+
+/// Aggregated discovery (`apidiscovery.k8s.io` v2/v2beta1): every group,
+/// version and resource in one document, for `/api` (core) or `/apis`.
+fn aggregated(state: &ApiServer, core: bool, v2beta1: bool) -> Value {
+    let mut groups: Vec<&'static str> = Vec::new();
+    for (g, _) in state.registry.group_versions() {
+        if g.is_empty() == core && !groups.contains(&g) {
+            groups.push(g);
+        }
+    }
+    let items: Vec<Value> = groups
+        .into_iter()
+        .map(|g| {
+            let versions: Vec<Value> = state
+                .registry
+                .group_versions()
+                .into_iter()
+                .filter(|(gg, _)| *gg == g)
+                .map(|(_, v)| {
+                    let resources: Vec<Value> = state
+                        .registry
+                        .all()
+                        .filter(|r| r.group == g && r.version == v)
+                        .map(|r| {
+                            let mut entry = json!({
+                                "resource": r.plural,
+                                "responseKind": {"group": g, "version": v, "kind": r.kind},
+                                "scope": if r.namespaced() { "Namespaced" } else { "Cluster" },
+                                "singularResource": r.singular,
+                                "verbs": r.verbs,
+                            });
+                            if !r.short_names.is_empty() {
+                                entry["shortNames"] = json!(r.short_names);
+                            }
+                            if !r.categories.is_empty() {
+                                entry["categories"] = json!(r.categories);
+                            }
+                            let subs: Vec<Value> = r
+                                .subresources
+                                .iter()
+                                .map(|sub| {
+                                    let (kind_gv, kind, verbs) = subresource_facts(r, sub);
+                                    let (kg, kv) = kind_gv.unwrap_or((g, v));
+                                    json!({"subresource": sub, "responseKind": {"group": kg, "version": kv, "kind": kind}, "verbs": verbs})
+                                })
+                                .collect();
+                            if !subs.is_empty() {
+                                entry["subresources"] = Value::Array(subs);
+                            }
+                            entry
+                        })
+                        .collect();
+                    json!({"version": v, "resources": resources, "freshness": "Current"})
+                })
+                .collect();
+            json!({"metadata": {"name": g, "creationTimestamp": null}, "versions": versions})
+        })
+        .collect();
+    json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": if v2beta1 { "apidiscovery.k8s.io/v2beta1" } else { "apidiscovery.k8s.io/v2" },
+        "metadata": {},
+        "items": items,
+    })
+}
+
 /// Serve `/api`, `/api/v1`, `/apis`, `/apis/<group>`, `/apis/<group>/<version>`.
 pub fn serve(
     state: &Arc<ApiServer>,
     ctx: &RequestContext,
-    _headers: &HeaderMap,
+    headers: &HeaderMap,
 ) -> Result<http::Response<Body>, ApiError> {
     if ctx.info.verb != "get" {
         return Err(ApiError::method_not_allowed(format!(
@@ -148,6 +238,27 @@ pub fn serve(
         .map(String::as_str)
         .filter(|p| !p.is_empty())
         .collect();
+    if parts.is_empty() {
+        let accept = headers
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if let Ok(ResponseFormat::AggregatedDiscovery { v2beta1 }) =
+            apimachinery::codec::negotiate(accept)
+        {
+            let doc = aggregated(state, ctx.info.api_prefix == "api", v2beta1);
+            let content_type = if v2beta1 {
+                "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
+            } else {
+                "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+            };
+            return Ok(response::bytes(
+                200,
+                content_type,
+                doc.to_string().into_bytes(),
+            ));
+        }
+    }
     let body = match (ctx.info.api_prefix.as_str(), parts.as_slice()) {
         ("api", []) => json!({
             "kind": "APIVersions",

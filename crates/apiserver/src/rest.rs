@@ -305,9 +305,18 @@ fn meta_uid(obj: &Value) -> &str {
 /// Tables are only for reads; writes answer with the object itself.
 fn plain(format: ResponseFormat) -> ResponseFormat {
     match format {
-        ResponseFormat::Table { .. } => ResponseFormat::Json,
-        other => other,
+        ResponseFormat::Yaml => ResponseFormat::Yaml,
+        _ => ResponseFormat::Json,
     }
+}
+
+/// `PartialObjectMetadata`: the object's metadata under its own kind.
+pub fn partial_metadata(obj: &Value, v1beta1: bool) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": if v1beta1 { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" },
+        "metadata": obj.get("metadata").cloned().unwrap_or(json!({})),
+    })
 }
 
 fn render_one(
@@ -331,6 +340,9 @@ fn render_one(
             );
             response::json(200, &t)
         }
+        ResponseFormat::PartialMetadata { v1beta1 } if ctx.info.verb == "get" => {
+            response::json(200, &partial_metadata(obj, v1beta1))
+        }
         other => response::object(code, obj, plain(other)),
     }
 }
@@ -347,6 +359,16 @@ fn render_list(
         let t = crate::table::table(s, &items, list_meta, include, v1beta1, true);
         return response::json(200, &t);
     }
+    if let ResponseFormat::PartialMetadata { v1beta1 } = format {
+        let items: Vec<Value> = items.iter().map(|o| partial_metadata(o, v1beta1)).collect();
+        let list = json!({
+            "kind": "PartialObjectMetadataList",
+            "apiVersion": if v1beta1 { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" },
+            "metadata": list_meta,
+            "items": items,
+        });
+        return response::json(200, &list);
+    }
     // Typed lists carry their kind once, not on every item.
     for item in &mut items {
         if let Some(map) = item.as_object_mut() {
@@ -361,7 +383,7 @@ fn render_list(
         "metadata": list_meta,
         "items": items,
     });
-    response::object(200, &list, format)
+    response::object(200, &list, plain(format))
 }
 
 /// The object at (namespace, name) and its mod revision.
@@ -801,6 +823,8 @@ fn same_ignoring_rv(a: &Value, b: &Value) -> bool {
 
 /// Update (PUT): optimistic concurrency on resourceVersion, no write when
 /// nothing changed.
+// The arguments are the request's parts; bundling them would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub async fn update_object(
     state: &ApiServer,
     s: &dyn Strategy,

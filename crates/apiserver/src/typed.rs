@@ -50,11 +50,12 @@ impl FieldValidation {
     }
 }
 
+/// A typed decode: the normalised object and its unknown fields.
+pub type Decoded = Result<(Value, Vec<String>), ApiError>;
+
 /// Decode `obj` as `T` and encode it again. Returns the normalised object
 /// and the paths of fields `T` does not know.
-pub fn roundtrip<T: DeserializeOwned + Serialize>(
-    obj: &Value,
-) -> Result<(Value, Vec<String>), ApiError> {
+pub fn roundtrip<T: DeserializeOwned + Serialize>(obj: &Value) -> Decoded {
     let typed: T = serde_json::from_value(obj.clone())
         .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))?;
     let back = serde_json::to_value(&typed)

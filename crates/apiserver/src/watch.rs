@@ -54,6 +54,11 @@ impl Encoder {
                 self.sent_columns = true;
                 t
             }
+            ResponseFormat::PartialMetadata { v1beta1 }
+                if event_type != "ERROR" && event_type != "BOOKMARK" =>
+            {
+                crate::rest::partial_metadata(obj, v1beta1)
+            }
             _ => obj.clone(),
         };
         let mut line =

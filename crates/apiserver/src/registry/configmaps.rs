@@ -2,7 +2,7 @@
 
 use apimachinery::meta;
 use apimachinery::resource::{ResourceInfo, Scope, ALL_VERBS};
-use apimachinery::{ApiError, StatusCause};
+use apimachinery::StatusCause;
 use serde_json::{json, Value};
 
 use super::Strategy;
@@ -55,7 +55,7 @@ impl Strategy for ConfigMapStrategy {
         &INFO
     }
 
-    fn decode(&self, obj: &Value) -> Result<(Value, Vec<String>), ApiError> {
+    fn decode(&self, obj: &Value) -> crate::typed::Decoded {
         crate::typed::roundtrip::<k8s_openapi::api::core::v1::ConfigMap>(obj)
     }
 

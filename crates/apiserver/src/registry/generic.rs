@@ -3,7 +3,7 @@
 //! status handling, generation and table columns. Kinds with more
 //! behaviour get a module of their own (see `configmaps.rs`).
 
-use apimachinery::{meta, ApiError, ResourceInfo, StatusCause};
+use apimachinery::{meta, ResourceInfo, StatusCause};
 use serde_json::Value;
 
 use super::Strategy;
@@ -12,7 +12,7 @@ use crate::table::Column;
 pub struct GenericStrategy {
     pub info: ResourceInfo,
     /// Typed decoding, usually `crate::typed::roundtrip::<T>`.
-    pub decode: fn(&Value) -> Result<(Value, Vec<String>), ApiError>,
+    pub decode: fn(&Value) -> crate::typed::Decoded,
     /// Validation rule for `metadata.name` (`meta::dns1123_subdomain_errors`,
     /// `meta::dns1123_label_errors`, or a path-segment rule).
     pub name_rule: fn(&str) -> Vec<String>,
@@ -43,7 +43,7 @@ impl Strategy for GenericStrategy {
         &self.info
     }
 
-    fn decode(&self, obj: &Value) -> Result<(Value, Vec<String>), ApiError> {
+    fn decode(&self, obj: &Value) -> crate::typed::Decoded {
         (self.decode)(obj)
     }
 

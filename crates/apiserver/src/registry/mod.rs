@@ -87,7 +87,7 @@ pub trait Strategy: Send + Sync {
 
     /// Check the object against its Kubernetes type: the normalised object
     /// and the unknown fields dropped from it (see [`crate::typed`]).
-    fn decode(&self, obj: &Value) -> Result<(Value, Vec<String>), ApiError>;
+    fn decode(&self, obj: &Value) -> crate::typed::Decoded;
 
     /// Defaults and server-set fields on create (after generic metadata).
     fn prepare_for_create(&self, _obj: &mut Value) {}

@@ -2,7 +2,7 @@
 
 use apimachinery::meta;
 use apimachinery::resource::{ResourceInfo, Scope};
-use apimachinery::{ApiError, StatusCause};
+use apimachinery::StatusCause;
 use serde_json::{json, Value};
 
 use super::{DeleteAction, Strategy};
@@ -44,7 +44,7 @@ impl Strategy for NamespaceStrategy {
         &INFO
     }
 
-    fn decode(&self, obj: &Value) -> Result<(Value, Vec<String>), ApiError> {
+    fn decode(&self, obj: &Value) -> crate::typed::Decoded {
         crate::typed::roundtrip::<k8s_openapi::api::core::v1::Namespace>(obj)
     }
 

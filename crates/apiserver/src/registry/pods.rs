@@ -105,7 +105,7 @@ impl Strategy for PodStrategy {
         &self.info
     }
 
-    fn decode(&self, obj: &Value) -> Result<(Value, Vec<String>), ApiError> {
+    fn decode(&self, obj: &Value) -> crate::typed::Decoded {
         self.inner.decode(obj)
     }
 

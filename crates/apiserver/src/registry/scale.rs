@@ -131,7 +131,7 @@ impl Strategy for Scalable {
     fn info(&self) -> &ResourceInfo {
         &self.info
     }
-    fn decode(&self, obj: &Value) -> Result<(Value, Vec<String>), ApiError> {
+    fn decode(&self, obj: &Value) -> crate::typed::Decoded {
         self.inner.decode(obj)
     }
     fn prepare_for_create(&self, obj: &mut Value) {

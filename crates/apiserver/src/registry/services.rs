@@ -187,7 +187,7 @@ impl Strategy for ServiceStrategy {
         self.inner.info()
     }
 
-    fn decode(&self, obj: &Value) -> Result<(Value, Vec<String>), ApiError> {
+    fn decode(&self, obj: &Value) -> crate::typed::Decoded {
         self.inner.decode(obj)
     }
 

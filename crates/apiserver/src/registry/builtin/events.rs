@@ -51,10 +51,12 @@ const CORE_FIELDS: &[(&str, &str)] = &[
 ];
 
 /// The event in core/v1 shape, as upstream converts it before printing.
+/// Objects written through core/v1 (stored without conversion) already
+/// carry the core names; those are kept.
 fn as_core_event(event: &Value) -> Value {
     let mut core = Map::new();
     for (from, to) in CORE_FIELDS {
-        if let Some(v) = event.get(*from) {
+        if let Some(v) = event.get(*from).or_else(|| event.get(*to)) {
             core.insert((*to).to_string(), v.clone());
         }
     }
@@ -93,5 +95,17 @@ mod tests {
                 json!(1),
             ]
         );
+    }
+
+    #[test]
+    fn events_stored_in_core_shape_keep_their_fields() {
+        let ev = json!({
+            "involvedObject": {"kind": "Pod", "name": "p1"}, "message": "hi",
+            "type": "Normal", "reason": "Pulled", "count": 2,
+        });
+        let core = as_core_event(&ev);
+        assert_eq!(core["involvedObject"]["name"], "p1");
+        assert_eq!(core["message"], "hi");
+        assert_eq!(core["count"], 2);
     }
 }
