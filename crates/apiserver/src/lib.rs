@@ -17,6 +17,7 @@ pub mod allocator;
 pub mod authn;
 pub mod authz;
 pub mod bootstrap;
+pub mod defaults;
 pub mod cacher;
 pub mod discovery;
 pub mod health;

@@ -773,6 +773,7 @@ pub async fn create_object(
     meta::set_meta(&mut obj, "uid", json!(uuid::Uuid::new_v4().to_string()));
     meta::set_meta(&mut obj, "creationTimestamp", json!(meta::now_rfc3339()));
     s.prepare_for_create(&mut obj);
+    crate::defaults::apply(info, &mut obj);
     let causes = s.validate(&obj);
     if !causes.is_empty() {
         return Err(invalid(s, &obj, causes));
@@ -897,6 +898,7 @@ pub async fn update_object(
             merged
         }
     };
+    crate::defaults::apply(info, &mut obj);
     let causes = s.validate_update(&obj, &old);
     if !causes.is_empty() {
         return Err(invalid(s, &obj, causes));
