@@ -26,7 +26,7 @@ use tokio::sync::{broadcast, Notify};
 use crate::rest::{decode_stored, storage_error};
 
 /// Events kept for watchers resuming from a resourceVersion.
-const RING_CAPACITY: usize = 32 * 1024;
+pub const RING_CAPACITY: usize = 32 * 1024;
 /// Live events buffered per watcher before it is cut off.
 const LIVE_BUFFER: usize = 4096;
 /// How long a request waits for the cache to reach a revision.
@@ -183,6 +183,19 @@ impl Cacher {
         Err(ApiError::unavailable("datastore watch ended"))
     }
 
+    /// Wait (without limit) until the first list is in.
+    pub async fn ready(&self) {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if lock(&self.state).ready {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     /// Wait until the cache has reached `revision` (and is initialised).
     async fn wait_for(&self, revision: Revision) -> Result<(), ApiError> {
         let deadline = tokio::time::Instant::now() + CATCH_UP_TIMEOUT;
@@ -282,9 +295,20 @@ impl Cacher {
 
     /// [`Cacher::start`] keeping `ring_capacity` events of history.
     pub fn start_with_ring(store: Arc<dyn Store>, ring_capacity: usize) -> Arc<Cacher> {
-        let cacher = Cacher::new(REGISTRY_PREFIX.to_string(), ring_capacity);
-        tokio::spawn(cacher.clone().run(store));
+        let cacher = Self::unstarted(ring_capacity);
+        cacher.clone().spawn(store);
         cacher
+    }
+
+    /// A cache that serves nothing until [`Cacher::spawn`]: requests wait.
+    pub fn unstarted(ring_capacity: usize) -> Arc<Cacher> {
+        Cacher::new(REGISTRY_PREFIX.to_string(), ring_capacity)
+    }
+
+    /// Start following the datastore. Its history begins at the revision
+    /// of this first list: watches from older revisions get 410.
+    pub fn spawn(self: Arc<Self>, store: Arc<dyn Store>) {
+        tokio::spawn(self.run(store));
     }
 }
 

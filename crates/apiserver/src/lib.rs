@@ -17,8 +17,8 @@ pub mod allocator;
 pub mod authn;
 pub mod authz;
 pub mod bootstrap;
-pub mod defaults;
 pub mod cacher;
+pub mod defaults;
 pub mod discovery;
 pub mod health;
 pub mod openapi;
@@ -136,7 +136,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         .map_err(|source| StartError::Bind { addr, source })?;
     // Fail early if the datastore is unreachable.
     config.store.current_revision().await?;
-    let cache = cacher::Cacher::start(config.store.clone());
+    let cache = cacher::Cacher::unstarted(cacher::RING_CAPACITY);
     let state = Arc::new(ApiServer {
         store: config.store,
         registry: registry::Registry::builtin(),
@@ -170,6 +170,10 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     bootstrap::run(&state)
         .await
         .map_err(|e| StartError::Bootstrap(e.message))?;
+    // The watch cache starts once the bootstrap objects exist, as
+    // upstream's caches start at the revision of their first list.
+    state.cache.clone().spawn(state.store.clone());
+    state.cache.ready().await;
     Ok(RunningServer {
         local_addr,
         state,

@@ -31,6 +31,11 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Upstream's query-string boolean.
+pub fn truthy(value: &str) -> bool {
+    value != "0" && !value.eq_ignore_ascii_case("false")
+}
+
 impl Query {
     pub fn parse(raw: &str) -> Query {
         let mut map = HashMap::new();
@@ -57,8 +62,10 @@ impl Query {
         copy
     }
 
+    /// A boolean parameter as upstream reads one: present and neither "0"
+    /// nor (any case of) "false" means true, so `watch=True` is a watch.
     pub fn flag(&self, key: &str) -> bool {
-        matches!(self.get(key), Some("true") | Some("1") | Some(""))
+        self.get(key).is_some_and(truthy)
     }
 
     /// An integer parameter; a malformed one is a 400.
@@ -82,6 +89,20 @@ mod tests {
         assert_eq!(q.str("labelSelector"), "app=web,tier in (a)");
         assert_eq!(q.int("limit").unwrap(), Some(5));
         assert!(q.flag("watch"));
+        for (v, want) in [
+            ("True", true),
+            ("1", true),
+            ("", true),
+            ("0", false),
+            ("FALSE", false),
+        ] {
+            assert_eq!(
+                Query::parse(&format!("watch={v}")).flag("watch"),
+                want,
+                "{v}"
+            );
+        }
+        assert!(!Query::parse("").flag("watch"));
         assert!(Query::parse("limit=x").int("limit").is_err());
         assert_eq!(Query::parse("a=%zz%4").str("a"), "%zz%4");
     }

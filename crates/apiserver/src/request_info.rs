@@ -29,7 +29,7 @@ const NAMESPACE_SUBRESOURCES: &[&str] = &["status", "finalize"];
 fn query_flag(query: &str, key: &str) -> bool {
     query.split('&').any(|kv| {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        k == key && (v == "true" || v == "1")
+        k == key && crate::query::truthy(v)
     })
 }
 
