@@ -34,6 +34,7 @@ pub async fn run(state: &ApiServer) -> Result<(), ApiError> {
             Err(e) => return Err(e),
         }
     }
+    crate::bootstrap_policy::ensure(state).await?;
     kubernetes_service(state).await?;
     state.bootstrapped.store(true, Ordering::Release);
     Ok(())

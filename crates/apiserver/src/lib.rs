@@ -17,6 +17,7 @@ pub mod allocator;
 pub mod authn;
 pub mod authz;
 pub mod bootstrap;
+pub mod bootstrap_policy;
 pub mod cacher;
 pub mod defaults;
 pub mod discovery;

@@ -70,7 +70,7 @@ async fn authenticated_pipeline(
     let user = authn::authenticate(&state.authenticators, peer.as_ref().as_ref(), req.headers())
         .ok_or_else(ApiError::unauthorized)?;
     // Stage: authorize.
-    if authz::authorize(&user, &info) == Decision::Deny {
+    if authz::authorize(&state, &user, &info).await == Decision::Deny {
         return Err(forbidden(&user, &info));
     }
     let ctx = RequestContext { info, user, query };

@@ -1,14 +1,24 @@
 //! Authorization: may this user do this? Deny by default.
 //!
-//! Until RBAC and the Node authorizer arrive, the policy is the part of
-//! upstream's bootstrap policy that needs no stored objects:
-//! `system:masters` may do anything (as upstream's `cluster-admin` binding
-//! grants), and every authenticated user may read the public, non-resource
-//! paths (`system:discovery`, `system:public-info-viewer`,
-//! `system:basic-user`).
+//! The chain, as upstream's `--authorization-mode` builds it for a
+//! default cluster, in order; the first `Allow` wins:
+//!
+//! 1. the privileged-group authorizer: `system:masters` may do anything
+//!    (upstream's apiserver always puts this first, so the cluster's
+//!    owners cannot lock themselves out by editing RBAC objects);
+//! 2. [`rbac`]: ClusterRoleBindings and RoleBindings read from the watch
+//!    cache. The default policy (cluster-admin bound to `system:masters`,
+//!    discovery and public info for everyone) is written at start by
+//!    [`crate::bootstrap_policy`].
+//!
+//! Not yet here: the Node authorizer, and `--authorization-mode` (RBAC is
+//! always on).
 
-use crate::authn::{UserInfo, GROUP_AUTHENTICATED, GROUP_MASTERS};
+pub mod rbac;
+
+use crate::authn::{UserInfo, GROUP_MASTERS};
 use crate::request_info::RequestInfo;
+use crate::ApiServer;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -16,52 +26,10 @@ pub enum Decision {
     Deny,
 }
 
-/// Non-resource paths anyone may GET, even unauthenticated (upstream's
-/// `system:public-info-viewer`).
-const PUBLIC_INFO_PATHS: &[&str] = &["/healthz", "/livez", "/readyz", "/version", "/version/"];
-
-/// Non-resource paths any authenticated user may GET.
-const PUBLIC_PATHS: &[&str] = &[
-    "/api",
-    "/api/*",
-    "/apis",
-    "/apis/*",
-    "/healthz",
-    "/healthz/*",
-    "/livez",
-    "/livez/*",
-    "/readyz",
-    "/readyz/*",
-    "/version",
-    "/version/",
-    "/openapi",
-    "/openapi/*",
-    "/.well-known/openid-configuration",
-    "/openid/v1/jwks",
-];
-
-fn path_matches(pattern: &str, path: &str) -> bool {
-    match pattern.strip_suffix('*') {
-        Some(prefix) => path.starts_with(prefix),
-        None => pattern == path,
-    }
-}
-
-pub fn authorize(user: &UserInfo, info: &RequestInfo) -> Decision {
+/// The authorize stage of the pipeline.
+pub async fn authorize(state: &ApiServer, user: &UserInfo, info: &RequestInfo) -> Decision {
     if user.in_group(GROUP_MASTERS) {
         return Decision::Allow;
     }
-    let reading = !info.is_resource_request && info.verb == "get";
-    if reading && PUBLIC_INFO_PATHS.contains(&info.path.as_str()) {
-        return Decision::Allow;
-    }
-    let public_read = !info.is_resource_request
-        && info.verb == "get"
-        && user.in_group(GROUP_AUTHENTICATED)
-        && PUBLIC_PATHS.iter().any(|p| path_matches(p, &info.path));
-    if public_read {
-        Decision::Allow
-    } else {
-        Decision::Deny
-    }
+    rbac::authorize(state, user, info).await
 }

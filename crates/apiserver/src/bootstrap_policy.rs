@@ -1,0 +1,596 @@
+//! Upstream 1.33's default RBAC policy (the part that matters while the
+//! cluster runs no other components with their own identities): the
+//! ClusterRoles and ClusterRoleBindings every cluster has from its first
+//! second. Each is labelled `kubernetes.io/bootstrapping: rbac-defaults`
+//! and annotated `rbac.authorization.kubernetes.io/autoupdate: "true"`.
+//!
+//! [`ensure`] creates the ones that are missing at start. Reconciling
+//! changed defaults into existing objects (upstream's autoupdate) is not
+//! done yet.
+
+use apimachinery::ApiError;
+use serde_json::{json, Value};
+
+use crate::ApiServer;
+
+const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+const READ: &[&str] = &["get", "list", "watch"];
+const WRITE: &[&str] = &["create", "delete", "deletecollection", "patch", "update"];
+const READ_WRITE: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+const AGGREGATE_TO_ADMIN: &str = "rbac.authorization.k8s.io/aggregate-to-admin";
+const AGGREGATE_TO_EDIT: &str = "rbac.authorization.k8s.io/aggregate-to-edit";
+const AGGREGATE_TO_VIEW: &str = "rbac.authorization.k8s.io/aggregate-to-view";
+
+fn metadata(name: &str, extra_labels: &[&str]) -> Value {
+    let mut labels = json!({"kubernetes.io/bootstrapping": "rbac-defaults"});
+    for label in extra_labels {
+        labels[*label] = json!("true");
+    }
+    json!({
+        "name": name,
+        "labels": labels,
+        "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"},
+    })
+}
+
+fn rule(verbs: &[&str], group: &str, resources: &[&str]) -> Value {
+    json!({"verbs": verbs, "apiGroups": [group], "resources": resources})
+}
+
+fn urls(verbs: &[&str], urls: &[&str]) -> Value {
+    json!({"verbs": verbs, "nonResourceURLs": urls})
+}
+
+fn cluster_role(name: &str, labels: &[&str], rules: Vec<Value>) -> Value {
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": metadata(name, labels),
+        "rules": rules,
+    })
+}
+
+fn aggregated(name: &str, labels: &[&str], selector_label: &str) -> Value {
+    let mut role = cluster_role(name, labels, Vec::new());
+    role["aggregationRule"] =
+        json!({"clusterRoleSelectors": [{"matchLabels": {selector_label: "true"}}]});
+    role
+}
+
+fn binding(role: &str, groups: &[&str]) -> Value {
+    let subjects: Vec<Value> = groups
+        .iter()
+        .map(|g| json!({"kind": "Group", "apiGroup": RBAC_GROUP, "name": g}))
+        .collect();
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": metadata(role, &[]),
+        "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": role},
+        "subjects": subjects,
+    })
+}
+
+/// The default ClusterRoles.
+pub fn cluster_roles() -> Vec<Value> {
+    vec![
+        cluster_role(
+            "cluster-admin",
+            &[],
+            vec![rule(&["*"], "*", &["*"]), urls(&["*"], &["*"])],
+        ),
+        aggregated("admin", &[], AGGREGATE_TO_ADMIN),
+        aggregated("edit", &[AGGREGATE_TO_ADMIN], AGGREGATE_TO_EDIT),
+        aggregated("view", &[AGGREGATE_TO_EDIT], AGGREGATE_TO_VIEW),
+        cluster_role(
+            "system:aggregate-to-admin",
+            &[AGGREGATE_TO_ADMIN],
+            vec![
+                rule(
+                    &["create"],
+                    "authorization.k8s.io",
+                    &["localsubjectaccessreviews"],
+                ),
+                rule(READ_WRITE, RBAC_GROUP, &["rolebindings", "roles"]),
+            ],
+        ),
+        cluster_role(
+            "system:aggregate-to-edit",
+            &[AGGREGATE_TO_EDIT],
+            edit_rules(),
+        ),
+        cluster_role(
+            "system:aggregate-to-view",
+            &[AGGREGATE_TO_VIEW],
+            view_rules(),
+        ),
+        cluster_role(
+            "system:basic-user",
+            &[],
+            vec![
+                rule(
+                    &["create"],
+                    "authorization.k8s.io",
+                    &["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+                ),
+                rule(
+                    &["create"],
+                    "authentication.k8s.io",
+                    &["selfsubjectreviews"],
+                ),
+            ],
+        ),
+        cluster_role(
+            "system:discovery",
+            &[],
+            vec![urls(
+                &["get"],
+                &[
+                    "/api",
+                    "/api/*",
+                    "/apis",
+                    "/apis/*",
+                    "/healthz",
+                    "/livez",
+                    "/openapi",
+                    "/openapi/*",
+                    "/readyz",
+                    "/version",
+                    "/version/",
+                ],
+            )],
+        ),
+        cluster_role(
+            "system:public-info-viewer",
+            &[],
+            vec![urls(
+                &["get"],
+                &["/healthz", "/livez", "/readyz", "/version", "/version/"],
+            )],
+        ),
+        cluster_role(
+            "system:monitoring",
+            &[],
+            vec![urls(
+                &["get"],
+                &[
+                    "/healthz",
+                    "/healthz/*",
+                    "/livez",
+                    "/livez/*",
+                    "/metrics",
+                    "/metrics/slis",
+                    "/readyz",
+                    "/readyz/*",
+                ],
+            )],
+        ),
+        cluster_role(
+            "system:service-account-issuer-discovery",
+            &[],
+            vec![urls(
+                &["get"],
+                &[
+                    "/.well-known/openid-configuration",
+                    "/.well-known/openid-configuration/",
+                    "/openid/v1/jwks",
+                    "/openid/v1/jwks/",
+                ],
+            )],
+        ),
+    ]
+}
+
+/// `system:aggregate-to-edit`: every user-level write in a namespace, and
+/// reads of the escalating resources `view` leaves out (secrets, exec).
+fn edit_rules() -> Vec<Value> {
+    vec![
+        rule(
+            READ,
+            "",
+            &[
+                "pods/attach",
+                "pods/exec",
+                "pods/portforward",
+                "pods/proxy",
+                "secrets",
+                "services/proxy",
+            ],
+        ),
+        rule(&["impersonate"], "", &["serviceaccounts"]),
+        rule(
+            WRITE,
+            "",
+            &[
+                "pods",
+                "pods/attach",
+                "pods/exec",
+                "pods/portforward",
+                "pods/proxy",
+            ],
+        ),
+        rule(&["create"], "", &["pods/eviction"]),
+        rule(
+            WRITE,
+            "",
+            &[
+                "configmaps",
+                "events",
+                "persistentvolumeclaims",
+                "replicationcontrollers",
+                "replicationcontrollers/scale",
+                "secrets",
+                "serviceaccounts",
+                "services",
+                "services/proxy",
+            ],
+        ),
+        rule(&["create"], "", &["serviceaccounts/token"]),
+        rule(
+            WRITE,
+            "apps",
+            &[
+                "daemonsets",
+                "deployments",
+                "deployments/rollback",
+                "deployments/scale",
+                "replicasets",
+                "replicasets/scale",
+                "statefulsets",
+                "statefulsets/scale",
+            ],
+        ),
+        rule(WRITE, "autoscaling", &["horizontalpodautoscalers"]),
+        rule(WRITE, "batch", &["cronjobs", "jobs"]),
+        rule(
+            WRITE,
+            "extensions",
+            &[
+                "daemonsets",
+                "deployments",
+                "deployments/rollback",
+                "deployments/scale",
+                "ingresses",
+                "networkpolicies",
+                "replicasets",
+                "replicasets/scale",
+                "replicationcontrollers/scale",
+            ],
+        ),
+        rule(WRITE, "policy", &["poddisruptionbudgets"]),
+        rule(
+            WRITE,
+            "networking.k8s.io",
+            &["ingresses", "networkpolicies"],
+        ),
+        rule(READ_WRITE, "coordination.k8s.io", &["leases"]),
+    ]
+}
+
+/// `system:aggregate-to-view`: reads of non-escalating resources (no
+/// secrets, no exec/attach/proxy).
+fn view_rules() -> Vec<Value> {
+    vec![
+        rule(
+            READ,
+            "",
+            &[
+                "configmaps",
+                "endpoints",
+                "persistentvolumeclaims",
+                "persistentvolumeclaims/status",
+                "pods",
+                "replicationcontrollers",
+                "replicationcontrollers/scale",
+                "serviceaccounts",
+                "services",
+                "services/status",
+            ],
+        ),
+        rule(
+            READ,
+            "",
+            &[
+                "bindings",
+                "events",
+                "limitranges",
+                "namespaces/status",
+                "pods/log",
+                "pods/status",
+                "replicationcontrollers/status",
+                "resourcequotas",
+                "resourcequotas/status",
+            ],
+        ),
+        // Reading namespaces at namespace scope means reading *this* one.
+        rule(READ, "", &["namespaces"]),
+        rule(READ, "discovery.k8s.io", &["endpointslices"]),
+        rule(
+            READ,
+            "apps",
+            &[
+                "controllerrevisions",
+                "daemonsets",
+                "daemonsets/status",
+                "deployments",
+                "deployments/scale",
+                "deployments/status",
+                "replicasets",
+                "replicasets/scale",
+                "replicasets/status",
+                "statefulsets",
+                "statefulsets/scale",
+                "statefulsets/status",
+            ],
+        ),
+        rule(
+            READ,
+            "autoscaling",
+            &[
+                "horizontalpodautoscalers",
+                "horizontalpodautoscalers/status",
+            ],
+        ),
+        rule(
+            READ,
+            "batch",
+            &["cronjobs", "cronjobs/status", "jobs", "jobs/status"],
+        ),
+        rule(
+            READ,
+            "extensions",
+            &[
+                "daemonsets",
+                "daemonsets/status",
+                "deployments",
+                "deployments/scale",
+                "deployments/status",
+                "ingresses",
+                "ingresses/status",
+                "networkpolicies",
+                "replicasets",
+                "replicasets/scale",
+                "replicasets/status",
+                "replicationcontrollers/scale",
+            ],
+        ),
+        rule(
+            READ,
+            "policy",
+            &["poddisruptionbudgets", "poddisruptionbudgets/status"],
+        ),
+        rule(
+            READ,
+            "networking.k8s.io",
+            &["ingresses", "ingresses/status", "networkpolicies"],
+        ),
+    ]
+}
+
+/// The default ClusterRoleBindings.
+pub fn cluster_role_bindings() -> Vec<Value> {
+    vec![
+        binding("cluster-admin", &["system:masters"]),
+        binding("system:basic-user", &["system:authenticated"]),
+        binding("system:discovery", &["system:authenticated"]),
+        binding(
+            "system:public-info-viewer",
+            &["system:authenticated", "system:unauthenticated"],
+        ),
+        binding("system:monitoring", &["system:monitoring"]),
+        binding(
+            "system:service-account-issuer-discovery",
+            &["system:serviceaccounts"],
+        ),
+    ]
+}
+
+/// Create every default ClusterRole and ClusterRoleBinding that does not
+/// exist yet; existing ones are left as they are.
+pub async fn ensure(state: &ApiServer) -> Result<(), ApiError> {
+    let objects = [
+        ("clusterroles", cluster_roles()),
+        ("clusterrolebindings", cluster_role_bindings()),
+    ];
+    for (plural, items) in objects {
+        let strategy = state
+            .registry
+            .lookup(RBAC_GROUP, "v1", plural)
+            .cloned()
+            .ok_or_else(|| ApiError::internal(format!("{plural} are not registered")))?;
+        for obj in items {
+            let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+            match crate::rest::create_object(
+                state,
+                strategy.as_ref(),
+                "",
+                obj,
+                &crate::rest::WriteOptions::INTERNAL,
+                &mut Vec::new(),
+            )
+            .await
+            {
+                Ok(_) => tracing::debug!(%plural, %name, "created bootstrap RBAC object"),
+                Err(e) if e.code == 409 => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::authn::UserInfo;
+    use crate::authz::rbac::{allows, PolicySnapshot};
+    use crate::request_info::RequestInfo;
+
+    fn policy_with_namespace_binding(role: &str, user: &str) -> PolicySnapshot {
+        PolicySnapshot {
+            cluster_roles: cluster_roles().into_iter().map(Arc::new).collect(),
+            cluster_role_bindings: cluster_role_bindings().into_iter().map(Arc::new).collect(),
+            roles: Vec::new(),
+            role_bindings: vec![Arc::new(json!({
+                "metadata": {"name": "b", "namespace": "default"},
+                "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": role},
+                "subjects": [{"kind": "User", "apiGroup": RBAC_GROUP, "name": user}],
+            }))],
+        }
+    }
+
+    fn user(name: &str, groups: &[&str]) -> UserInfo {
+        UserInfo {
+            name: name.into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn req(verb: &str, group: &str, resource: &str, namespace: &str) -> RequestInfo {
+        RequestInfo {
+            is_resource_request: true,
+            verb: verb.into(),
+            group: group.into(),
+            resource: resource.into(),
+            namespace: namespace.into(),
+            ..Default::default()
+        }
+    }
+
+    fn path(p: &str) -> RequestInfo {
+        RequestInfo {
+            verb: "get".into(),
+            path: p.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn every_default_object_is_labelled_and_annotated_for_autoupdate() {
+        for obj in cluster_roles().iter().chain(cluster_role_bindings().iter()) {
+            let meta = &obj["metadata"];
+            assert_eq!(
+                meta["labels"]["kubernetes.io/bootstrapping"],
+                "rbac-defaults"
+            );
+            assert_eq!(
+                meta["annotations"]["rbac.authorization.kubernetes.io/autoupdate"],
+                "true"
+            );
+        }
+    }
+
+    #[test]
+    fn system_masters_get_everything_through_the_cluster_admin_binding() {
+        let policy = policy_with_namespace_binding("view", "nobody");
+        let admin = user("root", &["system:masters", "system:authenticated"]);
+        assert!(allows(&policy, &admin, &req("delete", "", "nodes", "")));
+        assert!(allows(&policy, &admin, &path("/metrics")));
+    }
+
+    #[test]
+    fn authenticated_users_read_discovery_and_unauthenticated_only_public_info() {
+        let policy = policy_with_namespace_binding("view", "nobody");
+        let dev = user("dev", &["system:authenticated"]);
+        for p in [
+            "/api",
+            "/apis/apps/v1",
+            "/version",
+            "/openapi/v2",
+            "/readyz",
+        ] {
+            assert!(allows(&policy, &dev, &path(p)), "{p}");
+        }
+        assert!(!allows(&policy, &dev, &path("/metrics")));
+        assert!(!allows(&policy, &dev, &req("list", "", "pods", "default")));
+        let anonymous = user("system:anonymous", &["system:unauthenticated"]);
+        assert!(allows(&policy, &anonymous, &path("/version")));
+        assert!(allows(&policy, &anonymous, &path("/livez")));
+        assert!(!allows(&policy, &anonymous, &path("/api")));
+    }
+
+    #[test]
+    fn view_reads_namespace_objects_but_not_secrets_and_writes_nothing() {
+        let policy = policy_with_namespace_binding("view", "dev");
+        let dev = user("dev", &["system:authenticated"]);
+        assert!(allows(&policy, &dev, &req("list", "", "pods", "default")));
+        assert!(allows(
+            &policy,
+            &dev,
+            &req("watch", "apps", "deployments", "default")
+        ));
+        assert!(!allows(
+            &policy,
+            &dev,
+            &req("list", "", "secrets", "default")
+        ));
+        assert!(!allows(
+            &policy,
+            &dev,
+            &req("create", "", "configmaps", "default")
+        ));
+        assert!(!allows(
+            &policy,
+            &dev,
+            &req("list", "", "pods", "kube-system")
+        ));
+    }
+
+    #[test]
+    fn edit_aggregates_view_and_adds_writes_and_secrets() {
+        let policy = policy_with_namespace_binding("edit", "dev");
+        let dev = user("dev", &["system:authenticated"]);
+        assert!(allows(&policy, &dev, &req("list", "", "pods", "default")));
+        assert!(allows(
+            &policy,
+            &dev,
+            &req("create", "", "configmaps", "default")
+        ));
+        assert!(allows(&policy, &dev, &req("get", "", "secrets", "default")));
+        assert!(!allows(
+            &policy,
+            &dev,
+            &req(
+                "create",
+                "rbac.authorization.k8s.io",
+                "rolebindings",
+                "default"
+            )
+        ));
+    }
+
+    #[test]
+    fn admin_aggregates_edit_and_adds_namespace_rbac() {
+        let policy = policy_with_namespace_binding("admin", "dev");
+        let dev = user("dev", &["system:authenticated"]);
+        assert!(allows(
+            &policy,
+            &dev,
+            &req(
+                "create",
+                "rbac.authorization.k8s.io",
+                "rolebindings",
+                "default"
+            )
+        ));
+        assert!(allows(
+            &policy,
+            &dev,
+            &req("delete", "apps", "deployments", "default")
+        ));
+        assert!(allows(&policy, &dev, &req("list", "", "pods", "default")));
+    }
+}
