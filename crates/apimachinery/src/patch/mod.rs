@@ -7,10 +7,14 @@
 //!   `kubectl` sends.
 //! - [`patch_meta`]: the per-field list strategies strategic merge patch
 //!   needs, with the table for built-in kinds ([`builtin_meta`]).
+//! - [`apply`]: server-side apply and `metadata.managedFields`
+//!   ([`apply::apply`], [`record_update`]), on field sets ([`fieldset`])
+//!   in upstream's `FieldsV1` encoding.
 //!
 //! [`PatchType`] names a patch by its `Content-Type`; [`apply_patch`]
 //! decodes a body and runs the matching engine. Server-side apply
-//! (`application/apply-patch+yaml`) is not handled here.
+//! (`application/apply-patch+yaml`) is not handled by [`apply_patch`]; the
+//! handler calls [`apply::apply`] for it.
 //!
 //! # Errors become a Status in the caller
 //!
@@ -27,6 +31,8 @@
 //! | 422 | `Invalid` | a JSON patch operation that is unknown, incomplete or does not apply to the document (failed `test`, missing path, bad index, ...); a strategic merge patch with a list of lists. Upstream sends the generic message "the server rejected our request due to an error in our request", not the detail. |
 //! | 500 | none (upstream leaves `reason` empty) | any other strategic merge failure, e.g. "map: map[image:nginx] does not contain declared merge key: name"; the message is the error's text |
 
+pub mod apply;
+pub mod fieldset;
 pub mod json_patch;
 pub mod merge_patch;
 pub mod patch_meta;
@@ -39,6 +45,8 @@ use serde_json::Value;
 
 use crate::status::StatusReason;
 
+pub use apply::{check_apply_target, record_update, ApplyError, Conflict};
+pub use fieldset::{path_string, FieldPath, FieldSet, FieldSetError, PathElement};
 pub use json_patch::{
     apply_json_patch, InvalidJsonPointer, JsonPatch, JsonPatchError, JsonPatchOperation,
     JsonPointer,
