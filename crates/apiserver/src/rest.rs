@@ -165,6 +165,10 @@ pub async fn serve(
     let opts = WriteOptions {
         dry_run,
         field_validation: FieldValidation::from_query(&ctx.query)?,
+        field_manager: field_manager(&ctx, req.headers())?,
+        field_manager_given: !ctx.query.str("fieldManager").is_empty(),
+        force: ctx.query.flag("force"),
+        applied: false,
     };
     let mut warnings = Vec::new();
     let s = strategy.as_ref();
@@ -277,7 +281,7 @@ pub async fn serve(
         "patch" => {
             let content_type = header_str(req.headers(), header::CONTENT_TYPE).to_string();
             let (_, body) = read_body(req).await?;
-            let patched = patch_object(
+            let (patched, code) = patch_object(
                 state,
                 s,
                 &namespace,
@@ -290,7 +294,7 @@ pub async fn serve(
             )
             .await?;
             Ok(response::with_warnings(
-                render_one(s, &patched, 200, format, &ctx),
+                render_one(s, &patched, code, format, &ctx),
                 &warnings,
             ))
         }
@@ -647,10 +651,19 @@ impl Subresource {
 }
 
 /// What a write request asked for beyond its body.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct WriteOptions {
     pub dry_run: bool,
     pub field_validation: FieldValidation,
+    /// Who makes the change, for `metadata.managedFields`.
+    pub field_manager: std::borrow::Cow<'static, str>,
+    /// Whether the client named the manager (server-side apply requires it).
+    pub field_manager_given: bool,
+    /// `force=true`: a server-side apply takes over conflicting fields.
+    pub force: bool,
+    /// The object comes from server-side apply, which already recorded
+    /// its managed fields.
+    pub applied: bool,
 }
 
 impl WriteOptions {
@@ -658,7 +671,51 @@ impl WriteOptions {
     pub const INTERNAL: WriteOptions = WriteOptions {
         dry_run: false,
         field_validation: FieldValidation::Ignore,
+        field_manager: std::borrow::Cow::Borrowed("kube-apiserver"),
+        field_manager_given: true,
+        force: false,
+        applied: false,
     };
+}
+
+/// `?fieldManager=`, else upstream's default: the User-Agent up to its
+/// first '/'.
+fn field_manager(
+    ctx: &RequestContext,
+    headers: &http::HeaderMap,
+) -> Result<std::borrow::Cow<'static, str>, ApiError> {
+    let given = ctx.query.str("fieldManager");
+    if !given.is_empty() {
+        if given.len() > 128 || given.chars().any(|c| c.is_control()) {
+            return Err(ApiError::bad_request(
+                "fieldManager must be at most 128 printable characters",
+            ));
+        }
+        return Ok(std::borrow::Cow::Owned(given.to_string()));
+    }
+    let agent = header_str(headers, header::USER_AGENT);
+    let name: String = agent
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(128)
+        .collect();
+    Ok(std::borrow::Cow::Owned(if name.is_empty() {
+        "unknown".to_string()
+    } else {
+        name
+    }))
+}
+
+/// The patch strategies managed-field tracking uses for a kind.
+fn managed_fields_meta(s: &dyn Strategy) -> Box<dyn PatchMeta + Send + Sync> {
+    let info = s.info();
+    match builtin_meta(&info.api_version(), info.kind) {
+        Some(m) => Box::new(m),
+        None => Box::new(apimachinery::patch::ReplaceAllLists),
+    }
 }
 
 /// Decode against the kind's type and judge unknown fields.
@@ -774,6 +831,16 @@ pub async fn create_object(
     meta::set_meta(&mut obj, "creationTimestamp", json!(meta::now_rfc3339()));
     s.prepare_for_create(&mut obj);
     crate::defaults::apply(info, &mut obj);
+    if !opts.applied {
+        let meta = managed_fields_meta(s);
+        apimachinery::patch::record_update(
+            None,
+            &mut obj,
+            &opts.field_manager,
+            &meta::now_rfc3339(),
+            meta.as_ref(),
+        );
+    }
     let causes = s.validate(&obj);
     if !causes.is_empty() {
         return Err(invalid(s, &obj, causes));
@@ -899,6 +966,16 @@ pub async fn update_object(
         }
     };
     crate::defaults::apply(info, &mut obj);
+    if subresource == Subresource::None && !opts.applied {
+        let meta = managed_fields_meta(s);
+        apimachinery::patch::record_update(
+            Some(&old),
+            &mut obj,
+            &opts.field_manager,
+            &meta::now_rfc3339(),
+            meta.as_ref(),
+        );
+    }
     let causes = s.validate_update(&obj, &old);
     if !causes.is_empty() {
         return Err(invalid(s, &obj, causes));
@@ -1133,7 +1210,7 @@ async fn patch_object(
     subresource: Subresource,
     opts: &WriteOptions,
     warnings: &mut Vec<String>,
-) -> Result<Value, ApiError> {
+) -> Result<(Value, u16), ApiError> {
     let info = s.info();
     let patch_type = PatchType::from_content_type(content_type).ok_or_else(|| {
         ApiError::new(
@@ -1143,11 +1220,8 @@ async fn patch_object(
         )
     })?;
     if patch_type == PatchType::Apply {
-        return Err(ApiError::new(
-            415,
-            apimachinery::StatusReason::UnsupportedMediaType,
-            "server-side apply (application/apply-patch+yaml) is not supported by this server yet",
-        ));
+        return server_side_apply(state, s, namespace, name, body, subresource, opts, warnings)
+            .await;
     }
     let meta = builtin_meta(&info.api_version(), info.kind);
     for _ in 0..8 {
@@ -1177,7 +1251,7 @@ async fn patch_object(
             {
                 continue
             }
-            other => return other,
+            other => return other.map(|v| (v, 200)),
         }
     }
     Err(ApiError::conflict_modified(info.plural, info.group, name))
@@ -1232,6 +1306,92 @@ async fn scale_object(
                 continue
             }
             other => return other,
+        }
+    }
+    Err(ApiError::conflict_modified(info.plural, info.group, name))
+}
+
+/// Server-side apply (`application/apply-patch+yaml`): merge the applied
+/// configuration into the live object (or create it), tracking field
+/// ownership; conflicts with other managers are a 409 unless `force`.
+#[allow(clippy::too_many_arguments)]
+async fn server_side_apply(
+    state: &ApiServer,
+    s: &dyn Strategy,
+    namespace: &str,
+    name: &str,
+    body: &[u8],
+    subresource: Subresource,
+    opts: &WriteOptions,
+    warnings: &mut Vec<String>,
+) -> Result<(Value, u16), ApiError> {
+    use apimachinery::patch::apply::apply;
+    let info = s.info();
+    if subresource != Subresource::None {
+        return Err(ApiError::unsupported_media_type(
+            "application/apply-patch+yaml on a subresource",
+        ));
+    }
+    if !opts.field_manager_given {
+        return Err(ApiError::bad_request(
+            "PATCH request for apply must have fieldManager",
+        ));
+    }
+    let config = codec::decode_object(body, BodyFormat::Yaml)?;
+    apimachinery::patch::check_apply_target(&config, &info.api_version(), info.kind, name)
+        .map_err(|e| e.to_api_error())?;
+    let meta = managed_fields_meta(s);
+    let applied_opts = WriteOptions {
+        applied: true,
+        ..opts.clone()
+    };
+    for _ in 0..8 {
+        let now = meta::now_rfc3339();
+        match get_object(state, s, namespace, name).await {
+            Err(e) if e.code == 404 => {
+                let obj = apply(
+                    None,
+                    &config,
+                    &opts.field_manager,
+                    opts.force,
+                    meta.as_ref(),
+                    &now,
+                )
+                .map_err(|e| e.to_api_error())?;
+                match create_object(state, s, namespace, obj, &applied_opts, warnings).await {
+                    Err(e) if e.reason == apimachinery::StatusReason::AlreadyExists => continue,
+                    other => return other.map(|v| (v, 201)),
+                }
+            }
+            Err(e) => return Err(e),
+            Ok((live, _)) => {
+                let obj = apply(
+                    Some(&live),
+                    &config,
+                    &opts.field_manager,
+                    opts.force,
+                    meta.as_ref(),
+                    &now,
+                )
+                .map_err(|e| e.to_api_error())?;
+                match update_object(
+                    state,
+                    s,
+                    namespace,
+                    name,
+                    obj,
+                    Subresource::None,
+                    &applied_opts,
+                    warnings,
+                )
+                .await
+                {
+                    Err(e) if e.code == 409 && e.reason == apimachinery::StatusReason::Conflict => {
+                        continue
+                    }
+                    other => return other.map(|v| (v, 200)),
+                }
+            }
         }
     }
     Err(ApiError::conflict_modified(info.plural, info.group, name))

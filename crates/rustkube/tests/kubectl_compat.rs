@@ -572,3 +572,83 @@ fn kubectl_create_subcommands_work_over_protobuf_and_json() {
     let pc = server.kubectl_ok("1.33", &["create", "priorityclass", "pc1", "--value=10"]);
     assert!(pc.contains("created"), "{pc}");
 }
+
+#[test]
+fn server_side_apply_tracks_owners_conflicts_and_force() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cm.yaml");
+    let f = file.to_str().unwrap();
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\ndata:\n  a: \"1\"\n  b: \"2\"\n",
+    )
+    .unwrap();
+    assert!(server
+        .kubectl_ok("1.33", &["apply", "--server-side", "-f", f])
+        .contains("serverside-applied"));
+    let managed = json(&server.kubectl_ok(
+        "1.33",
+        &["get", "cm", "ssa", "-o", "json", "--show-managed-fields"],
+    ));
+    assert_eq!(
+        managed["metadata"]["managedFields"][0]["manager"],
+        "kubectl"
+    );
+    assert_eq!(
+        managed["metadata"]["managedFields"][0]["operation"],
+        "Apply"
+    );
+    // Another manager changes a field the applier owns: the next apply conflicts.
+    server.kubectl_ok(
+        "1.33",
+        &["patch", "cm", "ssa", "-p", r#"{"data":{"a":"changed"}}"#],
+    );
+    let out = server.kubectl("1.33", &["apply", "--server-side", "-f", f]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "Apply failed with 1 conflict: conflict with \"kubectl-patch\" using v1: .data.a"
+        ),
+        "{err}"
+    );
+    server.kubectl_ok(
+        "1.33",
+        &["apply", "--server-side", "--force-conflicts", "-f", f],
+    );
+    assert_eq!(
+        server.kubectl_ok("1.33", &["get", "cm", "ssa", "-o", "jsonpath={.data.a}"]),
+        "1"
+    );
+    // Dropping a field from the applied configuration removes it.
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\ndata:\n  a: \"1\"\n",
+    )
+    .unwrap();
+    server.kubectl_ok("1.33", &["apply", "--server-side", "-f", f]);
+    let data = json(&server.kubectl_ok("1.33", &["get", "cm", "ssa", "-o", "jsonpath={.data}"]));
+    assert_eq!(data, serde_json::json!({"a": "1"}));
+    // Apply creates, and requires a field manager.
+    let (code, body) = server.curl_admin(&[
+        "-X",
+        "PATCH",
+        "-H",
+        "Content-Type: application/apply-patch+yaml",
+        "--data-binary",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: new\n",
+        "/api/v1/namespaces/default/configmaps/new",
+    ]);
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = server.curl_admin(&[
+        "-X",
+        "PATCH",
+        "-H",
+        "Content-Type: application/apply-patch+yaml",
+        "--data-binary",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: new\n",
+        "/api/v1/namespaces/default/configmaps/new?fieldManager=tester",
+    ]);
+    assert_eq!(code, 201, "{body}");
+}

@@ -1,0 +1,921 @@
+//! API throughput of `rustkube server` over HTTP/2 + TLS (issue 3).
+//! Prints figures; asserts nothing (see docs/BENCHMARKS.md).
+//!
+//! Run: `cargo bench -p rustkube --bench api`
+//!
+//! Starts the real server binary on loopback (embedded SQLite, then a
+//! throwaway single-member etcd started in the same run), authenticates with
+//! the admin client certificate and drives it from this process with one
+//! shared HTTP/2 client whose requests multiplex over a few connections:
+//!
+//! 1. creates/s: `RUSTKUBE_BENCH_PODS` (default 10,000) ~2 KiB pods, 64
+//!    concurrent tasks;
+//! 2. gets/s: 64 concurrent tasks reading random pods for a few seconds;
+//! 3. LIST of every pod in the namespace (median of 5, no limit);
+//! 4. watch delivery latency: 1,000 watches opened from the LIST's
+//!    resourceVersion, then pods created at a moderate rate; latency is the
+//!    time from the create's response to the event's arrival at each watcher;
+//! 5. server RSS after the creates, against the pods' total JSON size.
+//!
+//! Every phase has a timeout; the server is stopped by PID (SIGTERM, then
+//! SIGKILL) and etcd is killed when its handle drops.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::client::conn::http2::SendRequest;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::ServerName;
+use storage::testing::EtcdProcess;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsConnector;
+
+const CONCURRENCY: usize = 64;
+const GET_SECONDS: f64 = 5.0;
+const LIST_RUNS: usize = 5;
+const WATCHERS: usize = 1000;
+/// Streams per connection for the watches; the server allows 200.
+const WATCHES_PER_CONN: usize = 125;
+const WATCH_EVENTS: usize = 150;
+const WATCH_WRITES_PER_SEC: f64 = 20.0;
+const CRUD_CONNS: usize = 4;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+const NS: &str = "default";
+
+type Result<T> = std::result::Result<T, String>;
+
+// ---------------------------------------------------------------- server
+
+struct Server {
+    child: Option<Child>,
+    data_dir: PathBuf,
+    kubeconfig: PathBuf,
+    log: PathBuf,
+    port: u16,
+}
+
+impl Server {
+    fn start(dir: &Path, extra_args: &[String]) -> Result<Server> {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let config = dir.join("config.yaml");
+        std::fs::write(&config, "").map_err(|e| e.to_string())?;
+        let data_dir = dir.join("data");
+        let kubeconfig = dir.join("kubeconfig.yaml");
+        let log = dir.join("server.log");
+        let port = free_port();
+        let log_file = std::fs::File::create(&log).map_err(|e| e.to_string())?;
+        let child = Command::new(env!("CARGO_BIN_EXE_rustkube"))
+            .arg("server")
+            .arg(format!("--config={}", config.display()))
+            .arg(format!("--data-dir={}", data_dir.display()))
+            .arg(format!("--write-kubeconfig={}", kubeconfig.display()))
+            .arg(format!("--https-listen-port={port}"))
+            .arg("--bind-address=127.0.0.1")
+            .arg("--advertise-address=127.0.0.1")
+            .args(extra_args)
+            .env_remove("RUSTKUBE_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .map_err(|e| format!("spawn rustkube: {e}"))?;
+        let mut server = Server {
+            child: Some(child),
+            data_dir,
+            kubeconfig,
+            log,
+            port,
+        };
+        let begin = Instant::now();
+        while !(server.kubeconfig.exists() && server.tls_file("client-admin.key").exists()) {
+            if let Some(Ok(Some(status))) = server.child.as_mut().map(|c| c.try_wait()) {
+                return Err(format!(
+                    "server exited early: {status}\n{}",
+                    server.log_tail()
+                ));
+            }
+            if begin.elapsed() > Duration::from_secs(60) {
+                return Err(format!("server not ready in 60 s\n{}", server.log_tail()));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(server)
+    }
+
+    fn tls_file(&self, name: &str) -> PathBuf {
+        self.data_dir.join("server/tls").join(name)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------- client
+
+fn tls_config(server: &Server) -> Result<Arc<rustls::ClientConfig>> {
+    let read =
+        |name: &str| std::fs::read(server.tls_file(name)).map_err(|e| format!("read {name}: {e}"));
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut read("server-ca.crt")?.as_slice()) {
+        roots
+            .add(cert.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
+    let certs = rustls_pemfile::certs(&mut read("client-admin.crt")?.as_slice())
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let key = rustls_pemfile::private_key(&mut read("client-admin.key")?.as_slice())
+        .map_err(|e| e.to_string())?
+        .ok_or("no private key in client-admin.key")?;
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_client_auth_cert(certs, key)
+    .map_err(|e| e.to_string())?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// One or more HTTP/2 connections; requests are spread round-robin and
+/// multiplex as streams on each.
+struct Client {
+    senders: Vec<SendRequest<Full<Bytes>>>,
+    drivers: Vec<JoinHandle<()>>,
+    next: AtomicUsize,
+    base: String,
+}
+
+impl Client {
+    async fn connect(tls: Arc<rustls::ClientConfig>, port: u16, conns: usize) -> Result<Client> {
+        let mut senders = Vec::new();
+        let mut drivers = Vec::new();
+        for _ in 0..conns {
+            let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
+            tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+            let name = ServerName::try_from("127.0.0.1").unwrap().to_owned();
+            let stream = TlsConnector::from(tls.clone())
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("TLS handshake: {e}"))?;
+            if stream.get_ref().1.alpn_protocol() != Some(b"h2") {
+                return Err("server did not negotiate h2".into());
+            }
+            let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+                .handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| format!("h2 handshake: {e}"))?;
+            drivers.push(tokio::spawn(async move {
+                let _ = conn.await;
+            }));
+            senders.push(sender);
+        }
+        Ok(Client {
+            senders,
+            drivers,
+            next: AtomicUsize::new(0),
+            base: format!("https://127.0.0.1:{port}"),
+        })
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> Result<Response<Incoming>> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.senders.len();
+        let mut sender = self.senders[i].clone();
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("accept", "application/json");
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req
+            .body(Full::new(body.unwrap_or_default()))
+            .map_err(|e| e.to_string())?;
+        sender
+            .send_request(req)
+            .await
+            .map_err(|e| format!("{path}: {e}"))
+    }
+
+    /// A request with its whole response body, bounded by REQUEST_TIMEOUT.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> Result<(StatusCode, Bytes)> {
+        let fut = async {
+            let resp = self.send(method, path, body).await?;
+            let status = resp.status();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| format!("{path}: body: {e}"))?
+                .to_bytes();
+            Ok((status, body))
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, fut)
+            .await
+            .map_err(|_| format!("{path}: timed out after {REQUEST_TIMEOUT:?}"))?
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        for d in &self.drivers {
+            d.abort();
+        }
+    }
+}
+
+// ---------------------------------------------------------------- pods
+
+/// A realistic pod of about 2 KiB: labels, annotations, two containers with
+/// env, ports, resources, probes and volume mounts, two volumes.
+fn pod_json(name: &str) -> Bytes {
+    let container = |cname: &str, image: &str, port: u16| {
+        serde_json::json!({
+            "name": cname,
+            "image": image,
+            "imagePullPolicy": "IfNotPresent",
+            "args": ["--listen=:".to_string() + &port.to_string(), "--log-format=json"],
+            "ports": [
+                {"name": "http", "containerPort": port, "protocol": "TCP"},
+                {"name": "metrics", "containerPort": port + 1000, "protocol": "TCP"}
+            ],
+            "env": [
+                {"name": "LOG_LEVEL", "value": "info"},
+                {"name": "SERVICE_NAME", "value": cname},
+                {"name": "CACHE_DIR", "value": "/var/cache/app"},
+                {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+            ],
+            "resources": {
+                "requests": {"cpu": "100m", "memory": "128Mi"},
+                "limits": {"cpu": "500m", "memory": "512Mi"}
+            },
+            "livenessProbe": {
+                "httpGet": {"path": "/healthz", "port": port},
+                "initialDelaySeconds": 10, "periodSeconds": 10, "timeoutSeconds": 2
+            },
+            "readinessProbe": {
+                "httpGet": {"path": "/readyz", "port": port},
+                "periodSeconds": 5, "failureThreshold": 3
+            },
+            "volumeMounts": [
+                {"name": "config", "mountPath": "/etc/app", "readOnly": true},
+                {"name": "cache", "mountPath": "/var/cache/app"}
+            ]
+        })
+    };
+    let pod = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": NS,
+            "labels": {
+                "app.kubernetes.io/name": "web",
+                "app.kubernetes.io/instance": "web-prod",
+                "app.kubernetes.io/version": "1.24.3",
+                "app.kubernetes.io/component": "frontend",
+                "team": "platform"
+            },
+            "annotations": {
+                "prometheus.io/scrape": "true",
+                "prometheus.io/port": "9080",
+                "checksum/config": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+                "kubernetes.io/change-cause": "deploy web 1.24.3 to production"
+            }
+        },
+        "spec": {
+            "restartPolicy": "Always",
+            "terminationGracePeriodSeconds": 30,
+            "dnsPolicy": "ClusterFirst",
+            "containers": [
+                container("web", "registry.example.com/platform/web:1.24.3", 8080),
+                container("log-shipper", "registry.example.com/platform/log-shipper:0.9.1", 8081)
+            ],
+            "volumes": [
+                {"name": "config", "configMap": {"name": "web-config"}},
+                {"name": "cache", "emptyDir": {"sizeLimit": "1Gi"}}
+            ]
+        }
+    });
+    Bytes::from(serde_json::to_vec(&pod).unwrap())
+}
+
+fn pods_path() -> String {
+    format!("/api/v1/namespaces/{NS}/pods")
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn sort(v: &mut [f64]) {
+    v.sort_by(|a, b| a.total_cmp(b));
+}
+
+fn show(body: &[u8]) -> String {
+    let s = String::from_utf8_lossy(body);
+    s.chars().take(600).collect()
+}
+
+// ---------------------------------------------------------------- phases
+
+#[derive(Default, Clone)]
+struct Figures {
+    creates_per_s: Option<f64>,
+    create_p50_p99_ms: Option<(f64, f64)>,
+    gets_per_s: Option<f64>,
+    list_ms: Option<f64>,
+    list_mib: Option<f64>,
+    watch_p50_p99_ms: Option<(f64, f64)>,
+    watch_missing: Option<usize>,
+    rss_mib: Option<f64>,
+    json_mib: Option<f64>,
+    datastore_rss_mib: Option<f64>,
+    errors: Vec<String>,
+}
+
+/// Phase 1: create `n` pods with 64 concurrent tasks. Returns (elapsed,
+/// total JSON bytes as stored, latencies in ms).
+async fn creates(client: &Arc<Client>, n: usize) -> Result<(Duration, u64, Vec<f64>)> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let json_bytes = Arc::new(AtomicU64::new(0));
+    let begin = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let client = client.clone();
+        let next = next.clone();
+        let json_bytes = json_bytes.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return Ok::<_, String>(lat);
+                }
+                let body = pod_json(&format!("bench-{i:06}"));
+                let t = Instant::now();
+                let (status, resp) = client
+                    .call(Method::POST, &pods_path(), Some(body.clone()))
+                    .await?;
+                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                if status != StatusCode::CREATED {
+                    next.store(n, Ordering::Relaxed);
+                    return Err(format!(
+                        "POST {} ({} bytes: {}) -> {status}: {}",
+                        pods_path(),
+                        body.len(),
+                        show(&body),
+                        show(&resp)
+                    ));
+                }
+                json_bytes.fetch_add(resp.len() as u64, Ordering::Relaxed);
+            }
+        }));
+    }
+    let mut lat = Vec::new();
+    let mut err = None;
+    for t in tasks {
+        match t.await.map_err(|e| e.to_string()).and_then(|r| r) {
+            Ok(l) => lat.extend(l),
+            Err(e) => err = err.or(Some(e)),
+        }
+    }
+    let elapsed = begin.elapsed();
+    if let Some(e) = err {
+        return Err(e);
+    }
+    Ok((elapsed, json_bytes.load(Ordering::Relaxed), lat))
+}
+
+/// Phase 2: GET random existing pods with 64 concurrent tasks.
+async fn gets(client: &Arc<Client>, n: usize) -> Result<f64> {
+    let stop_at = Instant::now() + Duration::from_secs_f64(GET_SECONDS);
+    let begin = Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..CONCURRENCY {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut x: u64 =
+                0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            let mut done = 0u64;
+            while Instant::now() < stop_at {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let i = (x % n as u64) as usize;
+                let path = format!("{}/bench-{i:06}", pods_path());
+                let (status, body) = client.call(Method::GET, &path, None).await?;
+                if status != StatusCode::OK {
+                    return Err(format!("GET {path} -> {status}: {}", show(&body)));
+                }
+                done += 1;
+            }
+            Ok::<_, String>(done)
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.map_err(|e| e.to_string())??;
+    }
+    Ok(total as f64 / begin.elapsed().as_secs_f64())
+}
+
+/// Phase 3: LIST everything, median of LIST_RUNS. Returns (median ms,
+/// body bytes, resourceVersion, item count).
+async fn lists(client: &Arc<Client>) -> Result<(f64, usize, String, usize)> {
+    let mut times = Vec::new();
+    let mut last = Bytes::new();
+    for _ in 0..LIST_RUNS {
+        let t = Instant::now();
+        let (status, body) = client.call(Method::GET, &pods_path(), None).await?;
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        if status != StatusCode::OK {
+            return Err(format!("GET {} -> {status}: {}", pods_path(), show(&body)));
+        }
+        last = body;
+    }
+    sort(&mut times);
+    let v: serde_json::Value =
+        serde_json::from_slice(&last).map_err(|e| format!("LIST body: {e}"))?;
+    let rv = v["metadata"]["resourceVersion"]
+        .as_str()
+        .ok_or("LIST without metadata.resourceVersion")?
+        .to_string();
+    let items = v["items"].as_array().map(|a| a.len()).unwrap_or(0);
+    Ok((times[times.len() / 2], last.len(), rv, items))
+}
+
+/// The index of `"wpod-NNNNNN"` in one watch event line (ADDED only).
+fn event_index(line: &[u8]) -> Option<usize> {
+    const TYPE: &[u8] = b"\"type\":\"ADDED\"";
+    line.windows(TYPE.len()).position(|w| w == TYPE)?;
+    const NEEDLE: &[u8] = b"\"wpod-";
+    let at = line.windows(NEEDLE.len()).position(|w| w == NEEDLE)? + NEEDLE.len();
+    let digits = &line[at..(at + 6).min(line.len())];
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// Phase 4: 1,000 watches, WATCH_EVENTS creates at a moderate rate.
+/// Returns (sorted latencies in ms, missing deliveries, arrivals before the
+/// create's response).
+async fn watches(
+    tls: Arc<rustls::ClientConfig>,
+    port: u16,
+    writer: &Arc<Client>,
+    rv: &str,
+) -> Result<(Vec<f64>, usize, usize)> {
+    let conns = WATCHERS.div_ceil(WATCHES_PER_CONN);
+    let wclient = Arc::new(Client::connect(tls, port, conns).await?);
+    let ready = Arc::new(AtomicUsize::new(0));
+    let epoch = Instant::now();
+    // Generous: the writer needs WATCH_EVENTS / rate seconds plus set-up.
+    let deadline =
+        epoch + Duration::from_secs_f64(60.0 + WATCH_EVENTS as f64 / WATCH_WRITES_PER_SEC * 2.0);
+    let mut tasks = Vec::new();
+    for _ in 0..WATCHERS {
+        let wclient = wclient.clone();
+        let ready = ready.clone();
+        let path = format!("{}?watch=true&resourceVersion={rv}", pods_path());
+        tasks.push(tokio::spawn(async move {
+            // arrival[i] = time of event i since epoch, in seconds.
+            let mut arrival = vec![f64::NAN; WATCH_EVENTS];
+            let fut = async {
+                let resp = wclient.send(Method::GET, &path, None).await?;
+                if resp.status() != StatusCode::OK {
+                    let status = resp.status();
+                    let body = resp
+                        .into_body()
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
+                    return Err(format!("GET {path} -> {status}: {}", show(&body)));
+                }
+                ready.fetch_add(1, Ordering::Relaxed);
+                let mut body = resp.into_body();
+                let mut buf: Vec<u8> = Vec::new();
+                let mut got = 0;
+                while got < WATCH_EVENTS {
+                    let Some(frame) = body.frame().await else {
+                        return Err("watch stream ended".into());
+                    };
+                    let frame = frame.map_err(|e| format!("watch body: {e}"))?;
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
+                    let now = epoch.elapsed().as_secs_f64();
+                    buf.extend_from_slice(&data);
+                    while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
+                        if let Some(i) = event_index(&buf[..nl]) {
+                            if i < WATCH_EVENTS && arrival[i].is_nan() {
+                                arrival[i] = now;
+                                got += 1;
+                            }
+                        }
+                        buf.drain(..=nl);
+                    }
+                }
+                Ok::<_, String>(())
+            };
+            let r = tokio::time::timeout_at(deadline.into(), fut).await;
+            let err = match r {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e),
+                Err(_) => None, // missing events are counted by the caller
+            };
+            (arrival, err)
+        }));
+    }
+    // Wait until every watch is established (response headers received).
+    let wait_until = Instant::now() + Duration::from_secs(30);
+    while ready.load(Ordering::Relaxed) < WATCHERS && Instant::now() < wait_until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let established = ready.load(Ordering::Relaxed);
+    if established < WATCHERS {
+        println!(
+            "    only {established}/{WATCHERS} watches established after 30 s; writing anyway"
+        );
+    }
+    // Let the server finish registering the watchers.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let mut written = vec![f64::NAN; WATCH_EVENTS];
+    let interval = Duration::from_secs_f64(1.0 / WATCH_WRITES_PER_SEC);
+    let mut tick = tokio::time::interval(interval);
+    let mut write_err = None;
+    for (i, slot) in written.iter_mut().enumerate() {
+        tick.tick().await;
+        let body = pod_json(&format!("wpod-{i:06}"));
+        match writer
+            .call(Method::POST, &pods_path(), Some(body.clone()))
+            .await
+        {
+            Ok((StatusCode::CREATED, _)) => *slot = epoch.elapsed().as_secs_f64(),
+            Ok((status, resp)) => {
+                write_err = Some(format!(
+                    "POST {} ({}) -> {status}: {}",
+                    pods_path(),
+                    show(&body),
+                    show(&resp)
+                ));
+                break;
+            }
+            Err(e) => {
+                write_err = Some(e);
+                break;
+            }
+        }
+    }
+    let mut lat = Vec::new();
+    let mut missing = 0;
+    let mut early = 0;
+    let mut first_err = None;
+    for t in tasks {
+        let (arrival, err) = t.await.map_err(|e| e.to_string())?;
+        if first_err.is_none() {
+            first_err = err;
+        }
+        for (i, a) in arrival.iter().enumerate() {
+            if written[i].is_nan() {
+                continue;
+            }
+            if a.is_nan() {
+                missing += 1;
+            } else {
+                let d = (a - written[i]) * 1000.0;
+                if d < 0.0 {
+                    early += 1;
+                }
+                lat.push(d.max(0.0));
+            }
+        }
+    }
+    drop(wclient);
+    if let Some(e) = write_err {
+        return Err(e);
+    }
+    if let Some(e) = first_err {
+        println!("    first watcher error: {e}");
+    }
+    sort(&mut lat);
+    Ok((lat, missing, early))
+}
+
+async fn run_backend(
+    label: &str,
+    dir: &Path,
+    extra_args: Vec<String>,
+    datastore_pid: Option<u32>,
+    n: usize,
+) -> Figures {
+    let mut fig = Figures::default();
+    println!("\n== {label} ==");
+    let mut server = match Server::start(dir, &extra_args) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("  server failed to start: {e}");
+            fig.errors.push(e);
+            return fig;
+        }
+    };
+    let result = async {
+        let tls = tls_config(&server)?;
+        let client = Arc::new(Client::connect(tls.clone(), server.port, CRUD_CONNS).await?);
+        // Ready = /readyz answers 200 with the admin certificate.
+        let until = Instant::now() + Duration::from_secs(60);
+        loop {
+            match client.call(Method::GET, "/readyz", None).await {
+                Ok((StatusCode::OK, _)) => break,
+                _ if Instant::now() > until => {
+                    return Err(format!("/readyz not 200 in 60 s\n{}", server.log_tail()))
+                }
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        let rss_idle = proc_status_kib(server.pid(), "VmRSS:") as f64 / 1024.0;
+        println!(
+            "  server pid {}, idle RSS {rss_idle:.1} MiB, pod JSON sent {} bytes",
+            server.pid(),
+            pod_json("bench-000000").len()
+        );
+
+        match creates(&client, n).await {
+            Ok((elapsed, json, mut lat)) => {
+                sort(&mut lat);
+                let rate = n as f64 / elapsed.as_secs_f64();
+                let p = (percentile(&lat, 0.5), percentile(&lat, 0.99));
+                println!(
+                    "  creates: {n} pods in {:.2} s = {rate:.0}/s (latency p50 {:.2} ms, p99 {:.2} ms)",
+                    elapsed.as_secs_f64(),
+                    p.0,
+                    p.1
+                );
+                fig.creates_per_s = Some(rate);
+                fig.create_p50_p99_ms = Some(p);
+                fig.json_mib = Some(json as f64 / 1048576.0);
+                // Give the allocator and any background work a moment.
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                let rss = proc_status_kib(server.pid(), "VmRSS:") as f64 / 1024.0;
+                fig.rss_mib = Some(rss);
+                let json_mib = json as f64 / 1048576.0;
+                println!(
+                    "  RSS after creates: {rss:.1} MiB; stored JSON of the {n} pods: {json_mib:.1} MiB; goal 2 x {json_mib:.1} + 40 = {:.1} MiB",
+                    2.0 * json_mib + 40.0
+                );
+                if let Some(pid) = datastore_pid {
+                    let d = proc_status_kib(pid, "VmRSS:") as f64 / 1024.0;
+                    fig.datastore_rss_mib = Some(d);
+                    println!("  etcd RSS (separate process): {d:.1} MiB");
+                }
+            }
+            Err(e) => {
+                println!("  creates FAILED: {e}");
+                fig.errors.push(e.clone());
+                return Err(e);
+            }
+        }
+
+        match gets(&client, n).await {
+            Ok(rate) => {
+                println!("  gets: {rate:.0}/s (64 concurrent, {GET_SECONDS} s)");
+                fig.gets_per_s = Some(rate);
+            }
+            Err(e) => {
+                println!("  gets FAILED: {e}");
+                fig.errors.push(e);
+            }
+        }
+
+        let rv = match lists(&client).await {
+            Ok((ms, bytes, rv, items)) => {
+                println!(
+                    "  LIST of {items} pods: median {ms:.1} ms of {LIST_RUNS}, {:.1} MiB body, rv {rv}",
+                    bytes as f64 / 1048576.0
+                );
+                fig.list_ms = Some(ms);
+                fig.list_mib = Some(bytes as f64 / 1048576.0);
+                rv
+            }
+            Err(e) => {
+                println!("  LIST FAILED: {e}");
+                fig.errors.push(e.clone());
+                return Err(e);
+            }
+        };
+
+        match watches(tls.clone(), server.port, &client, &rv).await {
+            Ok((lat, missing, early)) => {
+                let p = (percentile(&lat, 0.5), percentile(&lat, 0.99));
+                println!(
+                    "  watch: {WATCHERS} watchers x {WATCH_EVENTS} creates at {WATCH_WRITES_PER_SEC}/s: {} deliveries, latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {missing} missing, {early} arrived before the create's response",
+                    lat.len(),
+                    p.0,
+                    p.1,
+                    lat.last().copied().unwrap_or(f64::NAN)
+                );
+                fig.watch_p50_p99_ms = Some(p);
+                fig.watch_missing = Some(missing);
+            }
+            Err(e) => {
+                println!("  watch FAILED: {e}");
+                fig.errors.push(e);
+            }
+        }
+        let hwm = proc_status_kib(server.pid(), "VmHWM:") as f64 / 1024.0;
+        println!("  server peak RSS (VmHWM) over the run: {hwm:.1} MiB");
+        Ok(())
+    };
+    let r = tokio::time::timeout(Duration::from_secs(600), result).await;
+    match r {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            if !fig.errors.contains(&e) {
+                println!("  FAILED: {e}");
+                fig.errors.push(e);
+            }
+        }
+        Err(_) => {
+            println!("  TIMED OUT after 600 s");
+            fig.errors.push("timeout".into());
+        }
+    }
+    server.stop();
+    fig
+}
+
+fn fmt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
+    v.map(f).unwrap_or_else(|| "n/a".into())
+}
+
+fn main() {
+    let n: usize = std::env::var("RUSTKUBE_BENCH_PODS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    println!(
+        "rustkube API benchmark: HTTP/2 + TLS, admin client cert, {n} pods, {CONCURRENCY} concurrent clients, {CRUD_CONNS} connections ({} cores)",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+    );
+    let embedded = rt.block_on(run_backend(
+        "embedded SQLite",
+        &tmp.path().join("sqlite"),
+        vec![],
+        None,
+        n,
+    ));
+    let etcd = rt.block_on(async {
+        let etcd = match EtcdProcess::start(None).await {
+            Ok(e) => e,
+            Err(e) => {
+                println!("\n== etcd ==\n  etcd failed to start: {e}");
+                return Figures {
+                    errors: vec![e.to_string()],
+                    ..Default::default()
+                };
+            }
+        };
+        let args = vec![format!("--datastore-endpoint={}", etcd.endpoint())];
+        let label = format!("etcd ({})", etcd.endpoint());
+        let fig = run_backend(&label, &tmp.path().join("etcd"), args, Some(etcd.pid()), n).await;
+        drop(etcd);
+        fig
+    });
+    rt.shutdown_timeout(Duration::from_secs(5));
+
+    println!("\nsummary ({n} pods; RSS goal is for 100,000 pods: 2 x their JSON + 40 MiB)");
+    println!("| figure | embedded SQLite | etcd | goal |");
+    println!("|---|---|---|---|");
+    let row = |name: &str, f: &dyn Fn(&Figures) -> String, goal: &str| {
+        println!("| {name} | {} | {} | {goal} |", f(&embedded), f(&etcd));
+    };
+    row(
+        "creates/s (64 concurrent)",
+        &|f| fmt(f.creates_per_s, |v| format!("{v:.0}")),
+        ">= 5,000",
+    );
+    row(
+        "create latency p50 / p99",
+        &|f| fmt(f.create_p50_p99_ms, |(a, b)| format!("{a:.1} / {b:.1} ms")),
+        "",
+    );
+    row(
+        "gets/s (64 concurrent)",
+        &|f| fmt(f.gets_per_s, |v| format!("{v:.0}")),
+        ">= 20,000",
+    );
+    row(
+        "LIST all pods (median of 5)",
+        &|f| {
+            fmt(f.list_ms.zip(f.list_mib), |(ms, mib)| {
+                format!("{ms:.0} ms ({mib:.1} MiB)")
+            })
+        },
+        "< 150 ms for 10,000",
+    );
+    row(
+        "watch latency p50 / p99 (1,000 watchers)",
+        &|f| {
+            fmt(f.watch_p50_p99_ms.zip(f.watch_missing), |((a, b), m)| {
+                format!("{a:.1} / {b:.1} ms ({m} missing)")
+            })
+        },
+        "p99 < 50 ms",
+    );
+    row(
+        "server RSS after creates",
+        &|f| {
+            fmt(f.rss_mib.zip(f.json_mib), |(r, j)| {
+                format!("{r:.1} MiB (JSON {j:.1} MiB, limit {:.1})", 2.0 * j + 40.0)
+            })
+        },
+        "< 2 x JSON + 40 MiB",
+    );
+    row(
+        "etcd RSS",
+        &|f| fmt(f.datastore_rss_mib, |v| format!("{v:.1} MiB")),
+        "",
+    );
+    for (name, f) in [("embedded", &embedded), ("etcd", &etcd)] {
+        for e in &f.errors {
+            println!("error ({name}): {e}");
+        }
+    }
+}
