@@ -49,6 +49,34 @@ pub struct CacheEvent {
     /// The object before this event, if it existed.
     pub prev: Option<Arc<Value>>,
     pub key: String,
+    /// `object` as JSON, encoded once for every watcher that sends it.
+    encoded: std::sync::OnceLock<bytes::Bytes>,
+}
+
+impl CacheEvent {
+    pub fn new(
+        revision: Revision,
+        event_type: CacheEventType,
+        object: Arc<Value>,
+        prev: Option<Arc<Value>>,
+        key: String,
+    ) -> Self {
+        CacheEvent {
+            revision,
+            event_type,
+            object,
+            prev,
+            key,
+            encoded: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The object's JSON encoding.
+    pub fn encoded(&self) -> &bytes::Bytes {
+        self.encoded.get_or_init(|| {
+            bytes::Bytes::from(serde_json::to_vec(self.object.as_ref()).unwrap_or_default())
+        })
+    }
 }
 
 struct State {
@@ -159,16 +187,17 @@ impl Cacher {
                 EventType::Put => st.objects.insert(ev.kv.key.clone(), object.clone()),
                 EventType::Delete => st.objects.remove(&ev.kv.key),
             };
-            let event = Arc::new(CacheEvent {
-                revision: ev.kv.mod_revision,
-                event_type: match ev.event_type {
-                    EventType::Put => CacheEventType::Put,
-                    EventType::Delete => CacheEventType::Delete,
-                },
+            let event_type = match ev.event_type {
+                EventType::Put => CacheEventType::Put,
+                EventType::Delete => CacheEventType::Delete,
+            };
+            let event = Arc::new(CacheEvent::new(
+                ev.kv.mod_revision,
+                event_type,
                 object,
                 prev,
-                key: ev.kv.key,
-            });
+                ev.kv.key,
+            ));
             st.revision = event.revision;
             if st.ring.len() >= st.ring_capacity {
                 if let Some(dropped) = st.ring.pop_front() {
@@ -252,13 +281,13 @@ impl Cacher {
                 .range(prefix.to_string()..)
                 .take_while(|(k, _)| k.starts_with(prefix))
                 .map(|(k, v)| {
-                    Arc::new(CacheEvent {
-                        revision: st.revision,
-                        event_type: CacheEventType::Put,
-                        object: v.clone(),
-                        prev: None,
-                        key: k.clone(),
-                    })
+                    Arc::new(CacheEvent::new(
+                        st.revision,
+                        CacheEventType::Put,
+                        v.clone(),
+                        None,
+                        k.clone(),
+                    ))
                 })
                 .collect(),
             Some(rv) if rv < st.oldest => {

@@ -271,7 +271,7 @@ pub async fn serve(
                 let name = meta::name(&item).to_string();
                 let ns = meta::namespace(&item).to_string();
                 match delete_object(state, s, &ns, &name, &json!({}), dry_run).await {
-                    Ok((obj, _)) => deleted.push(obj),
+                    Ok((obj, _)) => deleted.push(Arc::new(obj)),
                     Err(e) if e.code == 404 => {}
                     Err(e) => return Err(e),
                 }
@@ -334,14 +334,7 @@ fn render_one(
         ResponseFormat::Table { v1beta1 } if ctx.info.verb == "get" => {
             let list_meta = json!({"resourceVersion": meta::resource_version(obj)});
             let include = ctx.query.get("includeObject").unwrap_or("Metadata");
-            let t = crate::table::table(
-                s,
-                std::slice::from_ref(obj),
-                list_meta,
-                include,
-                v1beta1,
-                true,
-            );
+            let t = crate::table::table(s, &[obj], list_meta, include, v1beta1, true);
             response::json(200, &t)
         }
         ResponseFormat::PartialMetadata { v1beta1 } if ctx.info.verb == "get" => {
@@ -353,18 +346,19 @@ fn render_one(
 
 fn render_list(
     s: &dyn Strategy,
-    mut items: Vec<Value>,
+    items: Vec<Arc<Value>>,
     list_meta: Value,
     format: ResponseFormat,
     ctx: &RequestContext,
 ) -> Response<Body> {
+    let refs: Vec<&Value> = items.iter().map(|o| o.as_ref()).collect();
     if let ResponseFormat::Table { v1beta1 } = format {
         let include = ctx.query.get("includeObject").unwrap_or("Metadata");
-        let t = crate::table::table(s, &items, list_meta, include, v1beta1, true);
+        let t = crate::table::table(s, &refs, list_meta, include, v1beta1, true);
         return response::json(200, &t);
     }
     if let ResponseFormat::PartialMetadata { v1beta1 } = format {
-        let items: Vec<Value> = items.iter().map(|o| partial_metadata(o, v1beta1)).collect();
+        let items: Vec<Value> = refs.iter().map(|o| partial_metadata(o, v1beta1)).collect();
         let list = json!({
             "kind": "PartialObjectMetadataList",
             "apiVersion": if v1beta1 { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" },
@@ -373,21 +367,34 @@ fn render_list(
         });
         return response::json(200, &list);
     }
-    // Typed lists carry their kind once, not on every item.
-    for item in &mut items {
-        if let Some(map) = item.as_object_mut() {
-            map.remove("kind");
-            map.remove("apiVersion");
-        }
-    }
     let info = s.info();
-    let list = json!({
-        "kind": info.list_kind(),
-        "apiVersion": info.api_version(),
-        "metadata": list_meta,
-        "items": items,
-    });
-    response::object(200, &list, plain(format))
+    if format == ResponseFormat::Yaml {
+        let list = json!({
+            "kind": info.list_kind(),
+            "apiVersion": info.api_version(),
+            "metadata": list_meta,
+            "items": refs,
+        });
+        return response::object(200, &list, ResponseFormat::Yaml);
+    }
+    // JSON: written item by item from the shared objects, without copying
+    // them into one tree first.
+    let mut out = Vec::with_capacity(256 + items.len() * 2048);
+    out.extend_from_slice(b"{\"kind\":");
+    let _ = serde_json::to_writer(&mut out, &info.list_kind());
+    out.extend_from_slice(b",\"apiVersion\":");
+    let _ = serde_json::to_writer(&mut out, &info.api_version());
+    out.extend_from_slice(b",\"metadata\":");
+    let _ = serde_json::to_writer(&mut out, &list_meta);
+    out.extend_from_slice(b",\"items\":[");
+    for (i, item) in refs.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let _ = serde_json::to_writer(&mut out, item);
+    }
+    out.extend_from_slice(b"]}");
+    response::bytes(200, "application/json", out)
 }
 
 /// The object at (namespace, name) and its mod revision.
@@ -495,7 +502,7 @@ pub async fn list_objects(
     s: &dyn Strategy,
     namespace: &str,
     ctx: &RequestContext,
-) -> Result<(Vec<Value>, Value), ApiError> {
+) -> Result<(Vec<Arc<Value>>, Value), ApiError> {
     let info = s.info();
     let filter = Filter::from_query(ctx)?;
     let limit = ctx.query.int("limit")?.filter(|l| *l > 0).unwrap_or(0);
@@ -547,11 +554,7 @@ pub async fn list_objects(
             _ => revision_param(rv_param)?,
         };
         let (cached, revision) = state.cache.list(&prefix, min_revision).await?;
-        let items = cached
-            .iter()
-            .filter(|o| filter.matches(o))
-            .map(|o| o.as_ref().clone())
-            .collect();
+        let items = cached.into_iter().filter(|o| filter.matches(o)).collect();
         return Ok((items, json!({"resourceVersion": revision.to_string()})));
     }
 
@@ -583,7 +586,7 @@ pub async fn list_objects(
         for kv in &page.kvs {
             let obj = decode_stored(kv)?;
             if filter.matches(&obj) {
-                items.push(obj);
+                items.push(Arc::new(obj));
             }
         }
         if !page.more {

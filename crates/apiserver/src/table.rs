@@ -77,7 +77,7 @@ fn row(strategy: &dyn Strategy, obj: &Value, include: &str, v1beta1: bool) -> Va
 /// A Table of `items`. `list_meta` carries resourceVersion/continue.
 pub fn table(
     strategy: &dyn Strategy,
-    items: &[Value],
+    items: &[&Value],
     list_meta: Value,
     include: &str,
     v1beta1: bool,

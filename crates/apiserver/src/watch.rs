@@ -38,6 +38,21 @@ struct Encoder {
 }
 
 impl Encoder {
+    /// One event of the cache; plain JSON reuses the event's encoding.
+    fn event_line(&mut self, event_type: &str, ev: &CacheEvent) -> Bytes {
+        if self.format != ResponseFormat::Json {
+            return self.line(event_type, &ev.object);
+        }
+        let body = ev.encoded();
+        let mut line = Vec::with_capacity(body.len() + 40);
+        line.extend_from_slice(b"{\"type\":\"");
+        line.extend_from_slice(event_type.as_bytes());
+        line.extend_from_slice(b"\",\"object\":");
+        line.extend_from_slice(body);
+        line.extend_from_slice(b"}\n");
+        Bytes::from(line)
+    }
+
     fn line(&mut self, event_type: &str, obj: &Value) -> Bytes {
         let object = match self.format {
             ResponseFormat::Table { v1beta1 }
@@ -45,7 +60,7 @@ impl Encoder {
             {
                 let t = crate::table::table(
                     self.strategy.as_ref(),
-                    std::slice::from_ref(obj),
+                    &[obj],
                     json!({"resourceVersion": meta::resource_version(obj)}),
                     &self.include,
                     v1beta1,
@@ -68,28 +83,21 @@ impl Encoder {
     }
 }
 
-/// Classify one cache event for a watcher with `filter`.
-fn translate(ev: &CacheEvent, filter: &Filter) -> Option<(&'static str, Value)> {
+/// Classify one cache event for a watcher with `filter`: an object that
+/// starts matching is ADDED, one that stops matching (or is deleted) is
+/// DELETED. The object sent is always the event's own, whose
+/// resourceVersion is the event's revision.
+fn translate(ev: &CacheEvent, filter: &Filter) -> Option<&'static str> {
     let now = match ev.event_type {
         CacheEventType::Put => Some(ev.object.as_ref()),
         CacheEventType::Delete => None,
     };
-    let before = ev.prev.as_deref();
     let matched_now = now.is_some_and(|o| filter.matches(o));
-    let matched_before = before.is_some_and(|o| filter.matches(o));
+    let matched_before = ev.prev.as_deref().is_some_and(|o| filter.matches(o));
     match (matched_before, matched_now) {
-        (false, true) => now.map(|o| ("ADDED", o.clone())),
-        (true, true) => now.map(|o| ("MODIFIED", o.clone())),
-        (true, false) => {
-            // Deleted, or no longer selected: the last state we know, at
-            // this event's revision.
-            let mut last = match ev.event_type {
-                CacheEventType::Delete => ev.object.as_ref().clone(),
-                CacheEventType::Put => ev.object.as_ref().clone(),
-            };
-            meta::set_meta(&mut last, "resourceVersion", json!(ev.revision.to_string()));
-            Some(("DELETED", last))
-        }
+        (false, true) => Some("ADDED"),
+        (true, true) => Some("MODIFIED"),
+        (true, false) => Some("DELETED"),
         (false, false) => None,
     }
 }
@@ -161,8 +169,8 @@ pub async fn serve(
         };
         let mut last_rev = start.revision;
         for ev in &start.backlog {
-            if let Some((t, obj)) = translate(ev, &filter) {
-                if tx.send(encoder.line(t, &obj)).await.is_err() {
+            if let Some(t) = translate(ev, &filter) {
+                if tx.send(encoder.event_line(t, ev)).await.is_err() {
                     return;
                 }
             }
@@ -193,8 +201,8 @@ pub async fn serve(
                     if !ev.key.starts_with(&prefix) {
                         continue;
                     }
-                    if let Some((t, obj)) = translate(&ev, &filter) {
-                        if tx.send(encoder.line(t, &obj)).await.is_err() {
+                    if let Some(t) = translate(&ev, &filter) {
+                        if tx.send(encoder.event_line(t, &ev)).await.is_err() {
                             return;
                         }
                     }
