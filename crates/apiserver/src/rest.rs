@@ -414,21 +414,68 @@ pub async fn get_object(
     Ok((decode_stored(&kv)?, kv.mod_revision))
 }
 
-/// The fields every object offers to field selectors.
-fn object_fields(obj: &Value) -> std::collections::BTreeMap<String, String> {
-    let mut fields = std::collections::BTreeMap::new();
-    fields.insert("metadata.name".to_string(), meta::name(obj).to_string());
-    fields.insert(
-        "metadata.namespace".to_string(),
-        meta::namespace(obj).to_string(),
-    );
-    fields
+/// Fields beyond `metadata.name`/`metadata.namespace` that upstream lets
+/// clients select on, per (group, resource), with where they live.
+fn selectable_fields(group: &str, resource: &str) -> &'static [(&'static str, &'static str)] {
+    match (group, resource) {
+        ("", "pods") => &[
+            ("spec.nodeName", "/spec/nodeName"),
+            ("spec.restartPolicy", "/spec/restartPolicy"),
+            ("spec.schedulerName", "/spec/schedulerName"),
+            ("spec.serviceAccountName", "/spec/serviceAccountName"),
+            ("spec.hostNetwork", "/spec/hostNetwork"),
+            ("status.phase", "/status/phase"),
+            ("status.podIP", "/status/podIP"),
+            ("status.nominatedNodeName", "/status/nominatedNodeName"),
+        ],
+        ("", "events") => &[
+            ("involvedObject.kind", "/involvedObject/kind"),
+            ("involvedObject.namespace", "/involvedObject/namespace"),
+            ("involvedObject.name", "/involvedObject/name"),
+            ("involvedObject.uid", "/involvedObject/uid"),
+            ("involvedObject.apiVersion", "/involvedObject/apiVersion"),
+            (
+                "involvedObject.resourceVersion",
+                "/involvedObject/resourceVersion",
+            ),
+            ("involvedObject.fieldPath", "/involvedObject/fieldPath"),
+            ("reason", "/reason"),
+            ("reportingComponent", "/reportingComponent"),
+            ("source", "/source/component"),
+            ("type", "/type"),
+        ],
+        ("", "secrets") => &[("type", "/type")],
+        ("", "namespaces") => &[("status.phase", "/status/phase")],
+        ("", "nodes") => &[("spec.unschedulable", "/spec/unschedulable")],
+        ("", "replicationcontrollers") | ("apps", "replicasets") => {
+            &[("status.replicas", "/status/replicas")]
+        }
+        ("batch", "jobs") => &[("status.successful", "/status/successful")],
+        ("certificates.k8s.io", "certificatesigningrequests") => {
+            &[("spec.signerName", "/spec/signerName")]
+        }
+        _ => &[],
+    }
+}
+
+/// A field's value as field selectors compare it: absent is "", booleans
+/// and numbers in their JSON spelling (absent booleans are "false").
+fn field_text(obj: &Value, pointer: &str, name: &str) -> String {
+    match obj.pointer(pointer) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None if matches!(name, "spec.hostNetwork" | "spec.unschedulable") => {
+            "false".into()
+        }
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
 }
 
 /// Label and field selectors of a list or watch request.
 pub struct Filter {
     labels: Selector,
     fields: Selector,
+    selectable: &'static [(&'static str, &'static str)],
 }
 
 impl Filter {
@@ -437,14 +484,22 @@ impl Filter {
             .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
         let fields = Selector::parse_fields(ctx.query.str("fieldSelector"))
             .map_err(ApiError::bad_request)?;
+        let selectable = selectable_fields(&ctx.info.group, &ctx.info.resource);
         for key in fields.keys() {
-            if key != "metadata.name" && key != "metadata.namespace" {
+            let known = key == "metadata.name"
+                || key == "metadata.namespace"
+                || selectable.iter().any(|(f, _)| *f == key);
+            if !known {
                 return Err(ApiError::bad_request(format!(
                     "field label not supported: {key}"
                 )));
             }
         }
-        Ok(Filter { labels, fields })
+        Ok(Filter {
+            labels,
+            fields,
+            selectable,
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -452,7 +507,22 @@ impl Filter {
     }
 
     pub fn matches(&self, obj: &Value) -> bool {
-        self.labels.matches(&labels_of(obj)) && self.fields.matches(&object_fields(obj))
+        if !self.labels.matches(&labels_of(obj)) {
+            return false;
+        }
+        if self.fields.is_empty() {
+            return true;
+        }
+        let mut fields = std::collections::BTreeMap::new();
+        fields.insert("metadata.name".to_string(), meta::name(obj).to_string());
+        fields.insert(
+            "metadata.namespace".to_string(),
+            meta::namespace(obj).to_string(),
+        );
+        for (name, pointer) in self.selectable {
+            fields.insert(name.to_string(), field_text(obj, pointer, name));
+        }
+        self.fields.matches(&fields)
     }
 }
 

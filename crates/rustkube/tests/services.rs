@@ -200,3 +200,76 @@ fn pods_bind_once_and_scheduled_pods_delete_gracefully() {
     let (code, _) = server.curl_admin(&[&format!("{base}/q")]);
     assert_eq!(code, 404);
 }
+
+#[test]
+fn field_selectors_cover_the_fields_upstream_offers() {
+    let server = Server::start(&[]);
+    let base = "/api/v1/namespaces/default/pods";
+    let post = |path: &str, body: &str| {
+        server.curl_admin(&[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            body,
+            path,
+        ])
+    };
+    for name in ["on-node", "pending"] {
+        assert_eq!(post(base, &pod(name)).0, 201);
+    }
+    let binding = r#"{"target":{"kind":"Node","name":"node-1"}}"#;
+    assert_eq!(post(&format!("{base}/on-node/binding"), binding).0, 201);
+    let names = |query: &str| {
+        let (code, body) = server.curl_admin(&[&format!("{base}?fieldSelector={query}")]);
+        assert_eq!(code, 200, "{query}: {body}");
+        support::item_names(&body)
+    };
+    assert_eq!(names("spec.nodeName%3Dnode-1"), ["on-node"]);
+    assert_eq!(names("spec.nodeName%3D"), ["pending"]);
+    assert_eq!(
+        names("status.phase%3DPending,spec.nodeName!%3Dnode-1"),
+        ["pending"]
+    );
+    let (code, _) = server.curl_admin(&[&format!("{base}?fieldSelector=spec.bogus%3Dx")]);
+    assert_eq!(code, 400);
+    let out = server.kubectl_ok(
+        "1.33",
+        &[
+            "get",
+            "pods",
+            "--field-selector=spec.nodeName=node-1",
+            "-o",
+            "name",
+        ],
+    );
+    assert_eq!(out.trim(), "pod/on-node");
+    server.kubectl_ok(
+        "1.33",
+        &["create", "secret", "generic", "plain", "--from-literal=a=b"],
+    );
+    server.kubectl_ok(
+        "1.33",
+        &[
+            "create",
+            "secret",
+            "docker-registry",
+            "reg",
+            "--docker-server=r.example",
+            "--docker-username=u",
+            "--docker-password=p",
+        ],
+    );
+    let out = server.kubectl_ok(
+        "1.33",
+        &[
+            "get",
+            "secrets",
+            "--field-selector=type=Opaque",
+            "-o",
+            "name",
+        ],
+    );
+    assert_eq!(out.trim(), "secret/plain");
+}
