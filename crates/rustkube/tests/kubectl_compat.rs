@@ -652,3 +652,35 @@ fn server_side_apply_tracks_owners_conflicts_and_force() {
     ]);
     assert_eq!(code, 201, "{body}");
 }
+
+#[test]
+fn kubectl_proxy_forwards_requests_with_the_kubeconfig_credentials() {
+    let server = Server::start(&[]);
+    let port = support::free_port();
+    let mut proxy = std::process::Command::new(support::kubectl_bin("1.33"))
+        .arg(format!("--kubeconfig={}", server.kubeconfig.display()))
+        .args(["proxy", &format!("--port={port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/api/v1/namespaces");
+    let mut body = String::new();
+    for _ in 0..100 {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "--max-time", "5", &url])
+            .output()
+            .unwrap();
+        body = String::from_utf8_lossy(&out.stdout).into_owned();
+        if body.contains("NamespaceList") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+    assert!(
+        support::item_names(&body).contains(&"kube-system".to_string()),
+        "{body}"
+    );
+}
