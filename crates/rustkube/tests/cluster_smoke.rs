@@ -50,15 +50,7 @@ fn malformed_and_oversized_bodies_get_status_errors() {
     );
     std::fs::write(&big, payload).unwrap();
     let file_arg = format!("@{}", big.display());
-    let (code, resp) = server.curl_admin(&[
-        "-X",
-        "POST",
-        "-H",
-        "Content-Type: application/json",
-        "--data-binary",
-        &file_arg,
-        path,
-    ]);
+    let (code, resp) = support::post_json(&server, path, &file_arg);
     assert_eq!(code, 413, "{resp}");
     assert_eq!(json(&resp)["reason"], "RequestEntityTooLarge");
     let (code, resp) = server.curl_admin(&[
@@ -326,15 +318,11 @@ fn namespace_lifecycle_guards_content_and_system_namespaces() {
     assert_eq!(create_cm(&server, "missing", "x"), 404);
     let (code, body) = server.curl_admin(&["-X", "DELETE", "/api/v1/namespaces/kube-system"]);
     assert_eq!(code, 403, "{body}");
-    let (code, _) = server.curl_admin(&[
-        "-X",
-        "POST",
-        "-H",
-        "Content-Type: application/json",
-        "--data-binary",
-        r#"{"metadata":{"name":"doomed"}}"#,
+    let (code, _) = support::post_json(
+        &server,
         "/api/v1/namespaces",
-    ]);
+        r#"{"metadata":{"name":"doomed"}}"#,
+    );
     assert_eq!(code, 201);
     let (code, body) = server.curl_admin(&["-X", "DELETE", "/api/v1/namespaces/doomed"]);
     assert_eq!(code, 200, "{body}");
@@ -349,15 +337,11 @@ fn namespace_lifecycle_guards_content_and_system_namespaces() {
     let (code, _) = server.curl_admin(&["/api/v1/namespaces/doomed"]);
     assert_eq!(code, 404);
     // Status is written only through /status, and /status writes only status.
-    let (code, body) = server.curl_admin(&[
-        "-X",
-        "PUT",
-        "-H",
-        "Content-Type: application/json",
-        "--data-binary",
-        r#"{"metadata":{"name":"default","labels":{"x":"y"}},"status":{"phase":"Terminating"}}"#,
+    let (code, body) = support::put_json(
+        &server,
         "/api/v1/namespaces/default",
-    ]);
+        r#"{"metadata":{"name":"default","labels":{"x":"y"}},"status":{"phase":"Terminating"}}"#,
+    );
     assert_eq!(code, 200, "{body}");
     assert_eq!(json(&body)["status"]["phase"], "Active");
     let (code, body) = server.curl_admin(&["-X", "PUT", "-H", "Content-Type: application/json", "--data-binary", r#"{"metadata":{"name":"default","labels":{"z":"w"}},"status":{"phase":"Active","conditions":[]}}"#, "/api/v1/namespaces/default/status"]);
@@ -367,15 +351,11 @@ fn namespace_lifecycle_guards_content_and_system_namespaces() {
     assert!(ns["metadata"]["labels"].get("z").is_none(), "{body}");
     let (code, _) = server.curl_admin(&["-X", "DELETE", "/api/v1/namespaces/default/status"]);
     assert_eq!(code, 405);
-    let (code, _) = server.curl_admin(&[
-        "-X",
-        "POST",
-        "-H",
-        "Content-Type: application/json",
-        "--data-binary",
-        r#"{"metadata":{"name":"Not_A_Label"}}"#,
+    let (code, _) = support::post_json(
+        &server,
         "/api/v1/namespaces",
-    ]);
+        r#"{"metadata":{"name":"Not_A_Label"}}"#,
+    );
     assert_eq!(code, 422);
 }
 

@@ -75,7 +75,7 @@ fn acknowledged_creates_survive_kill_9() {
         .filter_map(|a| a.resource_version)
         .max()
         .unwrap();
-    let (code, body) = post_json(&server, CONFIGMAPS, &configmap("after-crash", 0, None));
+    let (code, body) = support::post_json(&server, CONFIGMAPS, &configmap("after-crash", 0, None));
     assert_eq!(code, 201, "{body}");
     assert!(resource_version(&support::json(&body)) > newest, "{body}");
 }
@@ -87,7 +87,7 @@ fn acknowledged_updates_survive_kill_9() {
     let mut created = Vec::new();
     for writer in 0..WRITERS {
         let name = updated_name(writer);
-        let (code, body) = post_json(&server, CONFIGMAPS, &configmap(&name, 0, None));
+        let (code, body) = support::post_json(&server, CONFIGMAPS, &configmap(&name, 0, None));
         assert_eq!(code, 201, "{body}");
         created.push(resource_version(&support::json(&body)));
     }
@@ -208,7 +208,7 @@ fn create_until_failure(server: &Server, writer: usize, progress: &Progress) -> 
     loop {
         let name = created_name(writer, log.attempted);
         log.attempted += 1;
-        let (code, body) = post_json(server, CONFIGMAPS, &configmap(&name, 0, None));
+        let (code, body) = support::post_json(server, CONFIGMAPS, &configmap(&name, 0, None));
         if code != 201 {
             return stop(log, code, body, progress);
         }
@@ -230,7 +230,7 @@ fn update_until_failure(
     loop {
         log.attempted += 1;
         let body = configmap(&name, log.attempted, current);
-        let (code, body) = put_json(server, &format!("{CONFIGMAPS}/{name}"), &body);
+        let (code, body) = support::put_json(server, &format!("{CONFIGMAPS}/{name}"), &body);
         if code != 200 {
             return stop(log, code, body, progress);
         }
@@ -358,34 +358,10 @@ fn configmap(name: &str, generation: usize, resource_version: Option<u64>) -> St
 }
 
 fn create_namespace(server: &Server) {
-    let (code, body) = post_json(
+    let (code, body) = support::post_json(
         server,
         "/api/v1/namespaces",
         &json!({ "metadata": { "name": NAMESPACE } }).to_string(),
     );
     assert_eq!(code, 201, "{body}");
-}
-
-fn post_json(server: &Server, path: &str, body: &str) -> (u16, String) {
-    server.curl_admin(&[
-        "-X",
-        "POST",
-        "-H",
-        "Content-Type: application/json",
-        "--data-binary",
-        body,
-        path,
-    ])
-}
-
-fn put_json(server: &Server, path: &str, body: &str) -> (u16, String) {
-    server.curl_admin(&[
-        "-X",
-        "PUT",
-        "-H",
-        "Content-Type: application/json",
-        "--data-binary",
-        body,
-        path,
-    ])
 }

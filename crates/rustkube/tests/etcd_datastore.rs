@@ -67,7 +67,7 @@ fn restart_on_etcd_keeps_data() {
     let config = etcd.client_config();
     let mut server = start_server(&datastore_args(&config));
     let base = "/api/v1/namespaces/kube-system/configmaps";
-    let (code, body) = post_json(
+    let (code, body) = support::post_json(
         &server,
         base,
         r#"{"metadata":{"name":"survivor"},"data":{"a":"b"}}"#,
@@ -119,7 +119,7 @@ fn objects_live_under_registry_keys(server: &Server, config: &EtcdConfig) {
     );
 
     let cm = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"in-etcd"},"data":{"k":"stored"}}"#;
-    let (code, body) = post_json(server, "/api/v1/namespaces/kube-public/configmaps", cm);
+    let (code, body) = support::post_json(server, "/api/v1/namespaces/kube-public/configmaps", cm);
     assert_eq!(code, 201, "{body}");
     let resource_version = json(&body)["metadata"]["resourceVersion"]
         .as_str()
@@ -194,18 +194,6 @@ fn datastore_args(config: &EtcdConfig) -> Vec<String> {
 fn start_server(args: &[String]) -> Server {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     Server::start(&args)
-}
-
-fn post_json(server: &Server, path: &str, body: &str) -> (u16, String) {
-    server.curl_admin(&[
-        "-X",
-        "POST",
-        "-H",
-        "Content-Type: application/json",
-        "--data-binary",
-        body,
-        path,
-    ])
 }
 
 /// etcdctl (API v3) against `config`, which must succeed; returns stdout.

@@ -5,15 +5,7 @@ mod support;
 use support::{json, Server};
 
 fn create_svc(server: &Server, body: &str) -> (u16, serde_json::Value) {
-    let (code, body) = server.curl_admin(&[
-        "-X",
-        "POST",
-        "-H",
-        "Content-Type: application/json",
-        "--data-binary",
-        body,
-        "/api/v1/namespaces/default/services",
-    ]);
+    let (code, body) = support::post_json(server, "/api/v1/namespaces/default/services", body);
     (code, json(&body))
 }
 
@@ -69,15 +61,11 @@ fn cluster_ips_and_node_ports_are_allocated_once_and_released_on_delete() {
     // The ClusterIP cannot change; switching to ClusterIP drops node ports.
     let mut changed = a.clone();
     changed["spec"]["clusterIP"] = serde_json::json!("10.43.7.7");
-    let (code, body) = server.curl_admin(&[
-        "-X",
-        "PUT",
-        "-H",
-        "Content-Type: application/json",
-        "--data-binary",
-        &changed.to_string(),
+    let (code, body) = support::put_json(
+        &server,
         "/api/v1/namespaces/default/services/a",
-    ]);
+        &changed.to_string(),
+    );
     assert_eq!(code, 422, "{body}");
     let mut to_cluster_ip = a.clone();
     to_cluster_ip["spec"]["type"] = serde_json::json!("ClusterIP");
@@ -85,15 +73,11 @@ fn cluster_ips_and_node_ports_are_allocated_once_and_released_on_delete() {
         .as_object_mut()
         .unwrap()
         .remove("externalTrafficPolicy");
-    let (code, body) = server.curl_admin(&[
-        "-X",
-        "PUT",
-        "-H",
-        "Content-Type: application/json",
-        "--data-binary",
-        &to_cluster_ip.to_string(),
+    let (code, body) = support::put_json(
+        &server,
         "/api/v1/namespaces/default/services/a",
-    ]);
+        &to_cluster_ip.to_string(),
+    );
     assert_eq!(code, 200, "{body}");
     assert!(
         json(&body)["spec"]["ports"][0].get("nodePort").is_none(),
@@ -135,17 +119,7 @@ fn pod(name: &str) -> String {
 fn pods_bind_once_and_scheduled_pods_delete_gracefully() {
     let server = Server::start(&[]);
     let base = "/api/v1/namespaces/default/pods";
-    let post = |path: &str, body: &str| {
-        server.curl_admin(&[
-            "-X",
-            "POST",
-            "-H",
-            "Content-Type: application/json",
-            "--data-binary",
-            body,
-            path,
-        ])
-    };
+    let post = |path: &str, body: &str| support::post_json(&server, path, body);
     let (code, body) = post(base, &pod("p"));
     assert_eq!(code, 201, "{body}");
     let created = json(&body);
@@ -161,15 +135,7 @@ fn pods_bind_once_and_scheduled_pods_delete_gracefully() {
     let mut bound = json(&body);
     assert_eq!(bound["spec"]["nodeName"], "node-1");
     bound["spec"]["restartPolicy"] = serde_json::json!("Never");
-    let (code, body) = server.curl_admin(&[
-        "-X",
-        "PUT",
-        "-H",
-        "Content-Type: application/json",
-        "--data-binary",
-        &bound.to_string(),
-        &format!("{base}/p"),
-    ]);
+    let (code, body) = support::put_json(&server, &format!("{base}/p"), &bound.to_string());
     assert_eq!(code, 422, "{body}");
     // A scheduled pod is marked for deletion with its grace period...
     let (code, body) = server.curl_admin(&["-X", "DELETE", &format!("{base}/p")]);
@@ -205,17 +171,7 @@ fn pods_bind_once_and_scheduled_pods_delete_gracefully() {
 fn field_selectors_cover_the_fields_upstream_offers() {
     let server = Server::start(&[]);
     let base = "/api/v1/namespaces/default/pods";
-    let post = |path: &str, body: &str| {
-        server.curl_admin(&[
-            "-X",
-            "POST",
-            "-H",
-            "Content-Type: application/json",
-            "--data-binary",
-            body,
-            path,
-        ])
-    };
+    let post = |path: &str, body: &str| support::post_json(&server, path, body);
     for name in ["on-node", "pending"] {
         assert_eq!(post(base, &pod(name)).0, 201);
     }

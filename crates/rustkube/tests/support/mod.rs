@@ -318,7 +318,8 @@ pub fn api_smoke(server: &Server) {
     configmap_lifecycle(server);
 }
 
-fn post_json(server: &Server, path: &str, body: &str) -> (u16, String) {
+/// POST a JSON body as system:admin; returns (HTTP code, body).
+pub fn post_json(server: &Server, path: &str, body: &str) -> (u16, String) {
     server.curl_admin(&[
         "-X",
         "POST",
@@ -330,7 +331,8 @@ fn post_json(server: &Server, path: &str, body: &str) -> (u16, String) {
     ])
 }
 
-fn put_json(server: &Server, path: &str, body: &str) -> (u16, String) {
+/// PUT a JSON body as system:admin; returns (HTTP code, body).
+pub fn put_json(server: &Server, path: &str, body: &str) -> (u16, String) {
     server.curl_admin(&[
         "-X",
         "PUT",
