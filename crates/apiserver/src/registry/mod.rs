@@ -5,6 +5,22 @@
 //! To serve a new kind: add a module with a `ResourceInfo` and a `Strategy`
 //! and list it in [`Registry::builtin`].
 
+/// In a strategy that wraps another (`inner`), forward the named
+/// synchronous `Strategy` methods to it unchanged.
+macro_rules! forward_to_inner {
+    (@one info) => { fn info(&self) -> &ResourceInfo { self.inner.info() } };
+    (@one decode) => { fn decode(&self, obj: &Value) -> crate::typed::Decoded { self.inner.decode(obj) } };
+    (@one prepare_for_create) => { fn prepare_for_create(&self, obj: &mut Value) { self.inner.prepare_for_create(obj) } };
+    (@one prepare_for_update) => { fn prepare_for_update(&self, new: &mut Value, old: &Value) { self.inner.prepare_for_update(new, old) } };
+    (@one validate) => { fn validate(&self, obj: &Value) -> Vec<StatusCause> { self.inner.validate(obj) } };
+    (@one validate_update) => { fn validate_update(&self, new: &Value, old: &Value) -> Vec<StatusCause> { self.inner.validate_update(new, old) } };
+    (@one delete_action) => { fn delete_action(&self, obj: &Value) -> DeleteAction { self.inner.delete_action(obj) } };
+    (@one has_status_subresource) => { fn has_status_subresource(&self) -> bool { self.inner.has_status_subresource() } };
+    (@one columns) => { fn columns(&self) -> Vec<Column> { self.inner.columns() } };
+    (@one cells) => { fn cells(&self, obj: &Value) -> Vec<Value> { self.inner.cells(obj) } };
+    ($($method:ident),* $(,)?) => { $( forward_to_inner!(@one $method); )* };
+}
+
 mod builtin;
 mod configmaps;
 pub mod generic;

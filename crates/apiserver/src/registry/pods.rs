@@ -101,21 +101,15 @@ const IMMUTABLE_SPEC_MESSAGE: &str = "pod updates may not change fields other th
 
 #[async_trait::async_trait]
 impl Strategy for PodStrategy {
+    forward_to_inner!(decode, prepare_for_update, delete_action, columns, cells);
+
     fn info(&self) -> &ResourceInfo {
         &self.info
-    }
-
-    fn decode(&self, obj: &Value) -> crate::typed::Decoded {
-        self.inner.decode(obj)
     }
 
     fn prepare_for_create(&self, obj: &mut Value) {
         self.inner.prepare_for_create(obj);
         obj["status"] = json!({"phase": "Pending", "qosClass": qos_class(obj)});
-    }
-
-    fn prepare_for_update(&self, new: &mut Value, old: &Value) {
-        self.inner.prepare_for_update(new, old);
     }
 
     fn validate(&self, obj: &Value) -> Vec<StatusCause> {
@@ -174,10 +168,6 @@ impl Strategy for PodStrategy {
         causes
     }
 
-    fn delete_action(&self, obj: &Value) -> DeleteAction {
-        self.inner.delete_action(obj)
-    }
-
     fn grace_period_seconds(&self, obj: &Value, options: &Value) -> Option<i64> {
         let phase = obj
             .pointer("/status/phase")
@@ -205,14 +195,6 @@ impl Strategy for PodStrategy {
 
     fn has_status_subresource(&self) -> bool {
         true
-    }
-
-    fn columns(&self) -> Vec<Column> {
-        self.inner.columns()
-    }
-
-    fn cells(&self, obj: &Value) -> Vec<Value> {
-        self.inner.cells(obj)
     }
 
     async fn after_delete(&self, ctx: &HookContext<'_>, obj: &Value) {

@@ -128,35 +128,22 @@ pub fn apply_scale(obj: &mut Value, scale: &Value) -> Result<(), ApiError> {
 
 #[async_trait::async_trait]
 impl Strategy for Scalable {
+    forward_to_inner!(
+        decode,
+        prepare_for_create,
+        prepare_for_update,
+        validate,
+        validate_update,
+        delete_action,
+        columns,
+        cells
+    );
+
     fn info(&self) -> &ResourceInfo {
         &self.info
     }
-    fn decode(&self, obj: &Value) -> crate::typed::Decoded {
-        self.inner.decode(obj)
-    }
-    fn prepare_for_create(&self, obj: &mut Value) {
-        self.inner.prepare_for_create(obj);
-    }
-    fn prepare_for_update(&self, new: &mut Value, old: &Value) {
-        self.inner.prepare_for_update(new, old);
-    }
-    fn validate(&self, obj: &Value) -> Vec<StatusCause> {
-        self.inner.validate(obj)
-    }
-    fn validate_update(&self, new: &Value, old: &Value) -> Vec<StatusCause> {
-        self.inner.validate_update(new, old)
-    }
-    fn delete_action(&self, obj: &Value) -> DeleteAction {
-        self.inner.delete_action(obj)
-    }
     fn has_status_subresource(&self) -> bool {
         true
-    }
-    fn columns(&self) -> Vec<Column> {
-        self.inner.columns()
-    }
-    fn cells(&self, obj: &Value) -> Vec<Value> {
-        self.inner.cells(obj)
     }
     async fn after_delete(&self, ctx: &HookContext<'_>, obj: &Value) {
         self.inner.after_delete(ctx, obj).await;

@@ -183,13 +183,14 @@ fn meta_name(obj: &Value) -> &str {
 
 #[async_trait::async_trait]
 impl Strategy for ServiceStrategy {
-    fn info(&self) -> &ResourceInfo {
-        self.inner.info()
-    }
-
-    fn decode(&self, obj: &Value) -> crate::typed::Decoded {
-        self.inner.decode(obj)
-    }
+    forward_to_inner!(
+        info,
+        decode,
+        delete_action,
+        has_status_subresource,
+        columns,
+        cells
+    );
 
     fn prepare_for_create(&self, obj: &mut Value) {
         self.inner.prepare_for_create(obj);
@@ -267,22 +268,6 @@ impl Strategy for ServiceStrategy {
             ));
         }
         causes
-    }
-
-    fn delete_action(&self, obj: &Value) -> DeleteAction {
-        self.inner.delete_action(obj)
-    }
-
-    fn has_status_subresource(&self) -> bool {
-        self.inner.has_status_subresource()
-    }
-
-    fn columns(&self) -> Vec<Column> {
-        self.inner.columns()
-    }
-
-    fn cells(&self, obj: &Value) -> Vec<Value> {
-        self.inner.cells(obj)
     }
 
     async fn before_create(&self, ctx: &HookContext<'_>, obj: &mut Value) -> Result<(), ApiError> {
