@@ -204,6 +204,9 @@ fn config_file_sets_serving_sans_and_kubeconfig_mode() {
     )
     .unwrap();
     server.extra_args = vec![format!("--config={}", config.display())];
+    // The old kubeconfig (mode 0600) must go, or the readiness wait could
+    // see it before the new server has rewritten it with the new mode.
+    std::fs::remove_file(&server.kubeconfig).unwrap();
     server.relaunch();
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&server.kubeconfig)
