@@ -1,0 +1,82 @@
+//! The controller manager: every upstream control loop rustkube runs, each a
+//! client of the API server through `kube::Client` (watchers and
+//! reflectors from kube-runtime), never touching storage directly.
+//!
+//! A newcomer starts at [`run`], which starts every controller as a task
+//! sharing one [`Context`]. Each controller lives in its own module and
+//! exposes `pub async fn run(ctx: Context) -> Result<(), Error>`, which
+//! returns only on a fatal error.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use clientkit::EventRecorder;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+    #[error("watch failed: {0}")]
+    Watch(#[from] kube::runtime::watcher::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Settings of the controller manager (flags of `rustkube server` and
+/// `rustkube controller-manager`).
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Pod CIDR nodes get their `podCIDR` from (node IPAM); None disables it.
+    pub cluster_cidr: Option<String>,
+    /// Prefix length of each node's pod CIDR.
+    pub node_cidr_mask_size: u8,
+    /// A node whose heartbeat is older than this goes Ready=Unknown.
+    pub node_monitor_grace_period: Duration,
+    /// Default tolerationSeconds for the not-ready/unreachable taints.
+    pub default_not_ready_toleration_seconds: i64,
+    /// Terminated pods above this count are garbage collected.
+    pub terminated_pod_gc_threshold: usize,
+    /// PEM of the cluster CA published as `kube-root-ca.crt` in every namespace.
+    pub root_ca_pem: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            cluster_cidr: Some("10.42.0.0/16".into()),
+            node_cidr_mask_size: 24,
+            node_monitor_grace_period: Duration::from_secs(40),
+            default_not_ready_toleration_seconds: 300,
+            terminated_pod_gc_threshold: 12500,
+            root_ca_pem: None,
+        }
+    }
+}
+
+/// What every controller gets.
+#[derive(Clone)]
+pub struct Context {
+    pub client: kube::Client,
+    pub recorder: EventRecorder,
+    pub options: Arc<Options>,
+}
+
+/// Start every controller and run until one fails.
+pub async fn run(client: kube::Client, options: Options) -> Result<(), Error> {
+    let ctx = Context {
+        recorder: EventRecorder::new(client.clone(), "controller-manager"),
+        client,
+        options: Arc::new(options),
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    let _ = &ctx;
+    // Each controller registers here: tasks.spawn(module::run(ctx.clone()));
+    while let Some(result) = tasks.join_next().await {
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => return Err(err),
+            Err(join) => return Err(Error::Other(format!("controller task failed: {join}"))),
+        }
+    }
+    std::future::pending().await
+}
