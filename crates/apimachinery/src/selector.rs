@@ -183,9 +183,61 @@ pub fn labels_of(obj: &Value) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
+/// Whether a structured `metav1.LabelSelector` (matchLabels and
+/// matchExpressions, all ANDed) selects these labels. An empty selector
+/// selects everything; an unknown operator selects nothing.
+pub fn label_selector_matches(selector: &Value, labels: &BTreeMap<String, String>) -> bool {
+    if let Some(match_labels) = selector.get("matchLabels").and_then(Value::as_object) {
+        for (key, value) in match_labels {
+            if labels.get(key).map(String::as_str) != value.as_str() {
+                return false;
+            }
+        }
+    }
+    let expressions = selector
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    expressions.iter().all(|expr| {
+        let key = expr.get("key").and_then(Value::as_str).unwrap_or("");
+        let values: Vec<&str> = expr
+            .get("values")
+            .and_then(Value::as_array)
+            .map(|v| v.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let actual = labels.get(key).map(String::as_str);
+        match expr.get("operator").and_then(Value::as_str).unwrap_or("") {
+            "In" => actual.is_some_and(|a| values.contains(&a)),
+            "NotIn" => actual.is_none_or(|a| !values.contains(&a)),
+            "Exists" => actual.is_some(),
+            "DoesNotExist" => actual.is_none(),
+            _ => false,
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn structured_selectors_and_match_labels_with_expressions() {
+        let labels = set(&[("app", "web"), ("tier", "front")]);
+        let sel = serde_json::json!({
+            "matchLabels": {"app": "web"},
+            "matchExpressions": [
+                {"key": "tier", "operator": "In", "values": ["front", "back"]},
+                {"key": "canary", "operator": "DoesNotExist"},
+            ]
+        });
+        assert!(label_selector_matches(&sel, &labels));
+        assert!(label_selector_matches(&serde_json::json!({}), &labels));
+        let no = serde_json::json!({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["front"]}]});
+        assert!(!label_selector_matches(&no, &labels));
+        let bad = serde_json::json!({"matchExpressions": [{"key": "tier", "operator": "Gt", "values": ["1"]}]});
+        assert!(!label_selector_matches(&bad, &labels));
+    }
 
     fn set(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

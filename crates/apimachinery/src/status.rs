@@ -158,6 +158,12 @@ impl ApiError {
         self
     }
 
+    /// Attach causes (for example a `DisruptionBudget` cause of a 429).
+    pub fn with_causes(mut self, causes: Vec<StatusCause>) -> Self {
+        self.details_mut().causes = causes;
+        self
+    }
+
     /// Field causes of an `Invalid` error.
     pub fn causes(&self) -> &[StatusCause] {
         self.details.as_ref().map_or(&[], |d| &d.causes)

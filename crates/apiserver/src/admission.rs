@@ -1,10 +1,12 @@
 //! Admission: checks and mutations after authorization, before storage.
 //! Upstream order: NamespaceLifecycle, ServiceAccount, NodeRestriction,
-//! LimitRanger, ResourceQuota, then webhooks. Only NamespaceLifecycle
-//! exists so far; [`admit`] is where the others join, in that order.
+//! LimitRanger, ResourceQuota, then webhooks. [`mutate`] runs the
+//! mutating plugins on a new object before validation (Priority,
+//! DefaultTolerationSeconds); [`admit`] the validating ones after it
+//! (NamespaceLifecycle).
 
-use apimachinery::ApiError;
-use serde_json::Value;
+use apimachinery::{meta, ApiError};
+use serde_json::{json, Value};
 
 use crate::registry::Strategy;
 use crate::ApiServer;
@@ -67,4 +69,124 @@ async fn namespace_lifecycle(
         )));
     }
     Ok(())
+}
+
+/// Mutating admission of a new object, before validation.
+pub async fn mutate(
+    state: &ApiServer,
+    op: Operation,
+    strategy: &dyn Strategy,
+    obj: &mut Value,
+) -> Result<(), ApiError> {
+    let info = strategy.info();
+    if op == Operation::Create && info.group.is_empty() && info.plural == "pods" {
+        priority(state, obj).await?;
+        default_toleration_seconds(obj);
+    }
+    Ok(())
+}
+
+/// Priority: a pod's `spec.priority` and `spec.preemptionPolicy` come from
+/// its PriorityClass (or the global default class, else 0); a client may
+/// not choose a different number itself.
+async fn priority(state: &ApiServer, pod: &mut Value) -> Result<(), ApiError> {
+    let class_name = pod
+        .pointer("/spec/priorityClassName")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let class = if class_name.is_empty() {
+        global_default_priority_class(state).await?
+    } else {
+        let key = format!("/registry/priorityclasses/{class_name}");
+        let (kv, _) = state.store.get(&key).await.map_err(|e| {
+            crate::rest::storage_error(e, "priorityclasses", "scheduling.k8s.io", &class_name)
+        })?;
+        match kv.and_then(|kv| serde_json::from_slice::<Value>(&kv.value).ok()) {
+            Some(class) => Some(class),
+            None => {
+                return Err(ApiError::forbidden_message(format!(
+                    "pods \"{}\" is forbidden: no PriorityClass with name {class_name} was found",
+                    meta::name(pod)
+                )))
+            }
+        }
+    };
+    let (value, policy, name) = match &class {
+        Some(class) => (
+            class.get("value").and_then(Value::as_i64).unwrap_or(0),
+            class
+                .get("preemptionPolicy")
+                .and_then(Value::as_str)
+                .unwrap_or("PreemptLowerPriority")
+                .to_string(),
+            meta::name(class).to_string(),
+        ),
+        None => (0, "PreemptLowerPriority".to_string(), String::new()),
+    };
+    if let Some(given) = pod.pointer("/spec/priority").and_then(Value::as_i64) {
+        if given != value {
+            return Err(ApiError::forbidden_message(format!(
+                "pods \"{}\" is forbidden: the integer value of priority ({given}) must not be provided in pod spec; priority admission controller computed {value} from the given PriorityClass name",
+                meta::name(pod)
+            )));
+        }
+    }
+    if let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.insert("priority".into(), json!(value));
+        if !spec.contains_key("preemptionPolicy") {
+            spec.insert("preemptionPolicy".into(), json!(policy));
+        }
+        if !name.is_empty() && class_name.is_empty() {
+            spec.insert("priorityClassName".into(), json!(name));
+        }
+    }
+    Ok(())
+}
+
+async fn global_default_priority_class(state: &ApiServer) -> Result<Option<Value>, ApiError> {
+    // At the datastore's current revision, so a class created just before
+    // is seen.
+    let rev =
+        state.store.current_revision().await.map_err(|e| {
+            crate::rest::storage_error(e, "priorityclasses", "scheduling.k8s.io", "")
+        })?;
+    let (items, _) = state.cache.list("/registry/priorityclasses/", rev).await?;
+    Ok(items
+        .iter()
+        .filter(|c| c.get("globalDefault").and_then(Value::as_bool) == Some(true))
+        .max_by_key(|c| c.get("value").and_then(Value::as_i64).unwrap_or(0))
+        .map(|c| c.as_ref().clone()))
+}
+
+/// DefaultTolerationSeconds: pods tolerate a not-ready or unreachable node
+/// for 300 seconds unless they say otherwise.
+fn default_toleration_seconds(pod: &mut Value) {
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let tolerations = spec.entry("tolerations").or_insert_with(|| json!([]));
+    let Some(list) = tolerations.as_array_mut() else {
+        return;
+    };
+    for key in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
+        let covered = list.iter().any(|t| {
+            let effect = t.get("effect").and_then(Value::as_str).unwrap_or("");
+            let t_key = t.get("key").and_then(Value::as_str).unwrap_or("");
+            let op = t.get("operator").and_then(Value::as_str).unwrap_or("Equal");
+            (effect.is_empty() || effect == "NoExecute")
+                && (t_key == key || (t_key.is_empty() && op == "Exists"))
+        });
+        if !covered {
+            list.push(json!({
+                "key": key,
+                "operator": "Exists",
+                "effect": "NoExecute",
+                "tolerationSeconds": 300,
+            }));
+        }
+    }
 }

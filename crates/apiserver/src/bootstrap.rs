@@ -35,8 +35,53 @@ pub async fn run(state: &ApiServer) -> Result<(), ApiError> {
         }
     }
     crate::bootstrap_policy::ensure(state).await?;
+    system_priority_classes(state).await?;
     kubernetes_service(state).await?;
     state.bootstrapped.store(true, Ordering::Release);
+    Ok(())
+}
+
+/// The two PriorityClasses upstream creates at start.
+async fn system_priority_classes(state: &ApiServer) -> Result<(), ApiError> {
+    let strategy = state
+        .registry
+        .lookup("scheduling.k8s.io", "v1", "priorityclasses")
+        .cloned()
+        .ok_or_else(|| ApiError::internal("priorityclasses are not registered"))?;
+    let classes = [
+        (
+            "system-node-critical",
+            2_000_001_000,
+            "Used for system critical pods that must not be moved from their current node.",
+        ),
+        (
+            "system-cluster-critical",
+            2_000_000_000,
+            "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary.",
+        ),
+    ];
+    for (name, value, description) in classes {
+        let obj = json!({
+            "apiVersion": "scheduling.k8s.io/v1",
+            "kind": "PriorityClass",
+            "metadata": {"name": name},
+            "value": value,
+            "description": description,
+        });
+        match crate::rest::create_object(
+            state,
+            strategy.as_ref(),
+            "",
+            obj,
+            &crate::rest::WriteOptions::INTERNAL,
+            &mut Vec::new(),
+        )
+        .await
+        {
+            Ok(_) | Err(ApiError { code: 409, .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
     Ok(())
 }
 

@@ -67,6 +67,16 @@ fn aggregated(name: &str, labels: &[&str], selector_label: &str) -> Value {
     role
 }
 
+fn user_binding(name: &str, role: &str, user: &str) -> Value {
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": metadata(name, &[]),
+        "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": role},
+        "subjects": [{"kind": "User", "apiGroup": RBAC_GROUP, "name": user}],
+    })
+}
+
 fn binding(role: &str, groups: &[&str]) -> Value {
     let subjects: Vec<Value> = groups
         .iter()
@@ -83,7 +93,24 @@ fn binding(role: &str, groups: &[&str]) -> Value {
 
 /// The default ClusterRoles.
 pub fn cluster_roles() -> Vec<Value> {
-    vec![
+    let mut roles = vec![
+        cluster_role("system:kube-scheduler", &[], scheduler_rules()),
+        cluster_role(
+            "system:kube-controller-manager",
+            &[],
+            controller_manager_rules(),
+        ),
+        // rustkube runs every controller under the controller manager's own
+        // identity (upstream's --use-service-account-credentials=false), so
+        // it needs the union of the per-controller roles. Interim: broad;
+        // to be narrowed to that union.
+        cluster_role(
+            "system:controller:rustkube-controllers",
+            &[],
+            vec![rule(&["*"], "*", &["*"])],
+        ),
+    ];
+    roles.extend(vec![
         cluster_role(
             "cluster-admin",
             &[],
@@ -188,7 +215,94 @@ pub fn cluster_roles() -> Vec<Value> {
                 ],
             )],
         ),
+    ]);
+    roles
+}
+
+/// Upstream's `system:kube-scheduler` role.
+fn scheduler_rules() -> Vec<Value> {
+    vec![
+        rule(&["create", "patch", "update"], "", &["events"]),
+        rule(&["create", "patch", "update"], "events.k8s.io", &["events"]),
+        rule(&["create"], "coordination.k8s.io", &["leases"]),
+        named(
+            &["get", "update"],
+            "coordination.k8s.io",
+            &["leases"],
+            &["kube-scheduler"],
+        ),
+        rule(&["create"], "", &["endpoints"]),
+        named(&["get", "update"], "", &["endpoints"], &["kube-scheduler"]),
+        rule(READ, "", &["nodes"]),
+        rule(&["delete", "get", "list", "watch"], "", &["pods"]),
+        rule(&["create"], "", &["bindings", "pods/binding"]),
+        rule(&["patch", "update"], "", &["pods/status"]),
+        rule(READ, "", &["replicationcontrollers", "services"]),
+        rule(READ, "apps", &["replicasets", "statefulsets"]),
+        rule(READ, "policy", &["poddisruptionbudgets"]),
+        rule(READ, "", &["persistentvolumeclaims", "persistentvolumes"]),
+        rule(&["create"], "authentication.k8s.io", &["tokenreviews"]),
+        rule(
+            &["create"],
+            "authorization.k8s.io",
+            &["subjectaccessreviews"],
+        ),
+        rule(
+            READ,
+            "storage.k8s.io",
+            &[
+                "csinodes",
+                "csidrivers",
+                "csistoragecapacities",
+                "storageclasses",
+            ],
+        ),
+        rule(READ, "", &["namespaces"]),
     ]
+}
+
+/// Upstream's `system:kube-controller-manager` role.
+fn controller_manager_rules() -> Vec<Value> {
+    vec![
+        rule(&["create", "patch", "update"], "", &["events"]),
+        rule(&["create", "patch", "update"], "events.k8s.io", &["events"]),
+        rule(&["create"], "coordination.k8s.io", &["leases"]),
+        named(
+            &["get", "update"],
+            "coordination.k8s.io",
+            &["leases"],
+            &["kube-controller-manager"],
+        ),
+        rule(&["create"], "", &["endpoints"]),
+        named(
+            &["get", "update"],
+            "",
+            &["endpoints"],
+            &["kube-controller-manager"],
+        ),
+        rule(&["create"], "", &["secrets", "serviceaccounts"]),
+        rule(&["delete"], "", &["secrets"]),
+        rule(
+            &["get"],
+            "",
+            &["configmaps", "namespaces", "secrets", "serviceaccounts"],
+        ),
+        rule(&["update"], "", &["secrets", "serviceaccounts"]),
+        rule(&["create"], "authentication.k8s.io", &["tokenreviews"]),
+        rule(
+            &["create"],
+            "authorization.k8s.io",
+            &["subjectaccessreviews"],
+        ),
+        rule(&["list", "watch"], "*", &["*"]),
+        rule(&["create"], "", &["serviceaccounts/token"]),
+    ]
+}
+
+fn named(verbs: &[&str], group: &str, resources: &[&str], names: &[&str]) -> Value {
+    let mut r = rule(verbs, group, resources);
+    r["resourceNames"] = json!(names);
+    r
 }
 
 /// `system:aggregate-to-edit`: every user-level write in a namespace, and
@@ -380,6 +494,21 @@ fn view_rules() -> Vec<Value> {
 /// The default ClusterRoleBindings.
 pub fn cluster_role_bindings() -> Vec<Value> {
     vec![
+        user_binding(
+            "system:kube-scheduler",
+            "system:kube-scheduler",
+            "system:kube-scheduler",
+        ),
+        user_binding(
+            "system:kube-controller-manager",
+            "system:kube-controller-manager",
+            "system:kube-controller-manager",
+        ),
+        user_binding(
+            "system:controller:rustkube-controllers",
+            "system:controller:rustkube-controllers",
+            "system:kube-controller-manager",
+        ),
         binding("cluster-admin", &["system:masters"]),
         binding("system:basic-user", &["system:authenticated"]),
         binding("system:discovery", &["system:authenticated"]),

@@ -149,6 +149,7 @@ fn subresource_facts(
             &["get", "patch", "update"],
         ),
         "binding" => (Some(("", "v1")), "Binding", &["create"]),
+        "eviction" => (Some(("policy", "v1")), "Eviction", &["create"]),
         "finalize" => (None, r.kind, &["update"]),
         _ => (None, r.kind, &["get", "patch", "update"]),
     }

@@ -220,6 +220,13 @@ pub async fn serve(
             let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
             Ok(response::object(201, &status, plain(format)))
         }
+        "create" if subresource == Subresource::Eviction => {
+            let (parts, body) = read_body(req).await?;
+            let eviction = decode_body(&parts, &body)?;
+            evict_pod(state, s, &namespace, &info.name, &eviction, dry_run).await?;
+            let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
+            Ok(response::object(201, &status, plain(format)))
+        }
         "create" => {
             let (parts, body) = read_body(req).await?;
             let obj = decode_body(&parts, &body)?;
@@ -250,11 +257,7 @@ pub async fn serve(
         }
         "delete" => {
             let (parts, body) = read_body(req).await?;
-            let options = if body.iter().all(u8::is_ascii_whitespace) {
-                json!({})
-            } else {
-                decode_body(&parts, &body)?
-            };
+            let options = delete_options(&parts, &body, &ctx.query)?;
             let (obj, removed) =
                 delete_object(state, s, &namespace, &info.name, &options, dry_run).await?;
             if removed && !s.returns_deleted_object() {
@@ -265,12 +268,14 @@ pub async fn serve(
             Ok(render_one(s, &obj, 200, format, &ctx))
         }
         "deletecollection" => {
+            let (parts, body) = read_body(req).await?;
+            let options = delete_options(&parts, &body, &ctx.query)?;
             let (items, list_meta) = list_objects(state, s, &namespace, &ctx).await?;
             let mut deleted = Vec::new();
             for item in items {
                 let name = meta::name(&item).to_string();
                 let ns = meta::namespace(&item).to_string();
-                match delete_object(state, s, &ns, &name, &json!({}), dry_run).await {
+                match delete_object(state, s, &ns, &name, &options, dry_run).await {
                     Ok((obj, _)) => deleted.push(Arc::new(obj)),
                     Err(e) if e.code == 404 => {}
                     Err(e) => return Err(e),
@@ -695,6 +700,7 @@ pub enum Subresource {
     Status,
     Finalize,
     Binding,
+    Eviction,
     Scale,
 }
 
@@ -706,12 +712,13 @@ impl Subresource {
             "status" if s.has_status_subresource() => Subresource::Status,
             "finalize" if s.info().subresources.contains(&"finalize") => Subresource::Finalize,
             "binding" if s.info().subresources.contains(&"binding") => Subresource::Binding,
+            "eviction" if s.info().subresources.contains(&"eviction") => Subresource::Eviction,
             "scale" if s.info().subresources.contains(&"scale") => Subresource::Scale,
             _ => return Err(ApiError::path_not_found()),
         };
         let allowed = match sub {
             Subresource::Status | Subresource::Scale => matches!(verb, "get" | "update" | "patch"),
-            Subresource::Binding => verb == "create",
+            Subresource::Binding | Subresource::Eviction => verb == "create",
             _ => verb == "update",
         };
         if !allowed {
@@ -904,6 +911,7 @@ pub async fn create_object(
     meta::set_meta(&mut obj, "creationTimestamp", json!(meta::now_rfc3339()));
     s.prepare_for_create(&mut obj);
     crate::defaults::apply(info, &mut obj);
+    admission::mutate(state, Operation::Create, s, &mut obj).await?;
     if !opts.applied {
         let meta = managed_fields_meta(s);
         apimachinery::patch::record_update(
@@ -1023,7 +1031,7 @@ pub async fn update_object(
             merged["status"] = obj.get("status").cloned().unwrap_or(Value::Null);
             merged
         }
-        Subresource::Binding | Subresource::Scale => {
+        Subresource::Binding | Subresource::Eviction | Subresource::Scale => {
             return Err(ApiError::method_not_allowed(
                 "not an update of the object itself",
             ))
@@ -1106,6 +1114,118 @@ pub async fn update_object(
     Ok(obj)
 }
 
+/// DeleteOptions from the body, with the query parameters upstream also
+/// accepts (`gracePeriodSeconds`, `propagationPolicy`, `orphanDependents`)
+/// filling what the body leaves out; invalid combinations are 422.
+fn delete_options(
+    parts: &http::request::Parts,
+    body: &[u8],
+    query: &crate::query::Query,
+) -> Result<Value, ApiError> {
+    let mut options = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        decode_body(parts, body)?
+    };
+    if !options.is_object() {
+        return Err(ApiError::bad_request("DeleteOptions must be an object"));
+    }
+    if options.get("gracePeriodSeconds").is_none() {
+        if let Some(grace) = query.int("gracePeriodSeconds")? {
+            options["gracePeriodSeconds"] = json!(grace);
+        }
+    }
+    if options.get("propagationPolicy").is_none() {
+        if let Some(policy) = query.get("propagationPolicy") {
+            options["propagationPolicy"] = json!(policy);
+        }
+    }
+    if options.get("orphanDependents").is_none() {
+        if let Some(orphan) = query.get("orphanDependents") {
+            options["orphanDependents"] = json!(crate::query::truthy(orphan));
+        }
+    }
+    let policy = options.get("propagationPolicy").filter(|p| !p.is_null());
+    if let Some(policy) = policy {
+        let value = policy.as_str().unwrap_or_default();
+        if !["Orphan", "Background", "Foreground"].contains(&value) {
+            return Err(ApiError::invalid(
+                "DeleteOptions",
+                "",
+                "",
+                vec![apimachinery::StatusCause {
+                    reason: "FieldValueNotSupported".into(),
+                    message: format!(
+                        "Unsupported value: \"{value}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
+                    ),
+                    field: "propagationPolicy".into(),
+                }],
+            ));
+        }
+        if options
+            .get("orphanDependents")
+            .is_some_and(|o| !o.is_null())
+        {
+            return Err(ApiError::invalid(
+                "DeleteOptions",
+                "",
+                "",
+                vec![apimachinery::StatusCause::invalid(
+                    "propagationPolicy",
+                    &Value::Null,
+                    "orphanDependents and deletionPropagation cannot be both set",
+                )],
+            ));
+        }
+    }
+    Ok(options)
+}
+
+const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
+const ORPHAN_FINALIZER: &str = "orphan";
+
+/// Set the garbage collector's finalizers for an explicit propagation
+/// policy as upstream does: Foreground adds `foregroundDeletion`, Orphan
+/// adds `orphan`, Background removes both. Without a policy the object's
+/// finalizers stay as they are. Returns whether anything changed.
+fn apply_propagation_policy(obj: &mut Value, options: &Value) -> bool {
+    let policy = match options.get("propagationPolicy").and_then(Value::as_str) {
+        Some(p) => p,
+        None => match options.get("orphanDependents").and_then(Value::as_bool) {
+            Some(true) => "Orphan",
+            Some(false) => "Background",
+            None => return false,
+        },
+    };
+    let mut finalizers: Vec<String> = obj
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .map(|f| {
+            f.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let before = finalizers.clone();
+    finalizers.retain(|f| f != FOREGROUND_FINALIZER && f != ORPHAN_FINALIZER);
+    match policy {
+        "Foreground" => finalizers.push(FOREGROUND_FINALIZER.into()),
+        "Orphan" => finalizers.push(ORPHAN_FINALIZER.into()),
+        _ => {}
+    }
+    if finalizers == before {
+        return false;
+    }
+    if finalizers.is_empty() {
+        if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("finalizers");
+        }
+    } else {
+        meta::set_meta(obj, "finalizers", json!(finalizers));
+    }
+    true
+}
+
 /// Delete: preconditions, then remove or mark for deletion as the strategy
 /// says. Returns the object and whether it is gone.
 pub async fn delete_object(
@@ -1148,6 +1268,7 @@ pub async fn delete_object(
                 )));
             }
         }
+        let finalizers_changed = apply_propagation_policy(&mut obj, options);
         // Graceful deletion: mark the object and let its owner (the kubelet)
         // finish; a shorter grace period on a second delete wins.
         let grace = s.grace_period_seconds(&obj, options).unwrap_or(0);
@@ -1155,7 +1276,7 @@ pub async fn delete_object(
             let existing = obj
                 .pointer("/metadata/deletionGracePeriodSeconds")
                 .and_then(Value::as_i64);
-            if existing.is_some_and(|e| e <= grace) || dry_run {
+            if dry_run || (existing.is_some_and(|e| e <= grace) && !finalizers_changed) {
                 return Ok((obj, false));
             }
             let deadline = time::OffsetDateTime::now_utc() + time::Duration::seconds(grace);
@@ -1197,11 +1318,14 @@ pub async fn delete_object(
             },
             DeleteAction::MarkDeleting => {
                 if obj.pointer("/metadata/deletionTimestamp").is_some() {
-                    return Ok((obj, false));
+                    if !finalizers_changed {
+                        return Ok((obj, false));
+                    }
+                } else {
+                    meta::set_meta(&mut obj, "deletionTimestamp", json!(meta::now_rfc3339()));
+                    meta::set_meta(&mut obj, "deletionGracePeriodSeconds", json!(0));
+                    s.on_mark_deleting(&mut obj);
                 }
-                meta::set_meta(&mut obj, "deletionTimestamp", json!(meta::now_rfc3339()));
-                meta::set_meta(&mut obj, "deletionGracePeriodSeconds", json!(0));
-                s.on_mark_deleting(&mut obj);
                 state
                     .store
                     .update(&key, encode_for_store(&obj), rev)
@@ -1223,6 +1347,190 @@ pub async fn delete_object(
         }
     }
     Err(ApiError::conflict_modified(info.plural, info.group, name))
+}
+
+/// `pods/<name>/eviction`: delete a pod unless that would break its
+/// PodDisruptionBudget, as upstream's eviction subresource does: terminal,
+/// pending and already-terminating pods go regardless; otherwise the one
+/// PDB selecting the pod must allow a disruption, which is taken from its
+/// status (and recorded in `disruptedPods`) before the pod is deleted.
+async fn evict_pod(
+    state: &ApiServer,
+    s: &dyn Strategy,
+    namespace: &str,
+    name: &str,
+    eviction: &Value,
+    dry_run: bool,
+) -> Result<(), ApiError> {
+    if let Some(body_name) = meta::meta_str(eviction, "name").filter(|n| !n.is_empty()) {
+        if body_name != name {
+            return Err(ApiError::bad_request(format!(
+                "name in URL does not match name in Eviction object: {name} != {body_name}"
+            )));
+        }
+    }
+    let delete_options = eviction
+        .get("deleteOptions")
+        .cloned()
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}));
+    let (pod, _) = get_object(state, s, namespace, name).await?;
+    let phase = pod
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let ignore_budget = matches!(phase, "Succeeded" | "Failed" | "Pending")
+        || pod.pointer("/metadata/deletionTimestamp").is_some();
+    if !ignore_budget {
+        take_disruption(state, &pod, namespace, dry_run).await?;
+    }
+    delete_object(state, s, namespace, name, &delete_options, dry_run).await?;
+    Ok(())
+}
+
+fn too_many_requests(message: &str, cause: Option<String>) -> ApiError {
+    let mut err = ApiError::new(429, apimachinery::StatusReason::TooManyRequests, message);
+    if let Some(cause) = cause {
+        err = err.with_causes(vec![apimachinery::StatusCause {
+            reason: "DisruptionBudget".into(),
+            message: cause,
+            field: String::new(),
+        }]);
+    }
+    err
+}
+
+async fn take_disruption(
+    state: &ApiServer,
+    pod: &Value,
+    namespace: &str,
+    dry_run: bool,
+) -> Result<(), ApiError> {
+    let labels = apimachinery::selector::labels_of(pod);
+    let pod_ready = pod
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|c| {
+            c.iter().any(|c| {
+                c.get("type").and_then(Value::as_str) == Some("Ready")
+                    && c.get("status").and_then(Value::as_str) == Some("True")
+            })
+        });
+    let strategy = state
+        .registry
+        .lookup("policy", "v1", "poddisruptionbudgets")
+        .cloned()
+        .ok_or_else(|| ApiError::internal("poddisruptionbudgets are not registered"))?;
+    let info = strategy.info();
+    for _ in 0..8 {
+        let rev = state
+            .store
+            .current_revision()
+            .await
+            .map_err(|e| storage_error(e, info.plural, info.group, ""))?;
+        let (items, _) = state
+            .cache
+            .list(&format!("/registry/poddisruptionbudgets/{namespace}/"), rev)
+            .await?;
+        let matching: Vec<&Arc<Value>> = items
+            .iter()
+            .filter(|pdb| {
+                pdb.pointer("/spec/selector")
+                    .is_some_and(|sel| apimachinery::selector::label_selector_matches(sel, &labels))
+            })
+            .collect();
+        let pdb = match matching.as_slice() {
+            [] => return Ok(()),
+            [one] => one.as_ref().clone(),
+            _ => {
+                return Err(ApiError::internal(
+                    "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+                ))
+            }
+        };
+        let pdb_name = meta::name(&pdb).to_string();
+        let generation = pdb
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        let observed = pdb
+            .pointer("/status/observedGeneration")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        if observed < generation {
+            return Err(too_many_requests(
+                "Cannot evict pod as it would violate the pod's disruption budget.",
+                Some(format!(
+                    "The disruption budget {pdb_name} is still being processed by the server."
+                )),
+            ));
+        }
+        let current = pdb
+            .pointer("/status/currentHealthy")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        let desired = pdb
+            .pointer("/status/desiredHealthy")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        if !pod_ready {
+            let policy = pdb
+                .pointer("/spec/unhealthyPodEvictionPolicy")
+                .and_then(Value::as_str)
+                .unwrap_or("IfHealthyBudget");
+            if policy == "AlwaysAllow" || current >= desired {
+                return Ok(());
+            }
+        }
+        let allowed = pdb
+            .pointer("/status/disruptionsAllowed")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        if allowed <= 0 {
+            return Err(too_many_requests(
+                "Cannot evict pod as it would violate the pod's disruption budget.",
+                Some(format!(
+                    "The disruption budget {pdb_name} needs {desired} healthy pods and has {current} currently"
+                )),
+            ));
+        }
+        if dry_run {
+            return Ok(());
+        }
+        let (mut stored, stored_rev) =
+            get_object(state, strategy.as_ref(), namespace, &pdb_name).await?;
+        if stored
+            .pointer("/status/disruptionsAllowed")
+            .and_then(Value::as_i64)
+            != Some(allowed)
+        {
+            continue;
+        }
+        stored["status"]["disruptionsAllowed"] = json!(allowed - 1);
+        let pod_name = meta::name(pod).to_string();
+        if !stored["status"]["disruptedPods"].is_object() {
+            stored["status"]["disruptedPods"] = json!({});
+        }
+        stored["status"]["disruptedPods"][pod_name] = json!(meta::now_rfc3339());
+        match state
+            .store
+            .update(
+                &info.key(namespace, &pdb_name),
+                encode_for_store(&stored),
+                stored_rev,
+            )
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(StorageError::Conflict { .. }) => continue,
+            Err(e) => return Err(storage_error(e, info.plural, info.group, &pdb_name)),
+        }
+    }
+    Err(ApiError::conflict_modified(
+        info.plural,
+        info.group,
+        "poddisruptionbudget",
+    ))
 }
 
 /// `pods/<name>/binding`: assign the pod to a node, once.

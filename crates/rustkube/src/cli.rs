@@ -20,8 +20,128 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the control plane (API server and datastore)
+    /// Run the control plane (API server, datastore, controller manager, scheduler)
     Server(Box<ServerArgs>),
+    /// Run the controller manager alone, against the API server of a kubeconfig
+    ControllerManager(ControllerManagerArgs),
+    /// Run the scheduler alone, against the API server of a kubeconfig
+    Scheduler(SchedulerArgs),
+    /// Register simulated nodes that run their pods without containers (for tests and scale benchmarks)
+    SimNodes(SimNodesArgs),
+}
+
+/// How a client component finds the API server and whether it competes
+/// for leadership.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// Kubeconfig with the API server and this component's credentials
+    #[arg(long, env = "RUSTKUBE_KUBECONFIG")]
+    pub kubeconfig: PathBuf,
+
+    /// Elect a leader through a Lease in kube-system before doing any work
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+
+    /// Log format: text or json
+    #[arg(long, env = "RUSTKUBE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+
+    /// Debug logging
+    #[arg(long, env = "RUSTKUBE_DEBUG")]
+    pub debug: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ControllerManagerArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+
+    /// Pod network nodes get their podCIDR from
+    #[arg(long, default_value = "10.42.0.0/16", value_parser = parse_cidr)]
+    pub cluster_cidr: Cidr,
+
+    /// Seconds without a heartbeat before a node is marked NotReady
+    #[arg(long, default_value_t = 40)]
+    pub node_monitor_grace_period: u64,
+
+    /// File with the cluster CA (published as kube-root-ca.crt in every namespace)
+    #[arg(long)]
+    pub root_ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SchedulerArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+
+    /// KubeSchedulerConfiguration file (kubescheduler.config.k8s.io/v1)
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SimNodesArgs {
+    /// Kubeconfig with the API server and credentials allowed to manage nodes and pods
+    #[arg(long, env = "RUSTKUBE_KUBECONFIG")]
+    pub kubeconfig: PathBuf,
+
+    /// How many nodes to simulate
+    #[arg(long, default_value_t = 1)]
+    pub count: usize,
+
+    /// Node names are <prefix><index>
+    #[arg(long, default_value = "sim-node-")]
+    pub name_prefix: String,
+
+    /// Index of the first node
+    #[arg(long, default_value_t = 0)]
+    pub start_index: usize,
+
+    /// CPU capacity of each node
+    #[arg(long, default_value = "4")]
+    pub cpu: String,
+
+    /// Memory capacity of each node
+    #[arg(long, default_value = "16Gi")]
+    pub memory: String,
+
+    /// Pod capacity of each node
+    #[arg(long, default_value_t = 110)]
+    pub pods: u32,
+
+    /// Extra node labels, k=v[,k=v...]
+    #[arg(long, value_delimiter = ',', value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+
+    /// Zones assigned round-robin as topology.kubernetes.io/zone
+    #[arg(long, value_delimiter = ',')]
+    pub zones: Vec<String>,
+
+    /// Seconds between Lease renewals of each node
+    #[arg(long, default_value_t = 10.0)]
+    pub lease_renew_interval: f64,
+
+    /// Seconds between node status updates
+    #[arg(long, default_value_t = 60.0)]
+    pub status_update_interval: f64,
+
+    /// Seconds a pod with restartPolicy Never or OnFailure runs before it succeeds
+    #[arg(long, default_value_t = 1.0)]
+    pub job_run_seconds: f64,
+
+    /// Log format: text or json
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+
+    /// Debug logging
+    #[arg(long)]
+    pub debug: bool,
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s:?} is not a label like key=value"))
 }
 
 #[derive(Debug, Clone, Args)]
@@ -106,6 +226,22 @@ pub struct ServerArgs {
     /// Serve requests without credentials as system:anonymous (they still need authorization)
     #[arg(long, env = "RUSTKUBE_ANONYMOUS_AUTH", default_value_t = false, action = clap::ArgAction::Set)]
     pub anonymous_auth: bool,
+
+    /// Do not run the controller manager in the server
+    #[arg(long, env = "RUSTKUBE_DISABLE_CONTROLLER_MANAGER")]
+    pub disable_controller_manager: bool,
+
+    /// Do not run the scheduler in the server
+    #[arg(long, env = "RUSTKUBE_DISABLE_SCHEDULER")]
+    pub disable_scheduler: bool,
+
+    /// KubeSchedulerConfiguration file for the scheduler the server runs
+    #[arg(long, env = "RUSTKUBE_SCHEDULER_CONFIG")]
+    pub scheduler_config: Option<PathBuf>,
+
+    /// Seconds without a heartbeat before a node is marked NotReady
+    #[arg(long, env = "RUSTKUBE_NODE_MONITOR_GRACE_PERIOD", default_value_t = 40)]
+    pub node_monitor_grace_period: u64,
 
     /// Do not run the node agent alongside the server
     #[arg(long, env = "RUSTKUBE_DISABLE_AGENT")]

@@ -2,9 +2,11 @@
 //!
 //! `main` parses the command line (flags, `RUSTKUBE_*` environment
 //! variables and the YAML config file, in [`config`]) and hands the chosen
-//! role to its module: [`server`] runs the control plane.
+//! role to its module: [`server`] runs the control plane, [`components`]
+//! the controller manager, scheduler and simulated nodes on their own.
 
 mod cli;
+mod components;
 mod config;
 mod server;
 
@@ -21,25 +23,97 @@ fn main() -> ExitCode {
     };
     match command {
         cli::Command::Server(args) => {
-            let log_format = args.log_format.clone();
-            init_logging(&log_format, args.debug);
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("rustkube: cannot start the async runtime: {e}");
-                    return ExitCode::from(1);
-                }
-            };
-            match runtime.block_on(server::run(*args)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!("{e}");
-                    ExitCode::from(1)
-                }
-            }
+            init_logging(&args.log_format, args.debug);
+            block_on(async move { server::run(*args).await.map_err(|e| e.to_string()) })
+        }
+        cli::Command::ControllerManager(args) => {
+            init_logging(&args.client.log_format, args.client.debug);
+            block_on(async move {
+                let root_ca_pem = match &args.root_ca_file {
+                    Some(path) => Some(
+                        std::fs::read_to_string(path)
+                            .map_err(|e| format!("--root-ca-file {}: {e}", path.display()))?,
+                    ),
+                    None => None,
+                };
+                let options = controllers::Options {
+                    cluster_cidr: Some(args.cluster_cidr.to_string()),
+                    node_monitor_grace_period: std::time::Duration::from_secs(
+                        args.node_monitor_grace_period,
+                    ),
+                    root_ca_pem,
+                    ..Default::default()
+                };
+                components::controller_manager(
+                    &args.client.kubeconfig,
+                    options,
+                    args.client.leader_elect,
+                )
+                .await
+                .map_err(|e| e.to_string())
+            })
+        }
+        cli::Command::Scheduler(args) => {
+            init_logging(&args.client.log_format, args.client.debug);
+            block_on(async move {
+                components::scheduler(
+                    &args.client.kubeconfig,
+                    args.config.as_deref(),
+                    args.client.leader_elect,
+                )
+                .await
+                .map_err(|e| e.to_string())
+            })
+        }
+        cli::Command::SimNodes(args) => {
+            init_logging(&args.log_format, args.debug);
+            block_on(async move {
+                let options = simnodes::Options {
+                    count: args.count,
+                    name_prefix: args.name_prefix.clone(),
+                    start_index: args.start_index,
+                    cpu: args.cpu.clone(),
+                    memory: args.memory.clone(),
+                    pods: args.pods,
+                    labels: args.labels.clone(),
+                    zones: args.zones.clone(),
+                    lease_renew_interval: seconds(args.lease_renew_interval)?,
+                    status_update_interval: seconds(args.status_update_interval)?,
+                    job_run_seconds: args.job_run_seconds,
+                };
+                components::sim_nodes(&args.kubeconfig, options)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+        }
+    }
+}
+
+fn seconds(value: f64) -> Result<std::time::Duration, String> {
+    std::time::Duration::try_from_secs_f64(value)
+        .map_err(|_| format!("{value} is not a number of seconds"))
+}
+
+/// Run a role on a multi-threaded runtime; an error is logged and exits 1.
+fn block_on<F>(role: F) -> ExitCode
+where
+    F: std::future::Future<Output = Result<(), String>>,
+{
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rustkube: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(role) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::from(1)
         }
     }
 }

@@ -16,6 +16,7 @@ use storage::sqlite::SqliteStore;
 use storage::Store;
 
 use crate::cli::ServerArgs;
+use crate::components;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -75,6 +76,8 @@ pub struct ServerPki {
     pub client_ca_pem: String,
     pub serving: pki::IssuedCert,
     pub admin: pki::IssuedCert,
+    pub controller_manager: pki::IssuedCert,
+    pub scheduler: pki::IssuedCert,
 }
 
 pub fn ensure_pki(
@@ -145,11 +148,25 @@ pub fn ensure_pki(
         &client_ca,
         &LeafSpec::client("system:admin", &["system:masters"]),
     )?;
+    // Each built-in component has its own identity, limited by RBAC to
+    // upstream's role for it.
+    let controller_manager = load_or_issue(
+        &CertPaths::new(tls_dir, "client-controller-manager"),
+        &client_ca,
+        &LeafSpec::client("system:kube-controller-manager", &[]),
+    )?;
+    let scheduler = load_or_issue(
+        &CertPaths::new(tls_dir, "client-scheduler"),
+        &client_ca,
+        &LeafSpec::client("system:kube-scheduler", &[]),
+    )?;
     Ok(ServerPki {
         server_ca_pem: server_ca.cert_pem().to_string(),
         client_ca_pem: client_ca.cert_pem().to_string(),
         serving,
         admin,
+        controller_manager,
+        scheduler,
     })
 }
 
@@ -244,13 +261,9 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
         &pki.admin.cert_pem,
         &pki.admin.key_pem,
     );
-    kubeconfig.write(
-        &data_dir
-            .join("server")
-            .join("cred")
-            .join("admin.kubeconfig"),
-        0o600,
-    )?;
+    let cred_dir = data_dir.join("server").join("cred");
+    kubeconfig.write(&cred_dir.join("admin.kubeconfig"), 0o600)?;
+    start_components(&args, &pki, &url, &cred_dir)?;
     let path = kubeconfig_path(&args, &data_dir);
     kubeconfig.write(&path, args.write_kubeconfig_mode)?;
     tracing::info!(
@@ -264,6 +277,54 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
     wait_for_signal().await;
     tracing::info!("shutting down");
     server.shutdown().await;
+    Ok(())
+}
+
+/// Start the controller manager and the scheduler as tasks, each with its
+/// own kubeconfig (and so its own client certificate) under `cred_dir`.
+fn start_components(
+    args: &ServerArgs,
+    pki: &ServerPki,
+    url: &str,
+    cred_dir: &Path,
+) -> Result<(), ServerError> {
+    if !args.disable_controller_manager {
+        let path = cred_dir.join("controller-manager.kubeconfig");
+        Kubeconfig::with_client_cert(
+            "default",
+            url,
+            &pki.server_ca_pem,
+            &pki.controller_manager.cert_pem,
+            &pki.controller_manager.key_pem,
+        )
+        .write(&path, 0o600)?;
+        let options = controllers::Options {
+            cluster_cidr: Some(args.cluster_cidr.to_string()),
+            node_monitor_grace_period: Duration::from_secs(args.node_monitor_grace_period),
+            root_ca_pem: Some(pki.server_ca_pem.clone()),
+            ..Default::default()
+        };
+        components::supervise("controller-manager", path, move |path| {
+            let options = options.clone();
+            async move { components::controller_manager(&path, options, true).await }
+        });
+    }
+    if !args.disable_scheduler {
+        let path = cred_dir.join("scheduler.kubeconfig");
+        Kubeconfig::with_client_cert(
+            "default",
+            url,
+            &pki.server_ca_pem,
+            &pki.scheduler.cert_pem,
+            &pki.scheduler.key_pem,
+        )
+        .write(&path, 0o600)?;
+        let config_file = args.scheduler_config.clone();
+        components::supervise("scheduler", path, move |path| {
+            let config_file = config_file.clone();
+            async move { components::scheduler(&path, config_file.as_deref(), true).await }
+        });
+    }
     Ok(())
 }
 

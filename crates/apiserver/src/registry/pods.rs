@@ -18,7 +18,7 @@ pub struct PodStrategy {
 impl PodStrategy {
     pub fn new(inner: Arc<dyn Strategy>) -> Self {
         let mut info = inner.info().clone();
-        info.subresources = &["binding", "status"];
+        info.subresources = &["binding", "eviction", "status"];
         PodStrategy { inner, info }
     }
 }

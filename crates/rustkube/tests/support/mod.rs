@@ -234,6 +234,69 @@ impl Drop for Server {
     }
 }
 
+/// A `rustkube sim-nodes` process against a server, as system:admin.
+/// Stopped by PID when dropped (or earlier with [`SimNodes::stop`]).
+pub struct SimNodes {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Start simulated nodes with these flags (e.g. `--count=3`).
+    pub fn sim_nodes(&self, args: &[&str]) -> SimNodes {
+        let log = self
+            .log
+            .with_file_name(format!("sim-nodes-{}.log", free_port()));
+        let log_file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_rustkube"))
+            .arg("sim-nodes")
+            .arg(format!("--kubeconfig={}", self.kubeconfig.display()))
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .unwrap();
+        SimNodes {
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// Poll `check` every 200 ms until it returns true; panics with `what`
+    /// (and the server log) after `timeout`.
+    pub fn wait_for(&self, what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !check() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl SimNodes {
+    /// Stop the process at once (kill -9), like a node losing power.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for SimNodes {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// The `items[].metadata.name` of a list response.
 pub fn item_names(list_json: &str) -> Vec<String> {
     let v: serde_json::Value =

@@ -1,0 +1,242 @@
+//! Deletion semantics the garbage collector and eviction rely on, and the
+//! pod admission plugins (Priority, DefaultTolerationSeconds). The server
+//! runs without its controller manager here, so what the API server itself
+//! does stays visible.
+
+mod support;
+
+use support::{json, Server};
+
+fn server() -> Server {
+    Server::start(&["--disable-controller-manager", "--disable-scheduler"])
+}
+
+fn delete_with(server: &Server, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let (code, out) = server.curl_admin(&[
+        "-X",
+        "DELETE",
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        body,
+        path,
+    ]);
+    (code, json(&out))
+}
+
+fn get(server: &Server, path: &str) -> (u16, serde_json::Value) {
+    let (code, out) = server.curl_admin(&[path]);
+    (code, json(&out))
+}
+
+#[test]
+fn propagation_policies_set_the_garbage_collector_finalizers() {
+    let server = server();
+    for name in ["fg", "orphan", "bg"] {
+        server.kubectl_ok("1.33", &["create", "configmap", name]);
+    }
+    let base = "/api/v1/namespaces/default/configmaps";
+    let (code, fg) = delete_with(
+        &server,
+        &format!("{base}/fg"),
+        r#"{"propagationPolicy":"Foreground"}"#,
+    );
+    assert_eq!(code, 200, "{fg}");
+    assert_eq!(
+        fg["metadata"]["finalizers"],
+        serde_json::json!(["foregroundDeletion"])
+    );
+    assert!(fg["metadata"]["deletionTimestamp"].is_string(), "{fg}");
+
+    // kubectl's --cascade=orphan sends propagationPolicy=Orphan.
+    server.kubectl_ok(
+        "1.33",
+        &[
+            "delete",
+            "configmap",
+            "orphan",
+            "--cascade=orphan",
+            "--wait=false",
+        ],
+    );
+    let (_, orphan) = get(&server, &format!("{base}/orphan"));
+    assert_eq!(
+        orphan["metadata"]["finalizers"],
+        serde_json::json!(["orphan"])
+    );
+
+    // Background (kubectl's default) removes the object at once.
+    server.kubectl_ok("1.33", &["delete", "configmap", "bg"]);
+    assert_eq!(get(&server, &format!("{base}/bg")).0, 404);
+
+    // Switching an object being deleted to Background drops the finalizer,
+    // and with none left it goes.
+    let (code, _) = delete_with(
+        &server,
+        &format!("{base}/fg?propagationPolicy=Background"),
+        "",
+    );
+    assert_eq!(code, 200);
+    assert_eq!(get(&server, &format!("{base}/fg")).0, 404);
+
+    let (code, bad) = delete_with(
+        &server,
+        &format!("{base}/orphan"),
+        r#"{"propagationPolicy":"Sideways"}"#,
+    );
+    assert_eq!(code, 422, "{bad}");
+    assert_eq!(bad["details"]["causes"][0]["field"], "propagationPolicy");
+    let (code, both) = delete_with(
+        &server,
+        &format!("{base}/orphan"),
+        r#"{"propagationPolicy":"Orphan","orphanDependents":true}"#,
+    );
+    assert_eq!(code, 422, "{both}");
+}
+
+fn running_pod(server: &Server, name: &str, labels: &str) {
+    let (code, out) = support::post_json(
+        server,
+        "/api/v1/namespaces/default/pods",
+        &format!(
+            r#"{{"metadata":{{"name":"{name}","labels":{labels}}},"spec":{{"nodeName":"n1","containers":[{{"name":"c","image":"busybox"}}]}}}}"#
+        ),
+    );
+    assert_eq!(code, 201, "{out}");
+    let mut pod = json(&out);
+    pod["status"]["phase"] = "Running".into();
+    pod["status"]["conditions"] = serde_json::json!([{"type": "Ready", "status": "True"}]);
+    let (code, out) = support::put_json(
+        server,
+        &format!("/api/v1/namespaces/default/pods/{name}/status"),
+        &pod.to_string(),
+    );
+    assert_eq!(code, 200, "{out}");
+}
+
+fn evict(server: &Server, name: &str) -> (u16, serde_json::Value) {
+    let (code, out) = support::post_json(
+        server,
+        &format!("/api/v1/namespaces/default/pods/{name}/eviction"),
+        &format!(
+            r#"{{"apiVersion":"policy/v1","kind":"Eviction","metadata":{{"name":"{name}"}},"deleteOptions":{{"gracePeriodSeconds":0}}}}"#
+        ),
+    );
+    (code, json(&out))
+}
+
+#[test]
+fn eviction_honours_the_pod_disruption_budget() {
+    let server = server();
+    running_pod(&server, "a", r#"{"app":"db"}"#);
+    running_pod(&server, "b", r#"{"app":"db"}"#);
+    let (code, out) = support::post_json(
+        &server,
+        "/apis/policy/v1/namespaces/default/poddisruptionbudgets",
+        r#"{"metadata":{"name":"db"},"spec":{"minAvailable":1,"selector":{"matchLabels":{"app":"db"}}}}"#,
+    );
+    assert_eq!(code, 201, "{out}");
+    let mut pdb = json(&out);
+    // What the disruption controller would report: one disruption allowed.
+    pdb["status"] = serde_json::json!({
+        "observedGeneration": pdb["metadata"]["generation"],
+        "currentHealthy": 2, "desiredHealthy": 1, "expectedPods": 2,
+        "disruptionsAllowed": 1,
+    });
+    let (code, out) = support::put_json(
+        &server,
+        "/apis/policy/v1/namespaces/default/poddisruptionbudgets/db/status",
+        &pdb.to_string(),
+    );
+    assert_eq!(code, 200, "{out}");
+
+    let (code, out) = evict(&server, "a");
+    assert_eq!(code, 201, "{out}");
+    assert_eq!(get(&server, "/api/v1/namespaces/default/pods/a").0, 404);
+    let (_, pdb) = get(
+        &server,
+        "/apis/policy/v1/namespaces/default/poddisruptionbudgets/db",
+    );
+    assert_eq!(pdb["status"]["disruptionsAllowed"], 0, "{pdb}");
+    assert!(pdb["status"]["disruptedPods"]["a"].is_string(), "{pdb}");
+
+    let (code, refused) = evict(&server, "b");
+    assert_eq!(code, 429, "{refused}");
+    assert_eq!(refused["reason"], "TooManyRequests");
+    assert_eq!(
+        refused["message"],
+        "Cannot evict pod as it would violate the pod's disruption budget."
+    );
+    assert_eq!(
+        refused["details"]["causes"][0]["reason"],
+        "DisruptionBudget"
+    );
+    assert_eq!(get(&server, "/api/v1/namespaces/default/pods/b").0, 200);
+
+    // A pending pod is not protected by the budget.
+    let (code, out) = support::post_json(
+        &server,
+        "/api/v1/namespaces/default/pods",
+        r#"{"metadata":{"name":"p","labels":{"app":"db"}},"spec":{"containers":[{"name":"c","image":"busybox"}]}}"#,
+    );
+    assert_eq!(code, 201, "{out}");
+    assert_eq!(evict(&server, "p").0, 201);
+}
+
+#[test]
+fn pods_get_their_priority_and_default_tolerations_at_admission() {
+    let server = server();
+    let classes = server.kubectl_ok("1.33", &["get", "priorityclasses", "-o", "name"]);
+    assert!(classes.contains("system-node-critical"), "{classes}");
+    assert!(classes.contains("system-cluster-critical"), "{classes}");
+
+    let (code, out) = support::post_json(
+        &server,
+        "/api/v1/namespaces/default/pods",
+        r#"{"metadata":{"name":"crit"},"spec":{"priorityClassName":"system-node-critical","containers":[{"name":"c","image":"busybox"}]}}"#,
+    );
+    assert_eq!(code, 201, "{out}");
+    let pod = json(&out);
+    assert_eq!(pod["spec"]["priority"], 2_000_001_000);
+    assert_eq!(pod["spec"]["preemptionPolicy"], "PreemptLowerPriority");
+    let tolerations = pod["spec"]["tolerations"].as_array().unwrap();
+    for key in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
+        assert!(
+            tolerations.iter().any(|t| t["key"] == key
+                && t["tolerationSeconds"] == 300
+                && t["effect"] == "NoExecute"),
+            "{tolerations:?}"
+        );
+    }
+
+    let (code, out) = support::post_json(
+        &server,
+        "/api/v1/namespaces/default/pods",
+        r#"{"metadata":{"name":"nope"},"spec":{"priorityClassName":"gold","containers":[{"name":"c","image":"busybox"}]}}"#,
+    );
+    assert_eq!(code, 403, "{out}");
+    assert!(
+        out.contains("no PriorityClass with name gold was found"),
+        "{out}"
+    );
+
+    // A global default class applies to pods that name none.
+    let (code, out) = support::post_json(
+        &server,
+        "/apis/scheduling.k8s.io/v1/priorityclasses",
+        r#"{"metadata":{"name":"normal"},"value":1000,"globalDefault":true}"#,
+    );
+    assert_eq!(code, 201, "{out}");
+    let (code, out) = support::post_json(
+        &server,
+        "/api/v1/namespaces/default/pods",
+        r#"{"metadata":{"name":"plain"},"spec":{"containers":[{"name":"c","image":"busybox"}]}}"#,
+    );
+    assert_eq!(code, 201, "{out}");
+    let pod = json(&out);
+    assert_eq!(pod["spec"]["priority"], 1000);
+    assert_eq!(pod["spec"]["priorityClassName"], "normal");
+}
