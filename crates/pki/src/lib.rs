@@ -4,7 +4,9 @@
 //! certificate it reads is parsed here. Start with [`CertificateAuthority`]
 //! (generate or load a CA, issue leaf certificates from a [`LeafSpec`]),
 //! then [`files`] (how a key pair is kept on disk: atomic writes, 0600
-//! keys, reuse until close to expiry) and [`kubeconfig`].
+//! keys, reuse until close to expiry) and [`kubeconfig`]. [`csr`] parses
+//! and signs PKCS#10 requests for the certificates API; [`jwt`] signs and
+//! verifies service-account tokens (ES256).
 //!
 //! Keys are ECDSA P-256. CAs are valid ten years, leaf certificates one
 //! year unless the spec says otherwise.
@@ -12,7 +14,9 @@
 //! This crate does no I/O beyond the files it is told to write and knows
 //! nothing of the API server or datastore.
 
+pub mod csr;
 pub mod files;
+pub mod jwt;
 pub mod kubeconfig;
 
 use std::net::IpAddr;
@@ -24,7 +28,9 @@ use rcgen::{
 };
 use time::OffsetDateTime;
 
+pub use csr::{parse_csr, CsrError, CsrInfo, KeyUsage, PublicKeyAlgorithm};
 pub use files::{load_or_issue, CertPaths};
+pub use jwt::{JwtError, SigningKey, Validation, VerifyingKey};
 pub use kubeconfig::Kubeconfig;
 
 /// CAs live ten years.
@@ -47,6 +53,8 @@ pub enum PkiError {
     },
     #[error("kubeconfig: {0}")]
     Kubeconfig(String),
+    #[error(transparent)]
+    Csr(#[from] csr::CsrError),
 }
 
 pub type Result<T> = std::result::Result<T, PkiError>;
