@@ -500,8 +500,10 @@ impl CertificateAuthority {
         ))
     }
 
-    /// Re-sign `cert_der` with its subject Name replaced by `subject_der`.
-    fn replace_subject(&self, cert_der: &[u8], subject_der: &[u8]) -> Result<Vec<u8>> {
+    /// Re-sign `cert_der` (issued by this CA) with its subject Name
+    /// replaced by `subject_der`. rcgen keeps one value per attribute type,
+    /// so this is how a subject with several O (groups) is issued.
+    pub(crate) fn replace_subject(&self, cert_der: &[u8], subject_der: &[u8]) -> Result<Vec<u8>> {
         let bad = |what: &str| crate::PkiError::Parse(format!("issued certificate: {what}"));
         // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signature }
         let cert = der_children(der_content(cert_der).ok_or_else(|| bad("not DER"))?)
@@ -522,6 +524,23 @@ impl CertificateAuthority {
         let body = [tbs.as_slice(), signature_algorithm, &der_tlv(0x03, &bits)].concat();
         Ok(der_tlv(0x30, &body))
     }
+}
+
+/// DER Name `O=<org>...,CN=<common_name>` (organizations first, as Go
+/// orders them), one attribute per RDN, UTF8String values; pairs with
+/// [`CertificateAuthority::replace_subject`] for multi-group subjects.
+pub fn subject_der(common_name: &str, organizations: &[String]) -> Vec<u8> {
+    const OID_O: &[u8] = &[0x55, 0x04, 0x0a];
+    const OID_CN: &[u8] = &[0x55, 0x04, 0x03];
+    let rdn = |oid: &[u8], value: &str| {
+        let attribute = [der_tlv(0x06, oid), der_tlv(0x0c, value.as_bytes())].concat();
+        der_tlv(0x31, &der_tlv(0x30, &attribute))
+    };
+    let mut rdns: Vec<u8> = organizations.iter().flat_map(|o| rdn(OID_O, o)).collect();
+    if !common_name.is_empty() {
+        rdns.extend(rdn(OID_CN, common_name));
+    }
+    der_tlv(0x30, &rdns)
 }
 
 fn ia5(name: &str) -> std::result::Result<rcgen::string::Ia5String, CsrError> {
@@ -915,6 +934,24 @@ mod tests {
             String::from_utf8_lossy(&subject.stdout).trim(),
             "subject=O=qa,O=dev,CN=jane"
         );
+    }
+
+    #[test]
+    fn subject_with_several_organizations_survives_issuance() {
+        let ca = CertificateAuthority::generate("ca").unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let spec = crate::LeafSpec::client("u", &["a", "b", "c"]);
+        let draft = ca.sign(&spec, &key).unwrap();
+        let draft_der = crate::first_pem_der(&draft).unwrap();
+        let orgs = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+        let der = ca
+            .replace_subject(&draft_der, &subject_der("u", &orgs))
+            .unwrap();
+        let info = crate::cert_info_der(&der).unwrap();
+        assert_eq!((info.common_name.as_str(), info.organizations), ("u", orgs));
+        let pem = pem::encode(&pem::Pem::new("CERTIFICATE", der));
+        assert!(issued_by(&pem, ca.cert_pem()));
+        assert!(name_is_empty(&subject_der("", &[])));
     }
 
     #[test]
