@@ -527,8 +527,9 @@ impl CertificateAuthority {
 }
 
 /// DER Name `O=<org>...,CN=<common_name>` (organizations first, as Go
-/// orders them), one attribute per RDN, UTF8String values; pairs with
-/// [`CertificateAuthority::replace_subject`] for multi-group subjects.
+/// orders them), one attribute per RDN, UTF8String values. Used to issue
+/// subjects with several O (groups), which rcgen cannot represent: the
+/// crate-internal `CertificateAuthority::replace_subject` splices it in.
 pub fn subject_der(common_name: &str, organizations: &[String]) -> Vec<u8> {
     const OID_O: &[u8] = &[0x55, 0x04, 0x0a];
     const OID_CN: &[u8] = &[0x55, 0x04, 0x03];
