@@ -223,7 +223,18 @@ impl CertificateAuthority {
         let now = OffsetDateTime::now_utc();
         params.not_before = now - BACKDATE;
         params.not_after = now + spec.validity;
-        Ok(params.signed_by(public_key, &self.issuer)?.pem())
+        let cert = params.signed_by(public_key, &self.issuer)?;
+        if spec.organizations.len() > 1 {
+            // rcgen keeps one value per attribute type; several groups need
+            // the subject written by hand.
+            let subject = csr::subject_der(&spec.common_name, &spec.organizations);
+            let der = self.replace_subject(cert.der(), &subject)?;
+            return Ok(pem::encode_config(
+                &pem::Pem::new("CERTIFICATE", der),
+                pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+            ));
+        }
+        Ok(cert.pem())
     }
 }
 
@@ -327,6 +338,17 @@ pub fn generate_key_pair_pem() -> Result<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_cert_keeps_every_group() {
+        let ca = CertificateAuthority::generate("test-ca").unwrap();
+        let leaf = ca
+            .issue(&LeafSpec::client("jane", &["dev", "qa", "system:masters"]))
+            .unwrap();
+        let info = cert_info_pem(&leaf.cert_pem).unwrap();
+        assert_eq!(info.common_name, "jane");
+        assert_eq!(info.organizations, ["dev", "qa", "system:masters"]);
+    }
 
     #[test]
     fn issued_client_cert_carries_user_and_groups() {
