@@ -7,6 +7,13 @@
 //! exposes `pub async fn run(ctx: Context) -> Result<(), Error>`, which
 //! returns only on a fatal error.
 
+pub mod deployment;
+pub mod gc;
+pub mod namespace;
+pub mod replicaset;
+pub mod serviceaccount;
+mod workload_util;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,6 +78,11 @@ pub async fn run(client: kube::Client, options: Options) -> Result<(), Error> {
     let mut tasks = tokio::task::JoinSet::new();
     let _ = &ctx;
     // Each controller registers here: tasks.spawn(module::run(ctx.clone()));
+    tasks.spawn(replicaset::run(ctx.clone()));
+    tasks.spawn(deployment::run(ctx.clone()));
+    tasks.spawn(gc::run(ctx.clone()));
+    tasks.spawn(namespace::run(ctx.clone()));
+    tasks.spawn(serviceaccount::run(ctx.clone()));
     while let Some(result) = tasks.join_next().await {
         match result {
             Ok(Ok(())) => {}
