@@ -13,6 +13,10 @@ pub mod namespace;
 pub mod replicaset;
 pub mod serviceaccount;
 mod workload_util;
+mod node_informer;
+pub mod node_ipam;
+pub mod node_lifecycle;
+mod node_podutil;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,6 +82,8 @@ pub async fn run(client: kube::Client, options: Options) -> Result<(), Error> {
     let mut tasks = tokio::task::JoinSet::new();
     let _ = &ctx;
     // Each controller registers here: tasks.spawn(module::run(ctx.clone()));
+    tasks.spawn(node_ipam::run(ctx.clone()));
+    tasks.spawn(node_lifecycle::run(ctx.clone()));
     tasks.spawn(replicaset::run(ctx.clone()));
     tasks.spawn(deployment::run(ctx.clone()));
     tasks.spawn(gc::run(ctx.clone()));

@@ -1,0 +1,67 @@
+//! Informers for the node-side controllers: a reflector (an in-memory
+//! cache of one resource, fed by one watch) run as a background task,
+//! optionally forwarding every watch event to its controller so that it can
+//! react to changes instead of polling. The task stops when the
+//! [`Informer`] is dropped.
+
+use std::fmt::Debug;
+
+use futures::StreamExt;
+use kube::api::Api;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher;
+use kube::runtime::WatchStreamExt;
+use kube::Resource;
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+
+pub(crate) struct Informer<K: Resource<DynamicType = ()> + Clone + 'static> {
+    pub store: Store<K>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl<K: Resource<DynamicType = ()> + Clone + 'static> Drop for Informer<K> {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl<K> Informer<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    /// Cache `api` (filtered by `config`), sending each event to `events`
+    /// if given.
+    pub fn spawn(
+        api: Api<K>,
+        config: watcher::Config,
+        events: Option<mpsc::UnboundedSender<watcher::Event<K>>>,
+    ) -> Informer<K> {
+        let (store, writer) = reflector::store();
+        let task = tokio::spawn(async move {
+            let mut stream =
+                reflector::reflector(writer, watcher(api, config).default_backoff()).boxed();
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(event) => {
+                        if let Some(events) = &events {
+                            if events.send(event).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(err) => tracing::debug!(%err, kind = %K::kind(&()), "watch error"),
+                }
+            }
+        });
+        Informer { store, task }
+    }
+
+    /// Wait until the first list has filled the cache.
+    pub async fn ready(&self) -> Result<(), crate::Error> {
+        self.store
+            .wait_until_ready()
+            .await
+            .map_err(|_| crate::Error::Other(format!("{} informer stopped", K::kind(&()))))
+    }
+}
