@@ -83,6 +83,49 @@ pub async fn mutate(
         priority(state, obj).await?;
         default_toleration_seconds(obj);
     }
+    if op == Operation::Create && info.group.is_empty() && info.plural == "secrets" {
+        service_account_token_secret(state, obj)?;
+    }
+    Ok(())
+}
+
+/// A Secret of type `kubernetes.io/service-account-token` naming an
+/// existing ServiceAccount (annotation `kubernetes.io/service-account.name`)
+/// is filled in with a legacy token, the cluster CA and the namespace, as
+/// upstream's token controller does.
+fn service_account_token_secret(state: &ApiServer, secret: &mut Value) -> Result<(), ApiError> {
+    if secret.get("type").and_then(Value::as_str) != Some("kubernetes.io/service-account-token") {
+        return Ok(());
+    }
+    let Some(tokens) = state.authenticators.service_accounts.as_ref() else {
+        return Ok(());
+    };
+    let namespace = meta::namespace(secret).to_string();
+    let secret_name = meta::name(secret).to_string();
+    let sa_name = secret
+        .pointer("/metadata/annotations/kubernetes.io~1service-account.name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let Some(sa) =
+        crate::authn::service_account::cached(state, "", "serviceaccounts", &namespace, &sa_name)
+    else {
+        return Ok(());
+    };
+    let sa_uid = meta::meta_str(&sa, "uid").unwrap_or("").to_string();
+    let token = tokens
+        .issue_legacy(&namespace, &sa_name, &sa_uid, &secret_name)
+        .map_err(|e| ApiError::internal(format!("signing a token: {e}")))?;
+    let b64 = |s: &str| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, s);
+    if !secret["data"].is_object() {
+        secret["data"] = json!({});
+    }
+    secret["data"]["token"] = json!(b64(&token));
+    secret["data"]["namespace"] = json!(b64(&namespace));
+    if let Some(ca) = &state.cluster_ca_pem {
+        secret["data"]["ca.crt"] = json!(b64(ca));
+    }
+    secret["metadata"]["annotations"]["kubernetes.io/service-account.uid"] = json!(sa_uid);
     Ok(())
 }
 

@@ -248,6 +248,12 @@ impl Cacher {
         }
     }
 
+    /// One object by datastore key, as the cache holds it now (no
+    /// consistency wait: for lookups that upstream serves from informers).
+    pub fn get_now(&self, key: &str) -> Option<Arc<Value>> {
+        lock(&self.state).objects.get(key).cloned()
+    }
+
     /// Every object under `prefix` (a namespace or the whole resource) once
     /// the cache is at least at `min_revision`, with the cache's revision.
     pub async fn list(

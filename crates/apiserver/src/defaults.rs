@@ -15,7 +15,10 @@ pub fn apply(info: &ResourceInfo, obj: &mut Value) {
         ("", "Pod") => default_pod(obj),
         ("", "PodTemplate") => default_pod_template(obj.get_mut("template")),
         ("", "ReplicationController") => default_replication_controller(obj),
-        ("", "Secret") => default_str(obj, "type", "Opaque"),
+        ("", "Secret") => {
+            default_str(obj, "type", "Opaque");
+            merge_string_data(obj);
+        }
         ("", "PersistentVolumeClaim") => default_persistent_volume_claim(obj),
         ("", "PersistentVolume") => default_persistent_volume(obj),
         ("", "Endpoints") => default_endpoints(obj),
@@ -41,6 +44,30 @@ pub fn apply(info: &ResourceInfo, obj: &mut Value) {
             default_role_binding(obj)
         }
         _ => {}
+    }
+}
+
+/// A Secret's write-only `stringData` is merged into `data` (base64,
+/// winning over the same key in `data`) and never stored, as upstream.
+fn merge_string_data(obj: &mut Value) {
+    let Some(map) = obj.as_object_mut() else {
+        return;
+    };
+    let Some(Value::Object(strings)) = map.remove("stringData") else {
+        return;
+    };
+    let data = map.entry("data").or_insert_with(|| json!({}));
+    if data.is_null() {
+        *data = json!({});
+    }
+    if let Some(data) = data.as_object_mut() {
+        for (key, value) in strings {
+            if let Some(text) = value.as_str() {
+                let encoded =
+                    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, text);
+                data.insert(key, json!(encoded));
+            }
+        }
     }
 }
 
@@ -1195,6 +1222,13 @@ mod tests {
     #[test]
     fn secret_defaults_to_opaque() {
         assert_eq!(defaulted("", "Secret", json!({}))["type"], "Opaque");
+        let merged = defaulted(
+            "",
+            "Secret",
+            json!({"data": {"a": "eA==", "b": "eQ=="}, "stringData": {"b": "z"}}),
+        );
+        assert_eq!(merged["data"], json!({"a": "eA==", "b": "eg=="}));
+        assert!(merged.get("stringData").is_none());
         let tls = defaulted("", "Secret", json!({"type": "kubernetes.io/tls"}));
         assert_eq!(tls["type"], "kubernetes.io/tls");
     }

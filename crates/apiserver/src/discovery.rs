@@ -150,6 +150,11 @@ fn subresource_facts(
         ),
         "binding" => (Some(("", "v1")), "Binding", &["create"]),
         "eviction" => (Some(("policy", "v1")), "Eviction", &["create"]),
+        "token" => (
+            Some(("authentication.k8s.io", "v1")),
+            "TokenRequest",
+            &["create"],
+        ),
         "finalize" => (None, r.kind, &["update"]),
         _ => (None, r.kind, &["get", "patch", "update"]),
     }

@@ -22,6 +22,7 @@ pub mod cacher;
 pub mod defaults;
 pub mod discovery;
 pub mod health;
+pub mod impersonation;
 pub mod openapi;
 pub mod pipeline;
 pub mod query;
@@ -29,8 +30,10 @@ pub mod registry;
 pub mod request_info;
 pub mod response;
 pub mod rest;
+pub mod reviews;
 pub mod server;
 pub mod table;
+pub mod token_request;
 pub mod typed;
 pub mod watch;
 
@@ -57,6 +60,9 @@ pub struct Config {
     pub store: Arc<dyn Store>,
     /// Authenticators beyond client certificates.
     pub authenticators: authn::Authenticators,
+    /// The CA clients verify this server with (put into service-account
+    /// token Secrets as `ca.crt`).
+    pub cluster_ca_pem: Option<String>,
     /// Service ClusterIP network (address, prefix length).
     pub service_cidr: (IpAddr, u8),
     /// NodePort range, inclusive.
@@ -76,6 +82,7 @@ pub struct ApiServer {
     pub node_port_base: u16,
     /// The watch cache every list and watch is served from.
     pub cache: Arc<cacher::Cacher>,
+    pub cluster_ca_pem: Option<String>,
 }
 
 /// A started server: where it listens, and a handle to stop it.
@@ -145,6 +152,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         bootstrapped: AtomicBool::new(false),
         cache,
         authenticators: config.authenticators,
+        cluster_ca_pem: config.cluster_ca_pem,
         service_ips: allocator::IpRange::new(config.service_cidr.0, config.service_cidr.1),
         node_ports: allocator::Range {
             key: "/registry/ranges/servicenodeports".into(),

@@ -1,5 +1,6 @@
 //! The request pipeline. The order of stages is readable in [`handle`]:
-//! recover panics -> request info -> authenticate -> authorize -> route.
+//! recover panics -> request info -> authenticate -> impersonate ->
+//! authorize -> route.
 //! Each stage is a small function with one input and one output.
 
 use std::convert::Infallible;
@@ -67,8 +68,10 @@ async fn authenticated_pipeline(
         req.uri().query().unwrap_or(""),
     );
     // Stage: authenticate.
-    let user = authn::authenticate(&state.authenticators, peer.as_ref().as_ref(), req.headers())
+    let user = authn::authenticate(&state, peer.as_ref().as_ref(), req.headers())
         .ok_or_else(ApiError::unauthorized)?;
+    // Stage: impersonate.
+    let user = crate::impersonation::apply(&state, user, req.headers()).await?;
     // Stage: authorize.
     if authz::authorize(&state, &user, &info).await == Decision::Deny {
         return Err(forbidden(&user, &info));
@@ -127,6 +130,19 @@ async fn route(
         }
         p if p == "/openapi/v3" || p.starts_with("/openapi/v3/") => {
             crate::openapi::serve_v3(&state.registry, p).map(|doc| response::json(200, &doc))
+        }
+        "/.well-known/openid-configuration" | "/openid/v1/jwks" => {
+            let tokens = state
+                .authenticators
+                .service_accounts
+                .as_ref()
+                .ok_or_else(ApiError::path_not_found)?;
+            let doc = if path == "/openid/v1/jwks" {
+                tokens.jwks()
+            } else {
+                tokens.openid_configuration()
+            };
+            Ok(response::json(200, &doc))
         }
         p if crate::health::is_health_path(p) => {
             Ok(crate::health::serve(state, p, &ctx.query).await)

@@ -172,7 +172,31 @@ pub async fn serve(
     };
     let mut warnings = Vec::new();
     let s = strategy.as_ref();
+    if subresource == Subresource::Approval && matches!(info.verb.as_str(), "update" | "patch") {
+        check_may_approve(state, &ctx, s, &info.name).await?;
+    }
     match info.verb.as_str() {
+        "create" if crate::reviews::is_review(resource.group) => {
+            let (parts, body) = read_body(req).await?;
+            let review = decode_body(&parts, &body)?;
+            let answered = crate::reviews::create(
+                state,
+                &ctx.user,
+                resource.plural,
+                resource.kind,
+                &namespace,
+                review,
+            )
+            .await?;
+            Ok(response::object(201, &answered, plain(format)))
+        }
+        "create" if subresource == Subresource::Token => {
+            let (parts, body) = read_body(req).await?;
+            let request = decode_body(&parts, &body)?;
+            let issued =
+                crate::token_request::create(state, &namespace, &info.name, request).await?;
+            Ok(response::object(201, &issued, plain(format)))
+        }
         "get" if subresource == Subresource::Scale => {
             let (obj, _) = get_object(state, s, &namespace, &info.name).await?;
             Ok(response::object(
@@ -702,6 +726,10 @@ pub enum Subresource {
     Binding,
     Eviction,
     Scale,
+    /// `serviceaccounts/<name>/token` (TokenRequest).
+    Token,
+    /// `certificatesigningrequests/<name>/approval`.
+    Approval,
 }
 
 impl Subresource {
@@ -713,12 +741,15 @@ impl Subresource {
             "finalize" if s.info().subresources.contains(&"finalize") => Subresource::Finalize,
             "binding" if s.info().subresources.contains(&"binding") => Subresource::Binding,
             "eviction" if s.info().subresources.contains(&"eviction") => Subresource::Eviction,
+            "token" if s.info().subresources.contains(&"token") => Subresource::Token,
+            "approval" if s.info().subresources.contains(&"approval") => Subresource::Approval,
             "scale" if s.info().subresources.contains(&"scale") => Subresource::Scale,
             _ => return Err(ApiError::path_not_found()),
         };
         let allowed = match sub {
             Subresource::Status | Subresource::Scale => matches!(verb, "get" | "update" | "patch"),
-            Subresource::Binding | Subresource::Eviction => verb == "create",
+            Subresource::Binding | Subresource::Eviction | Subresource::Token => verb == "create",
+            Subresource::Approval => matches!(verb, "get" | "update" | "patch"),
             _ => verb == "update",
         };
         if !allowed {
@@ -1031,7 +1062,16 @@ pub async fn update_object(
             merged["status"] = obj.get("status").cloned().unwrap_or(Value::Null);
             merged
         }
-        Subresource::Binding | Subresource::Eviction | Subresource::Scale => {
+        // Approval changes the conditions and nothing else.
+        Subresource::Approval => {
+            let mut merged = old.clone();
+            merged["status"]["conditions"] = obj
+                .pointer("/status/conditions")
+                .cloned()
+                .unwrap_or(Value::Null);
+            merged
+        }
+        Subresource::Binding | Subresource::Eviction | Subresource::Scale | Subresource::Token => {
             return Err(ApiError::method_not_allowed(
                 "not an update of the object itself",
             ))
@@ -1347,6 +1387,44 @@ pub async fn delete_object(
         }
     }
     Err(ApiError::conflict_modified(info.plural, info.group, name))
+}
+
+/// The CertificateApproval admission check: approving or denying a CSR
+/// needs the `approve` verb on `certificates.k8s.io/signers` for its
+/// signer name (or its `<domain>/*` wildcard).
+async fn check_may_approve(
+    state: &ApiServer,
+    ctx: &RequestContext,
+    s: &dyn Strategy,
+    name: &str,
+) -> Result<(), ApiError> {
+    let (csr, _) = get_object(state, s, "", name).await?;
+    let signer = csr
+        .pointer("/spec/signerName")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let mut names = vec![signer.clone()];
+    if let Some((domain, _)) = signer.split_once('/') {
+        names.push(format!("{domain}/*"));
+    }
+    for name in names {
+        let info = crate::request_info::RequestInfo {
+            is_resource_request: true,
+            verb: "approve".into(),
+            group: "certificates.k8s.io".into(),
+            version: "v1".into(),
+            resource: "signers".into(),
+            name,
+            ..Default::default()
+        };
+        if crate::authz::authorize(state, &ctx.user, &info).await == crate::authz::Decision::Allow {
+            return Ok(());
+        }
+    }
+    Err(ApiError::forbidden_message(format!(
+        "certificatesigningrequests.certificates.k8s.io \"{name}\" is forbidden: user not permitted to approve requests with signerName \"{signer}\""
+    )))
 }
 
 /// `pods/<name>/eviction`: delete a pod unless that would break its

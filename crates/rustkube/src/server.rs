@@ -228,6 +228,13 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
         ),
         None => None,
     };
+    let service_accounts = {
+        let key = std::fs::read_to_string(tls_dir.join("service.key"))
+            .map_err(|e| ServerError::Io(format!("service-account key: {e}")))?;
+        let issuer = format!("https://kubernetes.default.svc.{}", args.cluster_domain);
+        apiserver::authn::service_account::ServiceAccountTokens::new(&key, &issuer)
+            .map_err(|e| ServerError::Io(format!("service-account key: {e}")))?
+    };
     let server = apiserver::start(apiserver::Config {
         bind_address: args.bind_address,
         port: args.https_listen_port,
@@ -238,8 +245,10 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
         store,
         authenticators: apiserver::authn::Authenticators {
             token_file,
+            service_accounts: Some(service_accounts),
             anonymous: args.anonymous_auth,
         },
+        cluster_ca_pem: Some(pki.server_ca_pem.clone()),
         service_cidr: (args.service_cidr.addr, args.service_cidr.prefix),
         service_node_port_range: args.service_node_port_range,
     })

@@ -1,13 +1,20 @@
 //! Authentication: who is asking. A chain of authenticators; the first that
 //! recognises the request's credential decides: x509 client certificates
 //! (already verified against the client CA during the TLS handshake), then
-//! bearer tokens from the static token file ([`token_file`]). A bearer
-//! token no authenticator recognises is a 401, as is no credential at all
-//! (anonymous requests are off unless `--anonymous-auth=true`).
+//! bearer tokens: the static token file ([`token_file`]), bootstrap tokens
+//! ([`bootstrap_token`]), service-account JWTs ([`service_account`]). A
+//! bearer token no authenticator recognises is a 401, as is no credential
+//! at all (anonymous requests are off unless `--anonymous-auth=true`).
 
+pub mod bootstrap_token;
+pub mod service_account;
 pub mod token_file;
 
+pub use token_file::constant_time_eq;
+
 use std::collections::BTreeMap;
+
+use crate::ApiServer;
 
 /// The DER client certificate the peer presented, verified by TLS.
 #[derive(Debug, Clone)]
@@ -49,6 +56,9 @@ fn from_client_certificate(cert: &PeerCertificate) -> Option<UserInfo> {
 #[derive(Debug, Default)]
 pub struct Authenticators {
     pub token_file: Option<token_file::TokenFile>,
+    /// Service-account token signing and verification (also used by the
+    /// TokenRequest API and the legacy token Secrets).
+    pub service_accounts: Option<service_account::ServiceAccountTokens>,
     /// `--anonymous-auth`: requests with no credential at all become
     /// `system:anonymous` in `system:unauthenticated` (off by default).
     pub anonymous: bool,
@@ -67,15 +77,41 @@ fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// A bearer token through the token authenticators (static file,
+/// bootstrap tokens, service accounts), without the authenticated group.
+/// `audiences` overrides the API audiences (TokenReview).
+pub fn authenticate_token(
+    state: &ApiServer,
+    token: &str,
+    audiences: Option<&[String]>,
+) -> Option<UserInfo> {
+    let authenticators = &state.authenticators;
+    if let Some(user) = authenticators
+        .token_file
+        .as_ref()
+        .and_then(|f| f.authenticate(token))
+    {
+        return Some(user);
+    }
+    if bootstrap_token::parse(token).is_some() {
+        return bootstrap_token::authenticate(state, token);
+    }
+    authenticators
+        .service_accounts
+        .as_ref()?
+        .authenticate(state, token, audiences)
+}
+
 /// Run the authenticator chain. `None` means no credential was recognised.
 pub fn authenticate(
-    authenticators: &Authenticators,
+    state: &ApiServer,
     peer: Option<&PeerCertificate>,
     headers: &http::HeaderMap,
 ) -> Option<UserInfo> {
+    let authenticators = &state.authenticators;
     let user = peer.and_then(from_client_certificate).or_else(|| {
         let token = bearer_token(headers)?;
-        authenticators.token_file.as_ref()?.authenticate(token)
+        authenticate_token(state, token, None)
     });
     let no_credential = peer.is_none() && headers.get(http::header::AUTHORIZATION).is_none();
     let mut user = match user {

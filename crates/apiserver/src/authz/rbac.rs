@@ -15,7 +15,7 @@
 //! `rules` of an aggregated role are ignored, which gives the same answers
 //! as upstream's steady state.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -49,7 +49,7 @@ pub async fn authorize(state: &ApiServer, user: &UserInfo, info: &RequestInfo) -
     }
 }
 
-async fn snapshot(state: &ApiServer, namespace: &str) -> Option<PolicySnapshot> {
+pub(crate) async fn snapshot(state: &ApiServer, namespace: &str) -> Option<PolicySnapshot> {
     let mut policy = PolicySnapshot {
         cluster_roles: list(state, "clusterroles", "").await?,
         cluster_role_bindings: list(state, "clusterrolebindings", "").await?,
@@ -98,6 +98,45 @@ pub fn allows(policy: &PolicySnapshot, user: &UserInfo, info: &RequestInfo) -> b
         .iter()
         .filter(|b| namespace_of(b) == info.namespace && binds(b, user, &info.namespace))
         .any(|b| role_ref_allows(policy, b, &info.namespace, info))
+}
+
+/// Every rule granted to `user` cluster-wide and in `namespace` (for
+/// SelfSubjectRulesReview), in binding order.
+pub fn rules_for(policy: &PolicySnapshot, user: &UserInfo, namespace: &str) -> Vec<Value> {
+    let mut rules: Vec<Value> = Vec::new();
+    for binding in policy
+        .cluster_role_bindings
+        .iter()
+        .filter(|b| binds(b, user, ""))
+    {
+        rules.extend(
+            cluster_role_rules(policy, str_of(&binding["roleRef"]["name"]))
+                .into_iter()
+                .cloned(),
+        );
+    }
+    if namespace.is_empty() {
+        return rules;
+    }
+    for binding in policy
+        .role_bindings
+        .iter()
+        .filter(|b| namespace_of(b) == namespace && binds(b, user, namespace))
+    {
+        let name = str_of(&binding["roleRef"]["name"]);
+        match str_of(&binding["roleRef"]["kind"]) {
+            "ClusterRole" => rules.extend(cluster_role_rules(policy, name).into_iter().cloned()),
+            "Role" => rules.extend(
+                policy
+                    .roles
+                    .iter()
+                    .filter(|r| name_of(r) == name && namespace_of(r) == namespace)
+                    .flat_map(|r| array(&r["rules"]).iter().cloned()),
+            ),
+            _ => {}
+        }
+    }
+    rules
 }
 
 fn role_ref_allows(
@@ -188,30 +227,7 @@ fn collect_rules<'a>(
     }
 }
 
-/// metav1.LabelSelector semantics: every matchLabels pair and every
-/// matchExpressions requirement must hold; an empty selector matches all.
-pub fn label_selector_matches(selector: &Value, labels: &BTreeMap<String, String>) -> bool {
-    let labels_hold = selector["matchLabels"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str());
-    let expressions_hold = array(&selector["matchExpressions"]).iter().all(|e| {
-        let value = labels.get(str_of(&e["key"]));
-        let values: Vec<&str> = array(&e["values"])
-            .iter()
-            .filter_map(|v| v.as_str())
-            .collect();
-        match str_of(&e["operator"]) {
-            "In" => value.is_some_and(|v| values.contains(&v.as_str())),
-            "NotIn" => !value.is_some_and(|v| values.contains(&v.as_str())),
-            "Exists" => value.is_some(),
-            "DoesNotExist" => value.is_none(),
-            _ => false,
-        }
-    });
-    labels_hold && expressions_hold
-}
+pub use apimachinery::selector::label_selector_matches;
 
 /// Does one PolicyRule cover the request?
 pub fn rule_allows(rule: &Value, info: &RequestInfo) -> bool {
@@ -287,6 +303,7 @@ fn namespace_of(obj: &Value) -> &str {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::collections::BTreeMap;
 
     fn user(name: &str, groups: &[&str]) -> UserInfo {
         UserInfo {

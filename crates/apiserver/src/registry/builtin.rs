@@ -27,6 +27,7 @@ mod networking;
 mod node;
 mod policy;
 mod rbac;
+mod reviews;
 mod scheduling;
 mod storage;
 mod tables;
@@ -35,10 +36,12 @@ mod tables;
 /// then the groups in kube-aggregator's priority order (the order of
 /// `/apis`), each group's versions preferred first.
 pub fn all() -> Vec<Arc<dyn Strategy>> {
-    let groups: [Vec<GenericStrategy>; 14] = [
+    let groups: [Vec<GenericStrategy>; 16] = [
         core::kinds(),
         apps::kinds(),
         events::kinds(),
+        reviews::authentication_kinds(),
+        reviews::authorization_kinds(),
         autoscaling::kinds(),
         batch::kinds(),
         certificates::kinds(),
@@ -170,6 +173,8 @@ mod tests {
                 ("", "v1"),
                 ("apps", "v1"),
                 ("events.k8s.io", "v1"),
+                ("authentication.k8s.io", "v1"),
+                ("authorization.k8s.io", "v1"),
                 ("autoscaling", "v2"),
                 ("autoscaling", "v1"),
                 ("batch", "v1"),

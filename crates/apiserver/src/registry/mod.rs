@@ -28,6 +28,7 @@ mod namespaces;
 pub mod pods;
 pub mod scale;
 mod services;
+mod subresources;
 
 use std::sync::Arc;
 
@@ -214,6 +215,12 @@ impl Registry {
                     Arc::new(services::ServiceStrategy { inner: s }) as Arc<dyn Strategy>
                 }
                 ("", "pods") => Arc::new(pods::PodStrategy::new(s)),
+                ("", "serviceaccounts") => {
+                    Arc::new(subresources::WithSubresources::new(s, &["token"]))
+                }
+                ("certificates.k8s.io", "certificatesigningrequests") => Arc::new(
+                    subresources::WithSubresources::new(s, &["approval", "status"]),
+                ),
                 ("apps", "deployments" | "replicasets" | "statefulsets")
                 | ("", "replicationcontrollers") => Arc::new(scale::Scalable::new(s)),
                 _ => s,
