@@ -17,6 +17,9 @@ mod node_informer;
 pub mod node_ipam;
 pub mod node_lifecycle;
 mod node_podutil;
+mod node_services;
+pub mod endpoints;
+pub mod endpointslice;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,6 +87,8 @@ pub async fn run(client: kube::Client, options: Options) -> Result<(), Error> {
     // Each controller registers here: tasks.spawn(module::run(ctx.clone()));
     tasks.spawn(node_ipam::run(ctx.clone()));
     tasks.spawn(node_lifecycle::run(ctx.clone()));
+    tasks.spawn(endpoints::run(ctx.clone()));
+    tasks.spawn(endpointslice::run(ctx.clone()));
     tasks.spawn(replicaset::run(ctx.clone()));
     tasks.spawn(deployment::run(ctx.clone()));
     tasks.spawn(gc::run(ctx.clone()));

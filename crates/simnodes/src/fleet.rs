@@ -88,6 +88,11 @@ impl Fleet {
         self.by_name.get(name).map(|&i| &self.nodes[i])
     }
 
+    /// The position of our node called `name` in [`Fleet::nodes`].
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+
     /// Wait for a slot in the request budget; hold the permit for the
     /// duration of one API call.
     pub async fn permit(&self) -> Option<SemaphorePermit<'_>> {

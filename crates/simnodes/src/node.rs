@@ -253,15 +253,38 @@ pub async fn watch_nodes(fleet: Arc<Fleet>) -> Result<(), Error> {
         };
         match event {
             watcher::Event::Apply(object) | watcher::Event::InitApply(object) => {
-                if let Some(node) = object.metadata.name.as_deref().and_then(|n| fleet.node(n)) {
-                    observe(node, &object);
+                let Some(name) = object.metadata.name.as_deref() else {
+                    continue;
+                };
+                let Some(index) = fleet.index_of(name) else {
+                    continue;
+                };
+                observe(&fleet.nodes[index], &object);
+                // Someone (the node lifecycle controller) says we are not
+                // Ready while we are alive: correct it now, as a kubelet
+                // does on its next sync, instead of a full interval later.
+                let ready = object
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+                    .map(|c| c.status.as_str());
+                let node = &fleet.nodes[index];
+                if ready != Some("True") && !node.status_busy.swap(true, Ordering::AcqRel) {
+                    let fleet = fleet.clone();
+                    tokio::spawn(async move {
+                        post_status(fleet.clone(), index).await;
+                        fleet.nodes[index]
+                            .status_busy
+                            .store(false, Ordering::Release);
+                    });
                 }
             }
             watcher::Event::Delete(object) => {
                 let Some(name) = object.metadata.name.as_deref() else {
                     continue;
                 };
-                let Some(index) = fleet.nodes.iter().position(|node| node.name == name) else {
+                let Some(index) = fleet.index_of(name) else {
                     continue;
                 };
                 let node = &fleet.nodes[index];
