@@ -14,7 +14,6 @@ use k8s_openapi::api::core::v1::{
     Binding, Namespace, Node, ObjectReference, Pod, ReplicationController, Service,
 };
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -58,17 +57,10 @@ struct Shared {
     config: Config,
     cache: Mutex<Cache>,
     queue: SchedulingQueue,
-    priorities: Mutex<Priorities>,
     stores: Stores,
     recorders: HashMap<String, EventRecorder>,
     binds: Arc<Semaphore>,
     events: Arc<Semaphore>,
-}
-
-#[derive(Default)]
-struct Priorities {
-    classes: HashMap<String, i32>,
-    global_default: Option<(String, i32)>,
 }
 
 impl Shared {
@@ -87,19 +79,10 @@ impl Shared {
         self.config.profile(name).is_some()
     }
 
-    /// spec.priority, or the PriorityClass value when admission did not set it.
+    /// spec.priority, which the Priority admission plugin fills in from
+    /// the pod's PriorityClass (as upstream, the scheduler reads no classes).
     fn priority(&self, pod: &Pod) -> i32 {
-        let spec = pod.spec.as_ref();
-        if let Some(p) = spec.and_then(|s| s.priority) {
-            return p;
-        }
-        let Ok(pr) = self.priorities.lock() else {
-            return 0;
-        };
-        match spec.and_then(|s| s.priority_class_name.as_deref()) {
-            Some(name) if !name.is_empty() => pr.classes.get(name).copied().unwrap_or(0),
-            _ => pr.global_default.as_ref().map_or(0, |(_, v)| *v),
-        }
+        pod.spec.as_ref().and_then(|s| s.priority).unwrap_or(0)
     }
 
     fn record(
@@ -146,7 +129,6 @@ pub async fn run(client: kube::Client, config: Config) -> Result<(), Error> {
     let shared = Arc::new(Shared {
         queue: SchedulingQueue::new(config.pod_initial_backoff, config.pod_max_backoff),
         cache: Mutex::new(Cache::new()),
-        priorities: Mutex::new(Priorities::default()),
         stores: Stores {
             pdbs,
             services,
@@ -183,18 +165,11 @@ pub async fn run(client: kube::Client, config: Config) -> Result<(), Error> {
         watch::<ReplicationController>(&client),
     )));
 
-    let (classes_ready, classes_synced) = oneshot::channel();
     let (nodes_ready, nodes_synced) = oneshot::channel();
     let (pods_ready, pods_synced) = oneshot::channel();
-    tasks.spawn(watch_priority_classes(shared.clone(), classes_ready));
     tasks.spawn(watch_namespaces(shared.clone()));
     tasks.spawn(watch_nodes(shared.clone(), nodes_ready));
-    // Pods need priorities resolved, so their watch starts after classes.
-    let s = shared.clone();
-    tasks.spawn(async move {
-        let _ = classes_synced.await;
-        watch_pods(s, pods_ready).await
-    });
+    tasks.spawn(watch_pods(shared.clone(), pods_ready));
     let s = shared.clone();
     tasks.spawn(async move {
         loop {
@@ -250,54 +225,6 @@ fn key_of(meta: &ObjectMeta) -> String {
         meta.namespace.as_deref().unwrap_or(""),
         meta.name.as_deref().unwrap_or("")
     )
-}
-
-async fn watch_priority_classes(
-    shared: Arc<Shared>,
-    ready_tx: oneshot::Sender<()>,
-) -> Result<(), Error> {
-    let mut ready_tx = Some(ready_tx);
-    let mut stream = std::pin::pin!(watch::<PriorityClass>(&shared.client));
-    let mut seen = HashSet::new();
-    while let Some(event) = stream.next().await {
-        let event = match event {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::warn!(%e, "priorityclass watch error (retrying)");
-                continue;
-            }
-        };
-        let Ok(mut pr) = shared.priorities.lock() else {
-            continue;
-        };
-        match event {
-            Event::Init => seen.clear(),
-            Event::Apply(pc) | Event::InitApply(pc) => {
-                let name = pc.metadata.name.clone().unwrap_or_default();
-                seen.insert(name.clone());
-                if pc.global_default == Some(true) {
-                    pr.global_default = Some((name.clone(), pc.value));
-                } else if pr.global_default.as_ref().is_some_and(|(n, _)| *n == name) {
-                    pr.global_default = None;
-                }
-                pr.classes.insert(name, pc.value);
-            }
-            Event::Delete(pc) => {
-                let name = pc.metadata.name.clone().unwrap_or_default();
-                pr.classes.remove(&name);
-                if pr.global_default.as_ref().is_some_and(|(n, _)| *n == name) {
-                    pr.global_default = None;
-                }
-            }
-            Event::InitDone => {
-                pr.classes.retain(|k, _| seen.contains(k));
-                if let Some(tx) = ready_tx.take() {
-                    let _ = tx.send(());
-                }
-            }
-        }
-    }
-    Err(Error::Other("priorityclass watch ended".into()))
 }
 
 async fn watch_namespaces(shared: Arc<Shared>) -> Result<(), Error> {
