@@ -20,6 +20,7 @@ mod node_podutil;
 mod node_services;
 pub mod endpoints;
 pub mod endpointslice;
+pub mod podgc;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,6 +90,7 @@ pub async fn run(client: kube::Client, options: Options) -> Result<(), Error> {
     tasks.spawn(node_lifecycle::run(ctx.clone()));
     tasks.spawn(endpoints::run(ctx.clone()));
     tasks.spawn(endpointslice::run(ctx.clone()));
+    tasks.spawn(podgc::run(ctx.clone()));
     tasks.spawn(replicaset::run(ctx.clone()));
     tasks.spawn(deployment::run(ctx.clone()));
     tasks.spawn(gc::run(ctx.clone()));
