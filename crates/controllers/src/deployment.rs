@@ -232,9 +232,34 @@ fn same_template(a: Option<&PodTemplateSpec>, b: Option<&PodTemplateSpec>) -> bo
         if let Some(labels) = t.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
             labels.remove(POD_TEMPLATE_HASH);
         }
-        serde_json::to_value(t).unwrap_or_default()
+        zero_free(serde_json::to_value(t).unwrap_or_default())
     };
     strip(a) == strip(b)
+}
+
+/// A JSON value without Go's zero values (false, 0, "", empty lists and
+/// maps, null), so templates compare the way upstream's semantic equality
+/// compares Go structs: a field sent as `false` equals one left out.
+fn zero_free(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    let is_zero = |v: &Value| match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+    };
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, zero_free(v)))
+                .filter(|(_, v)| !is_zero(v))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(zero_free).collect()),
+        other => other,
+    }
 }
 
 fn annotation(meta: &ObjectMeta, key: &str) -> Option<String> {
@@ -452,22 +477,24 @@ impl Sync<'_> {
                 }
                 return;
             }
-            if existing.status != status {
-                existing.last_transition_time = Some(now.clone());
-            }
-            existing.status = status.into();
-            existing.reason = Some(reason.into());
-            existing.message = Some(message.into());
-            existing.last_update_time = Some(now);
-            return;
         }
+        // A changed condition moves to the end, as upstream's
+        // SetDeploymentCondition does; its transition time survives a
+        // change of reason alone.
+        let since = self
+            .conditions
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == status)
+            .and_then(|c| c.last_transition_time.clone())
+            .unwrap_or_else(|| now.clone());
+        self.conditions.retain(|c| c.type_ != type_);
         self.conditions.push(DeploymentCondition {
             type_: type_.into(),
             status: status.into(),
             reason: Some(reason.into()),
             message: Some(message.into()),
-            last_update_time: Some(now.clone()),
-            last_transition_time: Some(now),
+            last_update_time: Some(now),
+            last_transition_time: Some(since),
         });
     }
 
@@ -566,6 +593,8 @@ impl Sync<'_> {
                     .await?;
                 self.replica_sets[index] = updated;
             }
+            let rs_revision = annotation(&self.replica_sets[index].metadata, REVISION);
+            self.sync_deployment_revision(rs_revision).await?;
             if self.has_progress_deadline() && self.condition("Progressing").is_none() {
                 let message = format!("Found new replica set \"{}\"", meta.name.unwrap_or_default());
                 self.set_condition("Progressing", "True", "FoundNewReplicaSet", &message);
@@ -665,6 +694,8 @@ impl Sync<'_> {
                 return Err(err.into());
             }
         };
+        self.sync_deployment_revision(annotation(&created.metadata, REVISION))
+            .await?;
         if replicas > 0 {
             self.event(&format!("Scaled up replica set {rs_name} from 0 to {replicas}"))
                 .await;
@@ -675,6 +706,30 @@ impl Sync<'_> {
         }
         self.replica_sets.push(created);
         Ok(Some(self.replica_sets.len() - 1))
+    }
+
+    /// The deployment carries its current revision too (kubectl's
+    /// rollback replaces `/metadata/annotations`, which must exist).
+    async fn sync_deployment_revision(&mut self, revision: Option<String>) -> Result<(), Error> {
+        let Some(revision) = revision else {
+            return Ok(());
+        };
+        if annotation(&self.d.metadata, REVISION).as_deref() == Some(revision.as_str()) {
+            return Ok(());
+        }
+        let api: Api<Deployment> = Api::namespaced(self.state.ctx.client.clone(), &self.namespace);
+        let patch = json!({"metadata": {"annotations": {REVISION: revision}}});
+        match api
+            .patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(updated) => {
+                self.d.metadata.annotations = updated.metadata.annotations;
+                Ok(())
+            }
+            Err(err) if is_not_found(&err) => Ok(()),
+            Err(err) => Err(err.into()),
+        }
     }
 
     async fn event(&self, message: &str) {
@@ -1222,6 +1277,36 @@ mod tests {
             labels.insert("app".into(), "api".into());
         }
         assert!(!same_template(Some(&plain), Some(&other)));
+    }
+
+    #[test]
+    fn templates_differing_only_in_zero_values_are_the_same() {
+        use k8s_openapi::api::core::v1::{Container, PodSpec};
+        let container = Container {
+            name: "c".into(),
+            image: Some("busybox".into()),
+            ..Default::default()
+        };
+        let a = PodTemplateSpec {
+            metadata: None,
+            spec: Some(PodSpec {
+                containers: vec![container.clone()],
+                ..Default::default()
+            }),
+        };
+        let b = PodTemplateSpec {
+            metadata: Some(ObjectMeta::default()),
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    stdin: Some(false),
+                    tty: Some(false),
+                    ..container
+                }],
+                host_network: Some(false),
+                ..Default::default()
+            }),
+        };
+        assert!(same_template(Some(&a), Some(&b)));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 pub mod deployment;
 pub mod gc;
+pub mod job;
 pub mod namespace;
 pub mod replicaset;
 pub mod serviceaccount;
@@ -96,6 +97,7 @@ pub async fn run(client: kube::Client, options: Options) -> Result<(), Error> {
     tasks.spawn(gc::run(ctx.clone()));
     tasks.spawn(namespace::run(ctx.clone()));
     tasks.spawn(serviceaccount::run(ctx.clone()));
+    tasks.spawn(job::run(ctx.clone()));
     while let Some(result) = tasks.join_next().await {
         match result {
             Ok(Ok(())) => {}

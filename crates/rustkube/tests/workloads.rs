@@ -1,0 +1,297 @@
+//! Workload controllers end to end: `rustkube server` (controller manager
+//! and scheduler in-process) plus simulated nodes, driven by real kubectl.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{json, Server};
+
+const KUBECTL: &str = "1.33";
+const LONG: Duration = Duration::from_secs(90);
+
+fn get_json(server: &Server, args: &[&str]) -> Value {
+    let mut all = vec!["get"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["-o", "json"]);
+    json(&server.kubectl_ok(KUBECTL, &all))
+}
+
+fn items(list: &Value) -> Vec<Value> {
+    list["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// Pods matching a label selector in a namespace.
+fn pods(server: &Server, namespace: &str, selector: &str) -> Vec<Value> {
+    items(&get_json(server, &["pods", "-n", namespace, "-l", selector]))
+}
+
+fn running_and_bound(pods: &[Value]) -> usize {
+    pods.iter()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .filter(|p| p["spec"]["nodeName"].is_string() && p["status"]["phase"] == "Running")
+        .count()
+}
+
+fn live(pods: &[Value]) -> Vec<Value> {
+    pods.iter()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .cloned()
+        .collect()
+}
+
+fn images(pods: &[Value]) -> Vec<String> {
+    pods.iter()
+        .map(|p| {
+            p["spec"]["containers"][0]["image"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
+fn rollout_status(server: &Server, namespace: &str, what: &str) -> String {
+    server.kubectl_ok(
+        KUBECTL,
+        &["rollout", "status", what, "-n", namespace, "--timeout=90s"],
+    )
+}
+
+#[test]
+fn a_deployment_scales_rolls_out_rolls_back_and_is_garbage_collected() {
+    let server = Server::start(&[]);
+    let _nodes = server.sim_nodes(&["--count=3"]);
+    server.kubectl_ok(
+        KUBECTL,
+        &["create", "deployment", "web", "--image=busybox", "--replicas=5"],
+    );
+    server.wait_for("5 running pods", LONG, || {
+        running_and_bound(&pods(&server, "default", "app=web")) == 5
+    });
+    let out = rollout_status(&server, "default", "deployment/web");
+    assert!(out.contains("successfully rolled out"), "{out}");
+
+    // Every pod is controlled by the one ReplicaSet, which the deployment controls.
+    let rs_list = items(&get_json(&server, &["rs", "-l", "app=web"]));
+    assert_eq!(rs_list.len(), 1);
+    let rs = &rs_list[0];
+    assert_eq!(
+        rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "1"
+    );
+    assert_eq!(rs["metadata"]["ownerReferences"][0]["kind"], "Deployment");
+    assert_eq!(rs["metadata"]["ownerReferences"][0]["controller"], true);
+    let rs_name = rs["metadata"]["name"].as_str().unwrap().to_string();
+    let hash = rs["metadata"]["labels"]["pod-template-hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(rs_name, format!("web-{hash}"));
+    for pod in pods(&server, "default", "app=web") {
+        assert_eq!(pod["metadata"]["ownerReferences"][0]["name"], rs_name.as_str());
+        assert_eq!(pod["metadata"]["ownerReferences"][0]["blockOwnerDeletion"], true);
+        assert_eq!(pod["metadata"]["labels"]["pod-template-hash"], hash.as_str());
+        assert!(pod["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{rs_name}-")));
+    }
+    let d = get_json(&server, &["deployment", "web"]);
+    assert_eq!(d["status"]["availableReplicas"], 5, "{d}");
+    assert_eq!(d["status"]["updatedReplicas"], 5, "{d}");
+    let conditions = d["status"]["conditions"].as_array().unwrap();
+    let reason = |t: &str| {
+        conditions
+            .iter()
+            .find(|c| c["type"] == t)
+            .map(|c| c["reason"].as_str().unwrap_or_default().to_string())
+    };
+    assert_eq!(reason("Available").as_deref(), Some("MinimumReplicasAvailable"));
+    assert_eq!(reason("Progressing").as_deref(), Some("NewReplicaSetAvailable"));
+
+    // Scale up.
+    server.kubectl_ok(KUBECTL, &["scale", "deployment/web", "--replicas=8"]);
+    server.wait_for("8 running pods", LONG, || {
+        running_and_bound(&pods(&server, "default", "app=web")) == 8
+    });
+    rollout_status(&server, "default", "deployment/web");
+
+    // A new image rolls out through a second ReplicaSet.
+    server.kubectl_ok(
+        KUBECTL,
+        &["set", "image", "deployment/web", "busybox=busybox:1.36"],
+    );
+    let out = rollout_status(&server, "default", "deployment/web");
+    assert!(out.contains("successfully rolled out"), "{out}");
+    server.wait_for("only new pods", LONG, || {
+        let p = live(&pods(&server, "default", "app=web"));
+        p.len() == 8 && images(&p).iter().all(|i| i == "busybox:1.36")
+    });
+    assert_eq!(items(&get_json(&server, &["rs", "-l", "app=web"])).len(), 2);
+    let history = server.kubectl_ok(KUBECTL, &["rollout", "history", "deployment/web"]);
+    assert!(history.contains('1') && history.contains('2'), "{history}");
+
+    // Undo goes back to the first template, reusing its ReplicaSet as revision 3.
+    server.kubectl_ok(KUBECTL, &["rollout", "undo", "deployment/web"]);
+    rollout_status(&server, "default", "deployment/web");
+    server.wait_for("pods back on the old image", LONG, || {
+        let p = live(&pods(&server, "default", "app=web"));
+        p.len() == 8 && images(&p).iter().all(|i| i == "busybox")
+    });
+    let first = get_json(&server, &["rs", &rs_name]);
+    assert_eq!(
+        first["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "3"
+    );
+    assert_eq!(first["spec"]["replicas"], 8);
+
+    // Restart makes a new rollout.
+    server.kubectl_ok(KUBECTL, &["rollout", "restart", "deployment/web"]);
+    rollout_status(&server, "default", "deployment/web");
+    assert_eq!(items(&get_json(&server, &["rs", "-l", "app=web"])).len(), 3);
+
+    // Deleting the deployment deletes its ReplicaSets and their pods.
+    server.kubectl_ok(KUBECTL, &["delete", "deployment", "web"]);
+    server.wait_for("replicasets and pods gone", LONG, || {
+        items(&get_json(&server, &["rs", "-l", "app=web"])).is_empty()
+            && pods(&server, "default", "app=web").is_empty()
+    });
+}
+
+#[test]
+fn foreground_and_orphan_deletion_follow_owner_references() {
+    let server = Server::start(&[]);
+    let _nodes = server.sim_nodes(&["--count=2"]);
+    for name in ["fg", "orphaned"] {
+        server.kubectl_ok(
+            KUBECTL,
+            &["create", "deployment", name, "--image=busybox", "--replicas=2"],
+        );
+    }
+    for name in ["fg", "orphaned"] {
+        rollout_status(&server, "default", &format!("deployment/{name}"));
+    }
+
+    // Foreground: the deployment stays (with the finalizer) until its
+    // ReplicaSet and pods are gone, then goes.
+    server.kubectl_ok(
+        KUBECTL,
+        &["delete", "deployment", "fg", "--cascade=foreground", "--wait=false"],
+    );
+    server.wait_for("foreground deletion to finish", LONG, || {
+        !server
+            .kubectl(KUBECTL, &["get", "deployment", "fg"])
+            .status
+            .success()
+    });
+    assert!(items(&get_json(&server, &["rs", "-l", "app=fg"])).is_empty());
+    server.wait_for("fg pods gone", LONG, || {
+        pods(&server, "default", "app=fg").is_empty()
+    });
+
+    // Orphan: the ReplicaSet and pods stay, without the owner reference.
+    server.kubectl_ok(
+        KUBECTL,
+        &["delete", "deployment", "orphaned", "--cascade=orphan"],
+    );
+    server.wait_for("the orphaned ReplicaSet to lose its owner", LONG, || {
+        let rs = items(&get_json(&server, &["rs", "-l", "app=orphaned"]));
+        rs.len() == 1 && rs[0]["metadata"]["ownerReferences"].is_null()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(live(&pods(&server, "default", "app=orphaned")).len(), 2);
+}
+
+#[test]
+fn a_replicaset_replaces_deleted_pods_and_adopts_matching_orphans() {
+    let server = Server::start(&[]);
+    let _nodes = server.sim_nodes(&["--count=1"]);
+    let rs = r#"{"apiVersion":"apps/v1","kind":"ReplicaSet","metadata":{"name":"front"},
+      "spec":{"replicas":3,"selector":{"matchLabels":{"tier":"front"}},
+      "template":{"metadata":{"labels":{"tier":"front"}},
+      "spec":{"containers":[{"name":"c","image":"busybox"}]}}}}"#;
+    let (code, body) = support::post_json(&server, "/apis/apps/v1/namespaces/default/replicasets", rs);
+    assert_eq!(code, 201, "{body}");
+    server.wait_for("3 ready replicas", LONG, || {
+        get_json(&server, &["rs", "front"])["status"]["readyReplicas"] == 3
+    });
+    let victim = pods(&server, "default", "tier=front")[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server.kubectl_ok(KUBECTL, &["delete", "pod", &victim, "--wait=false"]);
+    server.wait_for("a replacement pod", LONG, || {
+        let p = live(&pods(&server, "default", "tier=front"));
+        p.len() == 3 && p.iter().all(|p| p["metadata"]["name"] != victim.as_str())
+    });
+
+    // A bare pod with matching labels is adopted, and the surplus removed.
+    let orphan = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"stray","labels":{"tier":"front"}},
+      "spec":{"containers":[{"name":"c","image":"busybox"}]}}"#;
+    let (code, body) = support::post_json(&server, "/api/v1/namespaces/default/pods", orphan);
+    assert_eq!(code, 201, "{body}");
+    server.wait_for("3 pods again", LONG, || {
+        live(&pods(&server, "default", "tier=front")).len() == 3
+    });
+    let events = server.kubectl_ok(KUBECTL, &["get", "events", "--field-selector=involvedObject.name=front"]);
+    assert!(events.contains("SuccessfulCreate"), "{events}");
+    assert!(events.contains("SuccessfulDelete"), "{events}");
+}
+
+#[test]
+fn deleting_a_namespace_deletes_its_content_then_the_namespace() {
+    let server = Server::start(&[]);
+    let _nodes = server.sim_nodes(&["--count=1"]);
+    server.kubectl_ok(KUBECTL, &["create", "namespace", "team"]);
+    server.wait_for("the default ServiceAccount and root CA", LONG, || {
+        server
+            .kubectl(KUBECTL, &["get", "serviceaccount", "default", "-n", "team"])
+            .status
+            .success()
+            && server
+                .kubectl(KUBECTL, &["get", "configmap", "kube-root-ca.crt", "-n", "team"])
+                .status
+                .success()
+    });
+    let cm = get_json(&server, &["configmap", "kube-root-ca.crt", "-n", "team"]);
+    assert!(cm["data"]["ca.crt"]
+        .as_str()
+        .unwrap()
+        .contains("BEGIN CERTIFICATE"));
+    // A tampered root CA is repaired; a deleted one comes back.
+    server.kubectl_ok(
+        KUBECTL,
+        &["patch", "configmap", "kube-root-ca.crt", "-n", "team", "-p", r#"{"data":{"ca.crt":"x"}}"#],
+    );
+    server.wait_for("the root CA repaired", LONG, || {
+        get_json(&server, &["configmap", "kube-root-ca.crt", "-n", "team"])["data"]["ca.crt"]
+            .as_str()
+            .is_some_and(|c| c.contains("BEGIN CERTIFICATE"))
+    });
+
+    server.kubectl_ok(
+        KUBECTL,
+        &["create", "deployment", "app", "--image=busybox", "--replicas=2", "-n", "team"],
+    );
+    server.kubectl_ok(
+        KUBECTL,
+        &["create", "configmap", "settings", "--from-literal=a=b", "-n", "team"],
+    );
+    rollout_status(&server, "team", "deployment/app");
+
+    server.kubectl_ok(KUBECTL, &["delete", "namespace", "team", "--wait=false"]);
+    server.wait_for("the namespace to go", LONG, || {
+        !server
+            .kubectl(KUBECTL, &["get", "namespace", "team"])
+            .status
+            .success()
+    });
+    // Everything in it went first.
+    let (code, body) = server.curl_admin(&["/api/v1/namespaces/team/configmaps"]);
+    assert!(code == 200 || code == 404, "{code} {body}");
+    assert!(support::item_names(&body).is_empty(), "{body}");
+    let (_, body) = server.curl_admin(&["/api/v1/namespaces/team/pods"]);
+    assert!(support::item_names(&body).is_empty(), "{body}");
+}
