@@ -388,4 +388,21 @@ fn a_stopped_node_goes_not_ready_is_tainted_and_its_pods_are_recreated_elsewhere
         let pods = running(&live_pods(&server, "app=app"));
         endpoint_ips(&server, "app").0 == pod_ips(&pods)
     });
+
+    // The evicted pods stay terminating: no kubelet confirms their end.
+    // Once the dead Node is deleted, the pod GC collects them.
+    let on_lonely = |server: &Server| -> usize {
+        items(&get_json(server, &["pods", "-l", "app=app"]))
+            .iter()
+            .filter(|p| p["spec"]["nodeName"] == "lonely-0")
+            .count()
+    };
+    assert!(
+        on_lonely(&server) > 0,
+        "evicted pods should still be terminating"
+    );
+    server.kubectl_ok(KUBECTL, &["delete", "node", "lonely-0"]);
+    server.wait_for("pods of the deleted node collected", LONG, || {
+        on_lonely(&server) == 0
+    });
 }
