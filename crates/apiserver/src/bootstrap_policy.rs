@@ -77,6 +77,12 @@ fn user_binding(name: &str, role: &str, user: &str) -> Value {
     })
 }
 
+fn named_binding(name: &str, role: &str, groups: &[&str]) -> Value {
+    let mut b = binding(role, groups);
+    b["metadata"] = metadata(name, &[]);
+    b
+}
+
 fn binding(role: &str, groups: &[&str]) -> Value {
     let subjects: Vec<Value> = groups
         .iter()
@@ -99,6 +105,42 @@ pub fn cluster_roles() -> Vec<Value> {
             "system:kube-controller-manager",
             &[],
             controller_manager_rules(),
+        ),
+        cluster_role(
+            "system:node-bootstrapper",
+            &[],
+            vec![rule(
+                &["create", "get", "list", "watch"],
+                "certificates.k8s.io",
+                &["certificatesigningrequests"],
+            )],
+        ),
+        cluster_role(
+            "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+            &[],
+            vec![rule(
+                &["create"],
+                "certificates.k8s.io",
+                &["certificatesigningrequests/nodeclient"],
+            )],
+        ),
+        cluster_role(
+            "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+            &[],
+            vec![rule(
+                &["create"],
+                "certificates.k8s.io",
+                &["certificatesigningrequests/selfnodeclient"],
+            )],
+        ),
+        cluster_role(
+            "system:certificates.k8s.io:certificatesigningrequests:selfnodeserver",
+            &[],
+            vec![rule(
+                &["create"],
+                "certificates.k8s.io",
+                &["certificatesigningrequests/selfnodeserver"],
+            )],
         ),
         // rustkube runs every controller under the controller manager's own
         // identity (upstream's --use-service-account-credentials=false), so
@@ -494,6 +536,25 @@ fn view_rules() -> Vec<Value> {
 /// The default ClusterRoleBindings.
 pub fn cluster_role_bindings() -> Vec<Value> {
     vec![
+        // The TLS bootstrap of nodes, as k3s and kubeadm bind it: a
+        // bootstrap token may ask for a node client certificate, which is
+        // approved automatically; nodes renew their own certificates.
+        binding("system:node-bootstrapper", &["system:bootstrappers"]),
+        named_binding(
+            "rustkube:node-autoapprove-bootstrap",
+            "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+            &["system:bootstrappers"],
+        ),
+        named_binding(
+            "rustkube:node-autoapprove-certificate-rotation",
+            "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+            &["system:nodes"],
+        ),
+        named_binding(
+            "rustkube:node-autoapprove-serving",
+            "system:certificates.k8s.io:certificatesigningrequests:selfnodeserver",
+            &["system:nodes"],
+        ),
         user_binding(
             "system:kube-scheduler",
             "system:kube-scheduler",

@@ -253,7 +253,27 @@ pub async fn serve(
         }
         "create" => {
             let (parts, body) = read_body(req).await?;
-            let obj = decode_body(&parts, &body)?;
+            let mut obj = decode_body(&parts, &body)?;
+            if resource.group == "certificates.k8s.io" && obj["spec"].is_object() {
+                // A CSR records who asked for it; clients cannot choose.
+                let user = &ctx.user;
+                obj["spec"]["username"] = json!(user.name);
+                obj["spec"]["groups"] = json!(user.groups);
+                if user.uid.is_empty() {
+                    if let Some(spec) = obj["spec"].as_object_mut() {
+                        spec.remove("uid");
+                    }
+                } else {
+                    obj["spec"]["uid"] = json!(user.uid);
+                }
+                if user.extra.is_empty() {
+                    if let Some(spec) = obj["spec"].as_object_mut() {
+                        spec.remove("extra");
+                    }
+                } else {
+                    obj["spec"]["extra"] = json!(user.extra);
+                }
+            }
             let created = create_object(state, s, &namespace, obj, &opts, &mut warnings).await?;
             Ok(response::with_warnings(
                 render_one(s, &created, 201, format, &ctx),

@@ -67,6 +67,22 @@ pub struct ControllerManagerArgs {
     /// File with the cluster CA (published as kube-root-ca.crt in every namespace)
     #[arg(long)]
     pub root_ca_file: Option<PathBuf>,
+
+    /// CA certificate the kube-apiserver-client(-kubelet) signers issue with
+    #[arg(long, requires = "cluster_signing_key_file")]
+    pub cluster_signing_cert_file: Option<PathBuf>,
+
+    /// Key of --cluster-signing-cert-file
+    #[arg(long, requires = "cluster_signing_cert_file")]
+    pub cluster_signing_key_file: Option<PathBuf>,
+
+    /// CA certificate the kubelet-serving signer issues with (default: --cluster-signing-cert-file)
+    #[arg(long, requires = "cluster_signing_kubelet_serving_key_file")]
+    pub cluster_signing_kubelet_serving_cert_file: Option<PathBuf>,
+
+    /// Key of --cluster-signing-kubelet-serving-cert-file
+    #[arg(long, requires = "cluster_signing_kubelet_serving_cert_file")]
+    pub cluster_signing_kubelet_serving_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

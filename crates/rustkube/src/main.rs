@@ -36,7 +36,33 @@ fn main() -> ExitCode {
                     ),
                     None => None,
                 };
+                let read = |path: &std::path::Path| {
+                    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+                };
+                let cluster_signing = match (
+                    &args.cluster_signing_cert_file,
+                    &args.cluster_signing_key_file,
+                ) {
+                    (Some(cert), Some(key)) => {
+                        let (client_cert, client_key) = (read(cert)?, read(key)?);
+                        let (serving_cert, serving_key) = match (
+                            &args.cluster_signing_kubelet_serving_cert_file,
+                            &args.cluster_signing_kubelet_serving_key_file,
+                        ) {
+                            (Some(c), Some(k)) => (read(c)?, read(k)?),
+                            _ => (client_cert.clone(), client_key.clone()),
+                        };
+                        Some(controllers::ClusterSigning {
+                            client_ca_cert_pem: client_cert,
+                            client_ca_key_pem: client_key,
+                            serving_ca_cert_pem: serving_cert,
+                            serving_ca_key_pem: serving_key,
+                        })
+                    }
+                    _ => None,
+                };
                 let options = controllers::Options {
+                    cluster_signing,
                     cluster_cidr: Some(args.cluster_cidr.to_string()),
                     node_monitor_grace_period: std::time::Duration::from_secs(
                         args.node_monitor_grace_period,

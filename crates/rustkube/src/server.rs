@@ -74,6 +74,8 @@ fn primary_address() -> IpAddr {
 pub struct ServerPki {
     pub server_ca_pem: String,
     pub client_ca_pem: String,
+    /// The CA keys the controller manager's CSR signer issues with.
+    pub signing: controllers::ClusterSigning,
     pub serving: pki::IssuedCert,
     pub admin: pki::IssuedCert,
     pub controller_manager: pki::IssuedCert,
@@ -163,6 +165,12 @@ pub fn ensure_pki(
     Ok(ServerPki {
         server_ca_pem: server_ca.cert_pem().to_string(),
         client_ca_pem: client_ca.cert_pem().to_string(),
+        signing: controllers::ClusterSigning {
+            client_ca_cert_pem: client_ca.cert_pem().to_string(),
+            client_ca_key_pem: client_ca.key_pem().to_string(),
+            serving_ca_cert_pem: server_ca.cert_pem().to_string(),
+            serving_ca_key_pem: server_ca.key_pem().to_string(),
+        },
         serving,
         admin,
         controller_manager,
@@ -311,6 +319,7 @@ fn start_components(
             cluster_cidr: Some(args.cluster_cidr.to_string()),
             node_monitor_grace_period: Duration::from_secs(args.node_monitor_grace_period),
             root_ca_pem: Some(pki.server_ca_pem.clone()),
+            cluster_signing: Some(pki.signing.clone()),
             ..Default::default()
         };
         components::supervise("controller-manager", path, move |path| {
