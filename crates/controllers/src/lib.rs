@@ -7,6 +7,8 @@
 //! exposes `pub async fn run(ctx: Context) -> Result<(), Error>`, which
 //! returns only on a fatal error.
 
+pub mod certificates;
+pub mod token_cleaner;
 pub mod deployment;
 pub mod gc;
 pub mod job;
@@ -54,6 +56,25 @@ pub struct Options {
     pub terminated_pod_gc_threshold: usize,
     /// PEM of the cluster CA published as `kube-root-ca.crt` in every namespace.
     pub root_ca_pem: Option<String>,
+    /// CA certificates and keys the CSR signer issues with; None: no signing.
+    pub cluster_signing: Option<ClusterSigning>,
+}
+
+/// The CAs behind the built-in signers: the client CA for the
+/// `kube-apiserver-client*` signers, the serving CA for `kubelet-serving`.
+#[derive(Clone)]
+pub struct ClusterSigning {
+    pub client_ca_cert_pem: String,
+    pub client_ca_key_pem: String,
+    pub serving_ca_cert_pem: String,
+    pub serving_ca_key_pem: String,
+}
+
+impl std::fmt::Debug for ClusterSigning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print private keys.
+        f.write_str("ClusterSigning { .. }")
+    }
 }
 
 impl Default for Options {
@@ -65,6 +86,7 @@ impl Default for Options {
             default_not_ready_toleration_seconds: 300,
             terminated_pod_gc_threshold: 12500,
             root_ca_pem: None,
+            cluster_signing: None,
         }
     }
 }
@@ -87,6 +109,8 @@ pub async fn run(client: kube::Client, options: Options) -> Result<(), Error> {
     let mut tasks = tokio::task::JoinSet::new();
     let _ = &ctx;
     // Each controller registers here: tasks.spawn(module::run(ctx.clone()));
+    tasks.spawn(certificates::run(ctx.clone()));
+    tasks.spawn(token_cleaner::run(ctx.clone()));
     tasks.spawn(node_ipam::run(ctx.clone()));
     tasks.spawn(node_lifecycle::run(ctx.clone()));
     tasks.spawn(endpoints::run(ctx.clone()));
