@@ -80,6 +80,7 @@ pub async fn mutate(
 ) -> Result<(), ApiError> {
     let info = strategy.info();
     if op == Operation::Create && info.group.is_empty() && info.plural == "pods" {
+        service_account(state, obj)?;
         priority(state, obj).await?;
         default_toleration_seconds(obj);
     }
@@ -232,4 +233,102 @@ fn default_toleration_seconds(pod: &mut Value) {
             }));
         }
     }
+}
+
+const SERVICE_ACCOUNT_MOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// ServiceAccount: a pod runs as `default` unless it names a service
+/// account, which must exist; unless either opts out of automounting, it
+/// gets the projected `kube-api-access-<suffix>` volume (a bound token,
+/// the cluster CA from `kube-root-ca.crt`, the namespace) mounted into
+/// every container. Mirror pods are left alone.
+///
+/// Unlike upstream, a missing `default` account is not an error: the
+/// controller manager creates it moments after a namespace appears, and
+/// the kubelet asks for the token only when it starts the pod.
+fn service_account(state: &ApiServer, pod: &mut Value) -> Result<(), ApiError> {
+    if pod
+        .pointer("/metadata/annotations/kubernetes.io~1config.mirror")
+        .is_some()
+    {
+        return Ok(());
+    }
+    let namespace = meta::namespace(pod).to_string();
+    let pod_name = meta::name(pod).to_string();
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return Ok(());
+    };
+    let name = match spec.get("serviceAccountName").and_then(Value::as_str) {
+        Some(n) if !n.is_empty() => n.to_string(),
+        _ => match spec.get("serviceAccount").and_then(Value::as_str) {
+            Some(n) if !n.is_empty() => n.to_string(),
+            _ => "default".to_string(),
+        },
+    };
+    spec.insert("serviceAccountName".into(), json!(name));
+    let account = crate::authn::service_account::cached(state, "", "serviceaccounts", &namespace, &name);
+    if account.is_none() && name != "default" {
+        return Err(ApiError::forbidden_message(format!(
+            "pods \"{pod_name}\" is forbidden: error looking up service account {namespace}/{name}: serviceaccount \"{name}\" not found"
+        )));
+    }
+    let automount = spec
+        .get("automountServiceAccountToken")
+        .and_then(Value::as_bool)
+        .or_else(|| {
+            account
+                .as_ref()
+                .and_then(|a| a.get("automountServiceAccountToken"))
+                .and_then(Value::as_bool)
+        })
+        .unwrap_or(true);
+    if !automount {
+        return Ok(());
+    }
+    let mounted = |c: &Value| {
+        c.get("volumeMounts")
+            .and_then(Value::as_array)
+            .is_some_and(|m| m.iter().any(|m| m.get("mountPath").and_then(Value::as_str) == Some(SERVICE_ACCOUNT_MOUNT)))
+    };
+    let suffix: String = uuid::Uuid::new_v4()
+        .simple()
+        .to_string()
+        .chars()
+        .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        .take(5)
+        .collect();
+    let volume_name = format!("kube-api-access-{suffix}");
+    let mut added = false;
+    for field in ["initContainers", "containers"] {
+        if let Some(containers) = spec.get_mut(field).and_then(Value::as_array_mut) {
+            for c in containers.iter_mut().filter(|c| !mounted(c)) {
+                let mount = json!({"name": volume_name, "readOnly": true, "mountPath": SERVICE_ACCOUNT_MOUNT});
+                match c.get_mut("volumeMounts").and_then(Value::as_array_mut) {
+                    Some(mounts) => mounts.push(mount),
+                    None => c["volumeMounts"] = json!([mount]),
+                }
+                added = true;
+            }
+        }
+    }
+    if added {
+        let volume = json!({
+            "name": volume_name,
+            "projected": {
+                "defaultMode": 420,
+                "sources": [
+                    {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                    {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                    {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
+                ],
+            },
+        });
+        match spec.get_mut("volumes").and_then(Value::as_array_mut) {
+            Some(volumes) => volumes.push(volume),
+            None => {
+                spec.insert("volumes".into(), json!([volume]));
+            }
+        }
+    }
+    Ok(())
 }

@@ -212,6 +212,41 @@ fn pods_get_their_priority_and_default_tolerations_at_admission() {
         );
     }
 
+    // ServiceAccount admission: the default account and its token volume.
+    assert_eq!(pod["spec"]["serviceAccountName"], "default");
+    let volume = &pod["spec"]["volumes"][0];
+    let volume_name = volume["name"].as_str().unwrap();
+    assert!(volume_name.starts_with("kube-api-access-"), "{volume}");
+    assert_eq!(
+        volume["projected"]["sources"][0]["serviceAccountToken"]["expirationSeconds"],
+        3607
+    );
+    assert_eq!(volume["projected"]["sources"][1]["configMap"]["name"], "kube-root-ca.crt");
+    let mount = &pod["spec"]["containers"][0]["volumeMounts"][0];
+    assert_eq!(mount["name"], volume_name);
+    assert_eq!(mount["mountPath"], "/var/run/secrets/kubernetes.io/serviceaccount");
+    assert_eq!(mount["readOnly"], true);
+    let (code, out) = support::post_json(
+        &server,
+        "/api/v1/namespaces/default/pods",
+        r#"{"metadata":{"name":"ghost"},"spec":{"serviceAccountName":"ghost","containers":[{"name":"c","image":"busybox"}]}}"#,
+    );
+    assert_eq!(code, 403, "{out}");
+    assert!(
+        json(&out)["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("serviceaccount \"ghost\" not found"),
+        "{out}"
+    );
+    let (code, out) = support::post_json(
+        &server,
+        "/api/v1/namespaces/default/pods",
+        r#"{"metadata":{"name":"quiet"},"spec":{"automountServiceAccountToken":false,"containers":[{"name":"c","image":"busybox"}]}}"#,
+    );
+    assert_eq!(code, 201, "{out}");
+    assert!(json(&out)["spec"]["volumes"].is_null(), "{out}");
+
     let (code, out) = support::post_json(
         &server,
         "/api/v1/namespaces/default/pods",
