@@ -24,6 +24,7 @@ mod node_services;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod podgc;
+pub mod disruption;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -116,6 +117,7 @@ pub async fn run(client: kube::Client, options: Options) -> Result<(), Error> {
     tasks.spawn(endpoints::run(ctx.clone()));
     tasks.spawn(endpointslice::run(ctx.clone()));
     tasks.spawn(podgc::run(ctx.clone()));
+    tasks.spawn(disruption::run(ctx.clone()));
     tasks.spawn(replicaset::run(ctx.clone()));
     tasks.spawn(deployment::run(ctx.clone()));
     tasks.spawn(gc::run(ctx.clone()));

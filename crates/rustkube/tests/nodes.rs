@@ -250,6 +250,28 @@ fn sim_nodes_register_ready_get_pod_cidrs_and_run_pods_behind_endpoints() {
         "{kubernetes}"
     );
 
+    // A PodDisruptionBudget over them allows one disruption.
+    create(
+        &server,
+        "/apis/policy/v1/namespaces/default/poddisruptionbudgets",
+        j!({"metadata": {"name": "web"},
+            "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}}}),
+    );
+    server.wait_for("PDB status", LONG, || {
+        get_json(&server, &["pdb", "web"])["status"]["observedGeneration"] == 1
+    });
+    let pdb = get_json(&server, &["pdb", "web"]);
+    assert_eq!(pdb["status"]["currentHealthy"], 3, "{pdb}");
+    assert_eq!(pdb["status"]["desiredHealthy"], 2, "{pdb}");
+    assert_eq!(pdb["status"]["expectedPods"], 3, "{pdb}");
+    assert_eq!(pdb["status"]["disruptionsAllowed"], 1, "{pdb}");
+    let allowed = condition(&pdb, "DisruptionAllowed");
+    assert_eq!(
+        (allowed["status"].as_str(), allowed["reason"].as_str()),
+        (Some("True"), Some("SufficientPods")),
+        "{pdb}"
+    );
+
     // Run-to-completion pods succeed, or fail with the exit-code annotation.
     for (name, exit_code) in [("job-ok", "0"), ("job-fail", "1")] {
         create(
