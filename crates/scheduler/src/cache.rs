@@ -142,16 +142,24 @@ struct PodEntry {
 /// Pod and node state known to the scheduler.
 #[derive(Default, Debug)]
 pub struct Cache {
-    nodes: HashMap<String, NodeInfo>,
+    /// Node slots; `index` maps names to slots.
+    nodes: Vec<NodeInfo>,
+    index: HashMap<String, usize>,
+    /// Slots per zone, in arrival order.
+    zones: Vec<(String, Vec<usize>)>,
+    /// Slots in scheduling order: zones interleaved, as upstream's node
+    /// tree does, so a partial pass over nodes still spans zones.
+    order: Vec<usize>,
     /// Pods whose node object has not been seen yet.
     orphans: HashMap<String, Vec<Arc<PodInfo>>>,
     pods: HashMap<String, PodEntry>,
-    /// Node names in scheduling order: zones interleaved, as upstream's
-    /// node tree does, so a partial pass over nodes still spans zones.
-    order: Vec<String>,
     nominated: HashMap<String, Vec<Arc<PodInfo>>>,
     nominated_node_of: HashMap<String, String>,
     namespaces: HashMap<String, Labels>,
+    /// Placed pods with any (anti-)affinity / with required anti-affinity,
+    /// so pods without terms can skip the cluster-wide scans.
+    with_affinity: usize,
+    with_required_anti_affinity: usize,
 }
 
 /// Whether a node change can make pending pods fit.
@@ -163,21 +171,34 @@ pub enum NodeChange {
     Irrelevant,
 }
 
+fn zone_key(node: &Node) -> String {
+    let labels = node.metadata.labels.as_ref();
+    let get = |k: &str| labels.and_then(|l| l.get(k)).map_or("", |v| v.as_str());
+    format!("{}:{}", get(REGION_LABEL), get(ZONE_LABEL))
+}
+
 impl Cache {
     pub fn new() -> Cache {
         Cache::default()
     }
 
-    pub fn node_order(&self) -> &[String] {
-        &self.order
+    /// Node names in scheduling order.
+    pub fn node_names(&self) -> impl Iterator<Item = &str> {
+        self.order.iter().map(|i| self.nodes[*i].name.as_str())
+    }
+
+    /// The node at position `i` of the scheduling order.
+    pub fn node_in_order(&self, i: usize) -> &NodeInfo {
+        &self.nodes[self.order[i]]
     }
 
     pub fn node(&self, name: &str) -> Option<&NodeInfo> {
-        self.nodes.get(name)
+        self.index.get(name).map(|i| &self.nodes[*i])
     }
 
     pub fn node_mut(&mut self, name: &str) -> Option<&mut NodeInfo> {
-        self.nodes.get_mut(name)
+        let i = *self.index.get(name)?;
+        Some(&mut self.nodes[i])
     }
 
     pub fn node_count(&self) -> usize {
@@ -185,7 +206,31 @@ impl Cache {
     }
 
     pub fn nodes(&self) -> impl Iterator<Item = &NodeInfo> {
-        self.order.iter().filter_map(|n| self.nodes.get(n))
+        self.order.iter().map(|i| &self.nodes[*i])
+    }
+
+    /// Whether any placed pod has (anti-)affinity terms.
+    pub fn any_affinity(&self) -> bool {
+        self.with_affinity > 0
+    }
+
+    /// Whether any placed pod has required anti-affinity terms.
+    pub fn any_required_anti_affinity(&self) -> bool {
+        self.with_required_anti_affinity > 0
+    }
+
+    fn count(&mut self, pod: &PodInfo, add: bool) {
+        let (a, r) = (
+            usize::from(pod.has_affinity()),
+            usize::from(!pod.required_anti_affinity.is_empty()),
+        );
+        if add {
+            self.with_affinity += a;
+            self.with_required_anti_affinity += r;
+        } else {
+            self.with_affinity -= a;
+            self.with_required_anti_affinity -= r;
+        }
     }
 
     pub fn namespace_labels(&self, namespace: &str) -> Option<&Labels> {
@@ -203,22 +248,21 @@ impl Cache {
     pub fn add_or_update_node(&mut self, node: Node) -> NodeChange {
         let node = Arc::new(node);
         let name = node.metadata.name.clone().unwrap_or_default();
-        match self.nodes.get_mut(&name) {
-            Some(info) => {
+        match self.index.get(&name).copied() {
+            Some(slot) => {
+                let info = &mut self.nodes[slot];
                 let old = &info.node;
                 let relevant = old.metadata.labels != node.metadata.labels
                     || old.spec.as_ref().map(|s| (&s.taints, s.unschedulable))
                         != node.spec.as_ref().map(|s| (&s.taints, s.unschedulable))
                     || info.allocatable != node_allocatable(&node);
-                let zone_changed = old.metadata.labels.as_ref().and_then(|l| l.get(ZONE_LABEL))
-                    != node
-                        .metadata
-                        .labels
-                        .as_ref()
-                        .and_then(|l| l.get(ZONE_LABEL));
+                let old_zone = zone_key(old);
+                let new_zone = zone_key(&node);
                 info.allocatable = node_allocatable(&node);
                 info.node = node;
-                if zone_changed {
+                if old_zone != new_zone {
+                    self.unzone(&old_zone, slot);
+                    self.zone(new_zone, slot);
                     self.rebuild_order();
                 }
                 if relevant {
@@ -228,64 +272,95 @@ impl Cache {
                 }
             }
             None => {
+                let zone = zone_key(&node);
                 let mut info = NodeInfo::new(node);
                 for pod in self.orphans.remove(&name).into_iter().flatten() {
+                    self.count(&pod, true);
                     info.add_pod(pod);
                 }
-                self.nodes.insert(name, info);
+                let slot = self.nodes.len();
+                self.nodes.push(info);
+                self.index.insert(name, slot);
+                self.zone(zone, slot);
                 self.rebuild_order();
                 NodeChange::Added
             }
         }
     }
 
-    pub fn remove_node(&mut self, name: &str) {
-        if let Some(info) = self.nodes.remove(name) {
-            // Pods stay known until their own deletion arrives.
-            if !info.pods.is_empty() {
-                self.orphans.insert(name.to_string(), info.pods);
-            }
-            self.rebuild_order();
+    fn zone(&mut self, zone: String, slot: usize) {
+        match self.zones.iter_mut().find(|(z, _)| *z == zone) {
+            Some((_, list)) => list.push(slot),
+            None => self.zones.push((zone, vec![slot])),
         }
     }
 
-    fn rebuild_order(&mut self) {
-        let mut zones: Vec<(String, Vec<String>)> = Vec::new();
-        let mut names: Vec<&NodeInfo> = self.nodes.values().collect();
-        names.sort_by(|a, b| a.name.cmp(&b.name));
-        for info in names {
-            let zone = format!(
-                "{}:{}",
-                info.label(REGION_LABEL).unwrap_or(""),
-                info.label(ZONE_LABEL).unwrap_or("")
-            );
-            match zones.iter_mut().find(|(z, _)| *z == zone) {
-                Some((_, list)) => list.push(info.name.clone()),
-                None => zones.push((zone, vec![info.name.clone()])),
+    fn unzone(&mut self, zone: &str, slot: usize) {
+        if let Some(pos) = self.zones.iter().position(|(z, _)| z == zone) {
+            self.zones[pos].1.retain(|s| *s != slot);
+            if self.zones[pos].1.is_empty() {
+                self.zones.remove(pos);
             }
         }
-        let mut order = Vec::with_capacity(self.nodes.len());
-        let longest = zones.iter().map(|(_, l)| l.len()).max().unwrap_or(0);
-        for i in 0..longest {
-            for (_, list) in &zones {
-                if let Some(n) = list.get(i) {
-                    order.push(n.clone());
+    }
+
+    pub fn remove_node(&mut self, name: &str) {
+        let Some(slot) = self.index.remove(name) else {
+            return;
+        };
+        let zone = zone_key(&self.nodes[slot].node);
+        self.unzone(&zone, slot);
+        let last = self.nodes.len() - 1;
+        let info = self.nodes.swap_remove(slot);
+        if slot != last {
+            // The last node moved into the freed slot.
+            let moved = self.nodes[slot].name.clone();
+            self.index.insert(moved, slot);
+            for (_, list) in self.zones.iter_mut() {
+                for s in list.iter_mut() {
+                    if *s == last {
+                        *s = slot;
+                    }
                 }
             }
         }
-        self.order = order;
+        for pod in &info.pods {
+            self.count(pod, false);
+        }
+        // Pods stay known until their own deletion arrives.
+        if !info.pods.is_empty() {
+            self.orphans.insert(name.to_string(), info.pods);
+        }
+        self.rebuild_order();
+    }
+
+    fn rebuild_order(&mut self) {
+        self.order.clear();
+        let longest = self.zones.iter().map(|(_, l)| l.len()).max().unwrap_or(0);
+        for i in 0..longest {
+            for (_, list) in &self.zones {
+                if let Some(slot) = list.get(i) {
+                    self.order.push(*slot);
+                }
+            }
+        }
     }
 
     fn place(&mut self, node: &str, info: Arc<PodInfo>) {
-        match self.nodes.get_mut(node) {
-            Some(n) => n.add_pod(info),
+        match self.index.get(node).copied() {
+            Some(slot) => {
+                self.count(&info, true);
+                self.nodes[slot].add_pod(info);
+            }
             None => self.orphans.entry(node.to_string()).or_default().push(info),
         }
     }
 
     fn unplace(&mut self, node: &str, key: &str) {
-        if let Some(n) = self.nodes.get_mut(node) {
-            n.remove_pod(key);
+        if let Some(slot) = self.index.get(node).copied() {
+            if let Some(pod) = self.nodes[slot].remove_pod(key) {
+                self.count(&pod, false);
+            }
         } else if let Some(list) = self.orphans.get_mut(node) {
             list.retain(|p| p.key != key);
             if list.is_empty() {
@@ -385,6 +460,9 @@ impl Cache {
     }
 
     pub fn nominated_pods(&self, node: &str) -> &[Arc<PodInfo>] {
+        if self.nominated.is_empty() {
+            return &[];
+        }
         self.nominated.get(node).map(Vec::as_slice).unwrap_or(&[])
     }
 
@@ -428,7 +506,13 @@ mod tests {
         ] {
             c.add_or_update_node(node(n, z));
         }
-        assert_eq!(c.node_order(), ["a1", "b1", "a2", "b2", "a3"]);
+        assert_eq!(
+            c.node_names().collect::<Vec<_>>(),
+            ["a1", "b1", "a2", "b2", "a3"]
+        );
+        c.remove_node("a1");
+        assert_eq!(c.node_names().collect::<Vec<_>>(), ["a2", "b1", "a3", "b2"]);
+        assert_eq!(c.node("b2").unwrap().name, "b2", "slots stay consistent");
     }
 
     #[test]

@@ -80,6 +80,8 @@ impl Rng {
 #[derive(Debug)]
 pub struct CycleState {
     pub pod: Arc<PodInfo>,
+    /// The profile's filters, in order.
+    pub filters: Vec<Plugin>,
     pub affinity: NodeAffinityState,
     pub ports: Vec<(String, String, i32)>,
     pub ipa: Option<ipa::FilterState>,
@@ -114,6 +116,11 @@ impl CycleState {
             .filter_enabled(INTER_POD_AFFINITY)
             .then(|| ipa::FilterState::new(&pod, cache));
         CycleState {
+            filters: profile
+                .filters
+                .iter()
+                .map(|n| Plugin::from_name(n))
+                .collect(),
             ports: basic::wanted_ports(&pod),
             pod,
             affinity,
@@ -125,30 +132,25 @@ impl CycleState {
 }
 
 /// Run the profile's filters on one node, stopping at the first rejection.
-pub fn run_filters(
-    profile: &Profile,
-    state: &CycleState,
-    node: &NodeInfo,
-    cache: &Cache,
-) -> FilterResult {
+pub fn run_filters(state: &CycleState, node: &NodeInfo, cache: &Cache) -> FilterResult {
     let pod = &state.pod;
-    for name in &profile.filters {
-        match *name {
-            NODE_UNSCHEDULABLE => basic::node_unschedulable(pod, node)?,
-            NODE_NAME => basic::node_name(pod, node)?,
-            TAINT_TOLERATION => basic::taint_toleration(pod, node)?,
-            NODE_AFFINITY => state.affinity.filter(node)?,
-            NODE_PORTS if !state.ports.is_empty() => basic::node_ports(&state.ports, node)?,
-            NODE_RESOURCES_FIT => {
+    for plugin in &state.filters {
+        match plugin {
+            Plugin::NodeUnschedulable => basic::node_unschedulable(pod, node)?,
+            Plugin::NodeName => basic::node_name(pod, node)?,
+            Plugin::TaintToleration => basic::taint_toleration(pod, node)?,
+            Plugin::NodeAffinity => state.affinity.filter(node)?,
+            Plugin::NodePorts if !state.ports.is_empty() => basic::node_ports(&state.ports, node)?,
+            Plugin::NodeResourcesFit => {
                 let nominated = nominated_on(cache, pod, &node.name);
                 noderesources::fit(pod, node, nominated.as_ref())?
             }
-            POD_TOPOLOGY_SPREAD => {
+            Plugin::PodTopologySpread => {
                 if let Some(s) = &state.pts {
                     s.filter(node)?
                 }
             }
-            INTER_POD_AFFINITY => {
+            Plugin::InterPodAffinity => {
                 if let Some(s) = &state.ipa {
                     s.filter(pod, node)?
                 }
@@ -253,8 +255,7 @@ pub fn schedule(
     next_start: &mut usize,
     rng: &mut Rng,
 ) -> Result<Placement, Diagnosis> {
-    let order = cache.node_order();
-    let n = order.len();
+    let n = cache.node_count();
     if n == 0 {
         return Err(Diagnosis::default());
     }
@@ -268,7 +269,7 @@ pub fn schedule(
         .or_else(|| cache.nominated_node_of(&state.pod.key))
     {
         if let Some(node) = cache.node(nominated) {
-            if run_filters(profile, state, node, cache).is_ok() {
+            if run_filters(state, node, cache).is_ok() {
                 return Ok(Placement {
                     node: node.name.clone(),
                     evaluated: 1,
@@ -286,11 +287,9 @@ pub fn schedule(
     let mut rejections = Vec::new();
     let mut processed = 0;
     for i in 0..n {
-        let Some(node) = cache.node(&order[(start + i) % n]) else {
-            continue;
-        };
+        let node = cache.node_in_order((start + i) % n);
         processed += 1;
-        match run_filters(profile, state, node, cache) {
+        match run_filters(state, node, cache) {
             Ok(()) => {
                 feasible.push(node);
                 if feasible.len() >= to_find {

@@ -129,7 +129,7 @@ pub fn preempt(
     let mut candidates = Vec::new();
     for i in 0..potential.len() {
         let node = potential[(offset + i) % potential.len()];
-        match select_victims_on_node(profile, cache, state, node, pdbs) {
+        match select_victims_on_node(cache, state, node, pdbs) {
             Ok(c) => {
                 candidates.push(c);
                 if candidates.len() >= wanted {
@@ -147,7 +147,6 @@ pub fn preempt(
 
 /// Which lower-priority pods must go from `node` for the pod to fit.
 pub fn select_victims_on_node(
-    profile: &Profile,
     cache: &Cache,
     state: &mut CycleState,
     node: &NodeInfo,
@@ -171,7 +170,7 @@ pub fn select_victims_on_node(
     for v in &potential {
         remove(state, cache, &mut scratch, v);
     }
-    if let Err(r) = run_filters(profile, state, &scratch, cache) {
+    if let Err(r) = run_filters(state, &scratch, cache) {
         for v in &potential {
             add(state, cache, &mut scratch, v);
         }
@@ -186,7 +185,7 @@ pub fn select_victims_on_node(
             // Try to keep the pod; it is a victim only if the preemptor no
             // longer fits with it back.
             add(state, cache, &mut scratch, &p);
-            if run_filters(profile, state, &scratch, cache).is_err() {
+            if run_filters(state, &scratch, cache).is_err() {
                 remove(state, cache, &mut scratch, &p);
                 if violates {
                     pdb_violations += 1;

@@ -286,10 +286,9 @@ async fn watch_nodes(shared: Arc<Shared>, ready_tx: oneshot::Sender<()>) -> Resu
                 listing = false;
                 let mut cache = shared.cache();
                 let gone: Vec<String> = cache
-                    .node_order()
-                    .iter()
+                    .node_names()
                     .filter(|n| !seen.contains(*n))
-                    .cloned()
+                    .map(str::to_string)
                     .collect();
                 for n in gone {
                     cache.remove_node(&n);

@@ -63,6 +63,9 @@ impl FilterState {
             ..Default::default()
         };
         let incoming = !pod.required_affinity.is_empty() || !pod.required_anti_affinity.is_empty();
+        if !incoming && !cache.any_required_anti_affinity() {
+            return state;
+        }
         for node in cache.nodes() {
             if !incoming && node.pods_with_required_anti_affinity == 0 {
                 continue;

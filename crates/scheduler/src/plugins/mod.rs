@@ -27,6 +27,40 @@ pub const POD_TOPOLOGY_SPREAD: &str = "PodTopologySpread";
 pub const IMAGE_LOCALITY: &str = "ImageLocality";
 pub const DEFAULT_PREEMPTION: &str = "DefaultPreemption";
 
+/// Plugin names resolved once per cycle, so the per-node loop matches on
+/// an enum rather than comparing strings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plugin {
+    NodeName,
+    NodeUnschedulable,
+    NodePorts,
+    TaintToleration,
+    NodeAffinity,
+    NodeResourcesFit,
+    BalancedAllocation,
+    InterPodAffinity,
+    PodTopologySpread,
+    /// Accepted in configurations, does nothing here.
+    NoOp,
+}
+
+impl Plugin {
+    pub fn from_name(name: &str) -> Plugin {
+        match name {
+            NODE_NAME => Plugin::NodeName,
+            NODE_UNSCHEDULABLE => Plugin::NodeUnschedulable,
+            NODE_PORTS => Plugin::NodePorts,
+            TAINT_TOLERATION => Plugin::TaintToleration,
+            NODE_AFFINITY => Plugin::NodeAffinity,
+            NODE_RESOURCES_FIT => Plugin::NodeResourcesFit,
+            BALANCED_ALLOCATION => Plugin::BalancedAllocation,
+            INTER_POD_AFFINITY => Plugin::InterPodAffinity,
+            POD_TOPOLOGY_SPREAD => Plugin::PodTopologySpread,
+            _ => Plugin::NoOp,
+        }
+    }
+}
+
 /// Highest score a plugin gives a node after normalisation.
 pub const MAX_NODE_SCORE: i64 = 100;
 
