@@ -22,7 +22,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -130,9 +130,7 @@ fn find<K>(store: &Store<K>, namespace: &str, name: &str) -> Option<Arc<K>>
 where
     K: kube::Resource<DynamicType = ()> + Clone + 'static,
 {
-    store.find(|o| {
-        o.meta().namespace.as_deref() == Some(namespace) && o.meta().name.as_deref() == Some(name)
-    })
+    store.get(&ObjectRef::new(name).within(namespace))
 }
 
 impl Listers {

@@ -13,11 +13,12 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, PostParams};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 
 use crate::node_informer::Informer;
 use crate::node_podutil;
-use crate::node_services::{self, ServiceKey, ServiceReconciler};
+use crate::node_services::{self, ListedPods, ServiceKey, ServiceReconciler};
 use crate::{Context, Error};
 
 /// A port set by (name, port, protocol), sorted: pods sharing it share a subset.
@@ -117,6 +118,7 @@ pub fn subsets(service: &Service, pods: &[Arc<Pod>]) -> Vec<EndpointSubset> {
 struct EndpointsReconciler {
     ctx: Context,
     endpoints: Informer<Endpoints>,
+    listed: ListedPods,
 }
 
 /// Maintain the Endpoints of every selector Service until a fatal error.
@@ -130,16 +132,16 @@ pub async fn run(ctx: Context) -> Result<(), Error> {
     let reconciler = EndpointsReconciler {
         ctx: ctx.clone(),
         endpoints,
+        listed: ListedPods::default(),
     };
     node_services::drive(&ctx, reconciler).await
 }
 
 impl EndpointsReconciler {
     fn existing(&self, namespace: &str, name: &str) -> Option<Arc<Endpoints>> {
-        self.endpoints.store.find(|e| {
-            e.metadata.namespace.as_deref() == Some(namespace)
-                && e.metadata.name.as_deref() == Some(name)
-        })
+        self.endpoints
+            .store
+            .get(&ObjectRef::new(name).within(namespace))
     }
 }
 
@@ -150,6 +152,17 @@ impl ServiceReconciler for EndpointsReconciler {
             return;
         };
         let subsets = subsets(service, pods);
+        let uids: HashSet<String> = subsets
+            .iter()
+            .flat_map(|s| {
+                s.addresses
+                    .iter()
+                    .chain(s.not_ready_addresses.iter())
+                    .flatten()
+            })
+            .filter_map(|a| a.target_ref.as_ref().and_then(|r| r.uid.clone()))
+            .collect();
+        self.listed.set(&(namespace.clone(), name.clone()), uids);
         let labels = node_services::inherited_labels(service);
         let api: Api<Endpoints> = Api::namespaced(self.ctx.client.clone(), namespace);
         let existing = self.existing(namespace, name);
@@ -198,6 +211,7 @@ impl ServiceReconciler for EndpointsReconciler {
     }
 
     async fn forget(&mut self, key: &ServiceKey) {
+        self.listed.set(key, HashSet::new());
         if self.existing(&key.0, &key.1).is_none() {
             return;
         }
@@ -208,32 +222,11 @@ impl ServiceReconciler for EndpointsReconciler {
     }
 
     fn services_listing(&self, pod: &Pod) -> Vec<ServiceKey> {
-        let (Some(namespace), Some(uid)) = (&pod.metadata.namespace, &pod.metadata.uid) else {
-            return Vec::new();
-        };
-        let mut keys: HashSet<ServiceKey> = HashSet::new();
-        for endpoints in self.endpoints.store.state() {
-            if endpoints.metadata.namespace.as_ref() != Some(namespace) {
-                continue;
-            }
-            let lists = endpoints.subsets.iter().flatten().any(|s| {
-                s.addresses
-                    .iter()
-                    .chain(s.not_ready_addresses.iter())
-                    .flatten()
-                    .any(|a| a.target_ref.as_ref().and_then(|r| r.uid.as_ref()) == Some(uid))
-            });
-            if lists {
-                keys.extend(
-                    endpoints
-                        .metadata
-                        .name
-                        .clone()
-                        .map(|n| (namespace.clone(), n)),
-                );
-            }
-        }
-        keys.into_iter().collect()
+        pod.metadata
+            .uid
+            .as_deref()
+            .map(|uid| self.listed.services(uid))
+            .unwrap_or_default()
     }
 }
 

@@ -14,11 +14,12 @@ use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, PostParams};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 
 use crate::node_informer::Informer;
 use crate::node_podutil;
-use crate::node_services::{self, ServiceKey, ServiceReconciler};
+use crate::node_services::{self, ListedPods, ServiceKey, ServiceReconciler};
 use crate::{Context, Error};
 
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -176,6 +177,7 @@ struct SliceReconciler {
     ctx: Context,
     slices: Informer<EndpointSlice>,
     nodes: Informer<Node>,
+    listed: ListedPods,
 }
 
 /// Maintain the EndpointSlices of every selector Service until a fatal error.
@@ -196,6 +198,7 @@ pub async fn run(ctx: Context) -> Result<(), Error> {
         ctx: ctx.clone(),
         slices,
         nodes,
+        listed: ListedPods::default(),
     };
     node_services::drive(&ctx, reconciler).await
 }
@@ -223,17 +226,20 @@ impl ServiceReconciler for SliceReconciler {
             return;
         };
         let zone_of = |node: &str| -> Option<String> {
-            self.nodes
-                .store
-                .find(|n| n.metadata.name.as_deref() == Some(node))
-                .and_then(|n| {
-                    n.metadata
-                        .labels
-                        .as_ref()
-                        .and_then(|l| l.get("topology.kubernetes.io/zone").cloned())
-                })
+            self.nodes.store.get(&ObjectRef::new(node)).and_then(|n| {
+                n.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("topology.kubernetes.io/zone").cloned())
+            })
         };
         let mut desired = desired_slices(service, pods, &zone_of);
+        let uids: HashSet<String> = desired
+            .iter()
+            .flat_map(|d| d.endpoints.iter())
+            .filter_map(|e| e.target_ref.as_ref().and_then(|r| r.uid.clone()))
+            .collect();
+        self.listed.set(&(namespace.clone(), name.clone()), uids);
         let mut existing = self.owned(namespace, name);
         let wanted_labels = slice_object(service, &desired[0]).metadata.labels;
         // Slices already holding exactly a desired content stay untouched.
@@ -281,6 +287,7 @@ impl ServiceReconciler for SliceReconciler {
     }
 
     async fn forget(&mut self, key: &ServiceKey) {
+        self.listed.set(key, HashSet::new());
         // The garbage collector would remove them through the owner
         // reference too; deleting them here is simply faster.
         let api: Api<EndpointSlice> = Api::namespaced(self.ctx.client.clone(), &key.0);
@@ -292,30 +299,11 @@ impl ServiceReconciler for SliceReconciler {
     }
 
     fn services_listing(&self, pod: &Pod) -> Vec<ServiceKey> {
-        let (Some(namespace), Some(uid)) = (&pod.metadata.namespace, &pod.metadata.uid) else {
-            return Vec::new();
-        };
-        let mut keys: HashSet<ServiceKey> = HashSet::new();
-        for slice in self.slices.store.state() {
-            if slice.metadata.namespace.as_ref() != Some(namespace) {
-                continue;
-            }
-            if slice
-                .endpoints
-                .iter()
-                .any(|e| e.target_ref.as_ref().and_then(|r| r.uid.as_ref()) == Some(uid))
-            {
-                if let Some(service) = slice
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(SERVICE_NAME_LABEL))
-                {
-                    keys.insert((namespace.clone(), service.clone()));
-                }
-            }
-        }
-        keys.into_iter().collect()
+        pod.metadata
+            .uid
+            .as_deref()
+            .map(|uid| self.listed.services(uid))
+            .unwrap_or_default()
     }
 }
 

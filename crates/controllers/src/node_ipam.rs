@@ -5,7 +5,7 @@
 //! deleted. When the range is exhausted the node gets a `CIDRNotAvailable`
 //! event and waits until a block frees up.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -148,6 +148,8 @@ pub async fn run(ctx: Context) -> Result<(), Error> {
     let nodes = Informer::spawn(api.clone(), watcher::Config::default(), Some(events_tx));
     // Which block each node holds: what to release when it goes away.
     let mut assigned: HashMap<String, String> = HashMap::new();
+    // Nodes already told CIDRNotAvailable: told once, not on every retry.
+    let mut reported: HashSet<String> = HashSet::new();
     let mut listing = true;
     let mut retry = tokio::time::interval(Duration::from_secs(5));
     loop {
@@ -176,7 +178,7 @@ pub async fn run(ctx: Context) -> Result<(), Error> {
                                 allocator.release(&cidr);
                             }
                         }
-                        assign_missing(&ctx, &api, &nodes, &mut allocator, &mut assigned).await;
+                        assign_missing(&ctx, &api, &nodes, &mut allocator, &mut assigned, &mut reported).await;
                     }
                     watcher::Event::Apply(node) if !listing => {
                         let Some(name) = node.metadata.name.clone() else { continue };
@@ -187,11 +189,14 @@ pub async fn run(ctx: Context) -> Result<(), Error> {
                                     assigned.insert(name, cidr);
                                 }
                             }
-                            None => assign(&ctx, &api, &node, &mut allocator, &mut assigned).await,
+                            None => assign(&ctx, &api, &node, &mut allocator, &mut assigned, &mut reported).await,
                         }
                     }
                     watcher::Event::Apply(_) => {}
                     watcher::Event::Delete(node) => {
+                        if let Some(name) = &node.metadata.name {
+                            reported.remove(name);
+                        }
                         if let Some(cidr) = node.metadata.name.as_ref().and_then(|n| assigned.remove(n)) {
                             allocator.release(&cidr);
                         }
@@ -199,7 +204,7 @@ pub async fn run(ctx: Context) -> Result<(), Error> {
                 }
             }
             _ = retry.tick(), if !listing => {
-                assign_missing(&ctx, &api, &nodes, &mut allocator, &mut assigned).await;
+                assign_missing(&ctx, &api, &nodes, &mut allocator, &mut assigned, &mut reported).await;
             }
         }
     }
@@ -211,10 +216,11 @@ async fn assign_missing(
     nodes: &Informer<Node>,
     allocator: &mut CidrAllocator,
     assigned: &mut HashMap<String, String>,
+    reported: &mut HashSet<String>,
 ) {
     for node in nodes.store.state() {
         if pod_cidr(&node).is_none() {
-            assign(ctx, api, &node, allocator, assigned).await;
+            assign(ctx, api, &node, allocator, assigned, reported).await;
         }
     }
 }
@@ -226,6 +232,7 @@ async fn assign(
     node: &Node,
     allocator: &mut CidrAllocator,
     assigned: &mut HashMap<String, String>,
+    reported: &mut HashSet<String>,
 ) {
     let Some(name) = node.metadata.name.clone() else {
         return;
@@ -238,6 +245,9 @@ async fn assign(
                 cidr
             }
             None => {
+                if !reported.insert(name.clone()) {
+                    return;
+                }
                 ctx.recorder
                     .record(
                         &clientkit::events::reference(node),

@@ -31,6 +31,7 @@ use k8s_openapi::api::core::v1::{Node, NodeCondition, Pod, Taint, Toleration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use serde_json::json;
 use tokio::sync::Semaphore;
@@ -46,6 +47,7 @@ pub const TAINT_MEMORY_PRESSURE: &str = "node.kubernetes.io/memory-pressure";
 pub const TAINT_DISK_PRESSURE: &str = "node.kubernetes.io/disk-pressure";
 pub const TAINT_PID_PRESSURE: &str = "node.kubernetes.io/pid-pressure";
 pub const TAINT_NETWORK_UNAVAILABLE: &str = "node.kubernetes.io/network-unavailable";
+const LEASE_NAMESPACE: &str = "kube-node-lease";
 const NO_SCHEDULE: &str = "NoSchedule";
 const NO_EXECUTE: &str = "NoExecute";
 
@@ -265,7 +267,7 @@ pub async fn run(ctx: Context) -> Result<(), Error> {
         None,
     );
     let leases = Informer::<Lease>::spawn(
-        Api::namespaced(ctx.client.clone(), "kube-node-lease"),
+        Api::namespaced(ctx.client.clone(), LEASE_NAMESPACE),
         watcher::Config::default(),
         None,
     );
@@ -344,7 +346,7 @@ impl Monitor {
             };
             let lease = leases
                 .store
-                .find(|l| l.metadata.name.as_deref() == Some(name.as_str()));
+                .get(&ObjectRef::new(&name).within(LEASE_NAMESPACE));
             let renew = lease
                 .as_ref()
                 .and_then(|l| l.spec.as_ref())

@@ -133,6 +133,47 @@ pub(crate) fn inherited_labels(service: &Service) -> BTreeMap<String, String> {
     labels
 }
 
+/// Which pods (by uid) each Service's output lists, and the reverse: a pod
+/// event finds the Services to revisit without scanning every object.
+#[derive(Default)]
+pub(crate) struct ListedPods {
+    by_service: HashMap<ServiceKey, HashSet<String>>,
+    by_pod: HashMap<String, HashSet<ServiceKey>>,
+}
+
+impl ListedPods {
+    /// Record that `key`'s output now lists exactly `uids`.
+    pub(crate) fn set(&mut self, key: &ServiceKey, uids: HashSet<String>) {
+        if let Some(old) = self.by_service.remove(key) {
+            for uid in old {
+                if let Some(services) = self.by_pod.get_mut(&uid) {
+                    services.remove(key);
+                    if services.is_empty() {
+                        self.by_pod.remove(&uid);
+                    }
+                }
+            }
+        }
+        for uid in &uids {
+            self.by_pod
+                .entry(uid.clone())
+                .or_default()
+                .insert(key.clone());
+        }
+        if !uids.is_empty() {
+            self.by_service.insert(key.clone(), uids);
+        }
+    }
+
+    /// The Services whose output lists pod `uid`.
+    pub(crate) fn services(&self, uid: &str) -> Vec<ServiceKey> {
+        self.by_pod
+            .get(uid)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
 /// One controller driven by Service and Pod changes.
 pub(crate) trait ServiceReconciler {
     /// Bring the output of one selector Service up to date with its pods
@@ -321,5 +362,22 @@ mod tests {
         let other = pod(json!({"metadata": {"namespace": "ns"},
             "spec": {"hostname": "db-0", "subdomain": "web", "containers": []}}));
         assert_eq!(hostname(&service, &other), None);
+    }
+
+    #[test]
+    fn listed_pods_map_pods_back_to_the_services_listing_them() {
+        let web: ServiceKey = ("ns".into(), "web".into());
+        let api: ServiceKey = ("ns".into(), "api".into());
+        let mut listed = ListedPods::default();
+        listed.set(&web, ["a".to_string(), "b".to_string()].into());
+        listed.set(&api, ["b".to_string()].into());
+        let mut both = listed.services("b");
+        both.sort();
+        assert_eq!(both, vec![api.clone(), web.clone()]);
+        listed.set(&web, ["a".to_string()].into());
+        assert_eq!(listed.services("b"), vec![api.clone()]);
+        listed.set(&api, HashSet::new());
+        assert!(listed.services("b").is_empty());
+        assert_eq!(listed.services("a"), vec![web]);
     }
 }
