@@ -266,7 +266,8 @@ fn service_account(state: &ApiServer, pod: &mut Value) -> Result<(), ApiError> {
         },
     };
     spec.insert("serviceAccountName".into(), json!(name));
-    let account = crate::authn::service_account::cached(state, "", "serviceaccounts", &namespace, &name);
+    let account =
+        crate::authn::service_account::cached(state, "", "serviceaccounts", &namespace, &name);
     if account.is_none() && name != "default" {
         return Err(ApiError::forbidden_message(format!(
             "pods \"{pod_name}\" is forbidden: error looking up service account {namespace}/{name}: serviceaccount \"{name}\" not found"
@@ -288,7 +289,11 @@ fn service_account(state: &ApiServer, pod: &mut Value) -> Result<(), ApiError> {
     let mounted = |c: &Value| {
         c.get("volumeMounts")
             .and_then(Value::as_array)
-            .is_some_and(|m| m.iter().any(|m| m.get("mountPath").and_then(Value::as_str) == Some(SERVICE_ACCOUNT_MOUNT)))
+            .is_some_and(|m| {
+                m.iter().any(|m| {
+                    m.get("mountPath").and_then(Value::as_str) == Some(SERVICE_ACCOUNT_MOUNT)
+                })
+            })
     };
     let suffix: String = uuid::Uuid::new_v4()
         .simple()
@@ -331,4 +336,96 @@ fn service_account(state: &ApiServer, pod: &mut Value) -> Result<(), ApiError> {
         }
     }
     Ok(())
+}
+
+/// Label keys (domain `node-restriction.kubernetes.io` and its
+/// subdomains) a kubelet may never set on its Node.
+fn restricted_label(key: &str) -> bool {
+    let domain = key.split_once('/').map(|(d, _)| d).unwrap_or("");
+    domain == "node-restriction.kubernetes.io"
+        || domain.ends_with(".node-restriction.kubernetes.io")
+}
+
+/// NodeRestriction: a kubelet may only create mirror pods bound to itself,
+/// may not set or change labels under `node-restriction.kubernetes.io/`
+/// on its Node, and may not change its Node's taints after creation.
+/// (Which objects a node may touch at all is the Node authorizer's part.)
+pub fn node_restriction(
+    node: &str,
+    strategy: &dyn Strategy,
+    obj: &Value,
+    old: Option<&Value>,
+) -> Result<(), ApiError> {
+    let info = strategy.info();
+    let name = meta::name(obj);
+    let forbidden = |what: &str| {
+        ApiError::forbidden_message(format!("{} \"{name}\" is forbidden: {what}", info.plural))
+    };
+    match (info.group, info.plural) {
+        ("", "pods") if old.is_none() => {
+            if obj
+                .pointer("/metadata/annotations/kubernetes.io~1config.mirror")
+                .is_none()
+            {
+                return Err(forbidden(&format!(
+                    "pod does not have \"kubernetes.io/config.mirror\" annotation, node \"{node}\" can only create mirror pods"
+                )));
+            }
+            if obj.pointer("/spec/nodeName").and_then(Value::as_str) != Some(node) {
+                return Err(forbidden(&format!(
+                    "node \"{node}\" can only create pods with spec.nodeName set to itself"
+                )));
+            }
+            Ok(())
+        }
+        ("coordination.k8s.io", "leases") => {
+            if meta::namespace(obj) == "kube-node-lease" && name != node {
+                return Err(forbidden(
+                    "can only access node lease with the same name as the requesting node",
+                ));
+            }
+            Ok(())
+        }
+        ("storage.k8s.io", "csinodes") if name != node => Err(forbidden(
+            "can only access CSINode with the same name as the requesting node",
+        )),
+        ("", "nodes") => {
+            if name != node {
+                return Err(forbidden(&format!(
+                    "node \"{node}\" is not allowed to modify node \"{name}\""
+                )));
+            }
+            let labels = apimachinery::selector::labels_of(obj);
+            let old_labels = old
+                .map(apimachinery::selector::labels_of)
+                .unwrap_or_default();
+            let mut changed: Vec<&str> = labels
+                .iter()
+                .filter(|(k, v)| restricted_label(k) && old_labels.get(*k) != Some(v))
+                .map(|(k, _)| k.as_str())
+                .chain(
+                    old_labels
+                        .keys()
+                        .filter(|k| restricted_label(k) && !labels.contains_key(*k))
+                        .map(String::as_str),
+                )
+                .collect();
+            changed.sort_unstable();
+            changed.dedup();
+            if !changed.is_empty() {
+                let verb = if old.is_some() { "modify" } else { "set" };
+                return Err(forbidden(&format!(
+                    "is not allowed to {verb} labels: {}",
+                    changed.join(", ")
+                )));
+            }
+            if let Some(old) = old {
+                if obj.pointer("/spec/taints") != old.pointer("/spec/taints") {
+                    return Err(forbidden("node is not allowed to modify taints"));
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }

@@ -254,6 +254,17 @@ impl Cacher {
         lock(&self.state).objects.get(key).cloned()
     }
 
+    /// Every object under `prefix` as the cache holds it now (no
+    /// consistency wait).
+    pub fn list_now(&self, prefix: &str) -> Vec<Arc<Value>> {
+        let st = lock(&self.state);
+        st.objects
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
     /// Every object under `prefix` (a namespace or the whole resource) once
     /// the cache is at least at `min_revision`, with the cache's revision.
     pub async fn list(

@@ -21,6 +21,9 @@ pub struct RequestInfo {
     pub name: String,
     /// Path segments after `/api` or `/apis`.
     pub parts: Vec<String>,
+    /// The request's `fieldSelector` (the Node authorizer lets a kubelet
+    /// list only what a selector limits to itself).
+    pub field_selector: String,
 }
 
 /// Namespace subresources that are not a nested resource list.
@@ -57,6 +60,9 @@ pub fn resolve(method: &Method, path: &str, query: &str) -> RequestInfo {
     }
     info.version = rest.remove(0);
     info.is_resource_request = true;
+    info.field_selector = crate::query::Query::parse(query)
+        .str("fieldSelector")
+        .to_string();
 
     let mut watch_prefix = false;
     if rest.first().map(String::as_str) == Some("watch") {

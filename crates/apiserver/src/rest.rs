@@ -169,6 +169,7 @@ pub async fn serve(
         field_manager_given: !ctx.query.str("fieldManager").is_empty(),
         force: ctx.query.flag("force"),
         applied: false,
+        node: crate::authz::node::node_of(&ctx.user).map(str::to_string),
     };
     let mut warnings = Vec::new();
     let s = strategy.as_ref();
@@ -795,6 +796,8 @@ pub struct WriteOptions {
     /// The object comes from server-side apply, which already recorded
     /// its managed fields.
     pub applied: bool,
+    /// The node making the change, when a kubelet writes (NodeRestriction).
+    pub node: Option<String>,
 }
 
 impl WriteOptions {
@@ -806,6 +809,7 @@ impl WriteOptions {
         field_manager_given: true,
         force: false,
         applied: false,
+        node: None,
     };
 }
 
@@ -979,6 +983,9 @@ pub async fn create_object(
     }
     let name = meta::name(&obj).to_string();
     admission::admit(state, Operation::Create, s, namespace, &name).await?;
+    if let Some(node) = &opts.node {
+        admission::node_restriction(node, s, &obj, None)?;
+    }
     if opts.dry_run {
         return Ok(obj);
     }
@@ -1122,6 +1129,9 @@ pub async fn update_object(
         return Err(invalid(s, &obj, causes));
     }
     admission::admit(state, Operation::Update, s, namespace, name).await?;
+    if let Some(node) = &opts.node {
+        admission::node_restriction(node, s, &obj, Some(&old))?;
+    }
     meta::set_meta(&mut obj, "resourceVersion", json!(current_rev.to_string()));
     if opts.dry_run {
         return Ok(obj);

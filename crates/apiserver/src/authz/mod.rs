@@ -11,9 +11,10 @@
 //!    discovery and public info for everyone) is written at start by
 //!    [`crate::bootstrap_policy`].
 //!
-//! Not yet here: the Node authorizer, and `--authorization-mode` (RBAC is
-//! always on).
+//! Between them sits [`node`], the Node authorizer for kubelets. Not yet
+//! here: `--authorization-mode` (Node and RBAC are always on).
 
+pub mod node;
 pub mod rbac;
 
 use crate::authn::{UserInfo, GROUP_MASTERS};
@@ -29,6 +30,9 @@ pub enum Decision {
 /// The authorize stage of the pipeline.
 pub async fn authorize(state: &ApiServer, user: &UserInfo, info: &RequestInfo) -> Decision {
     if user.in_group(GROUP_MASTERS) {
+        return Decision::Allow;
+    }
+    if node::authorize(state, user, info) == Some(Decision::Allow) {
         return Decision::Allow;
     }
     rbac::authorize(state, user, info).await
