@@ -422,7 +422,7 @@ impl Sync<'_> {
                             .filter(|r| r.uid != uid)
                             .cloned()
                             .collect();
-                        let patch = json!({"metadata": {"ownerReferences": refs, "uid": rs.metadata.uid}});
+                        let patch = json!({"metadata": {"ownerReferences": if refs.is_empty() { json!(null) } else { json!(refs) }, "uid": rs.metadata.uid}});
                         let _ = api
                             .patch(&rs_name, &PatchParams::default(), &Patch::Merge(&patch))
                             .await;
@@ -437,7 +437,7 @@ impl Sync<'_> {
                     };
                     let mut refs = rs.metadata.owner_references.clone().unwrap_or_default();
                     refs.push(owner);
-                    let patch = json!({"metadata": {"ownerReferences": refs, "uid": rs.metadata.uid}});
+                    let patch = json!({"metadata": {"ownerReferences": if refs.is_empty() { json!(null) } else { json!(refs) }, "uid": rs.metadata.uid}});
                     if let Ok(adopted) = api
                         .patch(&rs_name, &PatchParams::default(), &Patch::Merge(&patch))
                         .await

@@ -447,7 +447,9 @@ impl Collector {
         uid: &str,
         remaining: &[&OwnerReference],
     ) -> Result<bool, Error> {
-        let patch = json!({"metadata": {"ownerReferences": remaining, "uid": uid}});
+        // An empty list is dropped (null), as Go's omitempty would leave it.
+        let refs = if remaining.is_empty() { json!(null) } else { json!(remaining) };
+        let patch = json!({"metadata": {"ownerReferences": refs, "uid": uid}});
         match api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
             Ok(_) => Ok(true),
             Err(err) if is_not_found(&err) => Ok(true),
@@ -533,6 +535,7 @@ impl Collector {
             .into_iter()
             .filter(|f| f != finalizer)
             .collect();
+        let finalizers = if finalizers.is_empty() { json!(null) } else { json!(finalizers) };
         let patch = json!({"metadata": {
             "finalizers": finalizers,
             "resourceVersion": current.metadata.resource_version,

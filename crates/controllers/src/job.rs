@@ -579,6 +579,8 @@ async fn remove_finalizer(pods_api: &Api<Pod>, pod: &Pod) -> Result<(), Error> {
         .flatten()
         .filter(|f| *f != TRACKING_FINALIZER)
         .collect();
+    // An emptied list is removed (null), as Go's omitempty would leave it.
+    let finalizers = if finalizers.is_empty() { json!(null) } else { json!(finalizers) };
     let patch = json!({"metadata": {"finalizers": finalizers, "uid": pod.metadata.uid}});
     match pods_api
         .patch(

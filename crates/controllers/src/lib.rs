@@ -9,6 +9,7 @@
 
 pub mod certificates;
 pub mod token_cleaner;
+pub mod cronjob;
 pub mod deployment;
 pub mod gc;
 pub mod job;
@@ -124,6 +125,7 @@ pub async fn run(client: kube::Client, options: Options) -> Result<(), Error> {
     tasks.spawn(namespace::run(ctx.clone()));
     tasks.spawn(serviceaccount::run(ctx.clone()));
     tasks.spawn(job::run(ctx.clone()));
+    tasks.spawn(cronjob::run(ctx.clone()));
     while let Some(result) = tasks.join_next().await {
         match result {
             Ok(Ok(())) => {}

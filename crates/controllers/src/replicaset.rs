@@ -456,7 +456,7 @@ async fn adopt<K: ReplicaOwner>(pods: &Api<Pod>, pod: &Pod, owner: &K) -> bool {
     };
     let mut refs = pod.metadata.owner_references.clone().unwrap_or_default();
     refs.push(owner_ref);
-    let patch = json!({"metadata": {"ownerReferences": refs, "uid": pod.metadata.uid}});
+    let patch = json!({"metadata": {"ownerReferences": if refs.is_empty() { json!(null) } else { json!(refs) }, "uid": pod.metadata.uid}});
     pods.patch(
         pod.metadata.name.as_deref().unwrap_or_default(),
         &PatchParams::default(),
@@ -476,7 +476,7 @@ async fn release(pods: &Api<Pod>, pod: &Pod, uid: &str) {
         .filter(|r| r.uid != uid)
         .cloned()
         .collect();
-    let patch = json!({"metadata": {"ownerReferences": refs, "uid": pod.metadata.uid}});
+    let patch = json!({"metadata": {"ownerReferences": if refs.is_empty() { json!(null) } else { json!(refs) }, "uid": pod.metadata.uid}});
     if let Err(err) = pods
         .patch(
             pod.metadata.name.as_deref().unwrap_or_default(),

@@ -295,3 +295,130 @@ fn deleting_a_namespace_deletes_its_content_then_the_namespace() {
     let (_, body) = server.curl_admin(&["/api/v1/namespaces/team/pods"]);
     assert!(support::item_names(&body).is_empty(), "{body}");
 }
+
+/// Pods whose controller is the named owner.
+fn pods_of(server: &Server, owner: &str) -> Vec<Value> {
+    items(&get_json(server, &["pods"]))
+        .into_iter()
+        .filter(|p| p["metadata"]["ownerReferences"][0]["name"] == owner)
+        .collect()
+}
+
+fn condition_true(object: &Value, type_: &str) -> bool {
+    object["status"]["conditions"]
+        .as_array()
+        .is_some_and(|c| c.iter().any(|c| c["type"] == type_ && c["status"] == "True"))
+}
+
+#[test]
+fn jobs_run_to_completion_and_cronjobs_instantiate_jobs() {
+    let server = Server::start(&[]);
+    let _nodes = server.sim_nodes(&["--count=2", "--job-run-seconds=1"]);
+
+    // NonIndexed: 4 completions, 2 at a time.
+    let job = r#"{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"crunch"},
+      "spec":{"completions":4,"parallelism":2,
+      "template":{"spec":{"restartPolicy":"Never","containers":[{"name":"c","image":"busybox"}]}}}}"#;
+    let (code, body) = support::post_json(&server, "/apis/batch/v1/namespaces/default/jobs", job);
+    assert_eq!(code, 201, "{body}");
+    server.kubectl_ok(
+        KUBECTL,
+        &["wait", "--for=condition=complete", "job/crunch", "--timeout=90s"],
+    );
+    let job = get_json(&server, &["job", "crunch"]);
+    assert_eq!(job["status"]["succeeded"], 4, "{job}");
+    assert!(condition_true(&job, "SuccessCriteriaMet"), "{job}");
+    assert!(job["status"]["completionTime"].is_string(), "{job}");
+    let job_pods = pods_of(&server, "crunch");
+    assert_eq!(job_pods.len(), 4);
+    for pod in &job_pods {
+        assert_eq!(pod["status"]["phase"], "Succeeded");
+        // The tracking finalizer is released once the pod is counted.
+        assert!(pod["metadata"]["finalizers"].is_null(), "{pod}");
+    }
+
+    // Indexed: each index gets its own pod.
+    let indexed = r#"{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"shards"},
+      "spec":{"completions":3,"parallelism":3,"completionMode":"Indexed",
+      "template":{"spec":{"restartPolicy":"Never","containers":[{"name":"c","image":"busybox"}]}}}}"#;
+    let (code, body) = support::post_json(&server, "/apis/batch/v1/namespaces/default/jobs", indexed);
+    assert_eq!(code, 201, "{body}");
+    server.kubectl_ok(
+        KUBECTL,
+        &["wait", "--for=condition=complete", "job/shards", "--timeout=90s"],
+    );
+    let job = get_json(&server, &["job", "shards"]);
+    assert_eq!(job["status"]["completedIndexes"], "0-2", "{job}");
+    let mut indexes: Vec<String> = pods_of(&server, "shards")
+        .iter()
+        .map(|p| {
+            p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    indexes.sort();
+    assert_eq!(indexes, ["0", "1", "2"]);
+
+    // A CronJob instantiated by hand runs like any job it owns.
+    server.kubectl_ok(
+        KUBECTL,
+        &["create", "cronjob", "nightly", "--image=busybox", "--schedule=0 3 * * *"],
+    );
+    server.kubectl_ok(KUBECTL, &["create", "job", "manual", "--from=cronjob/nightly"]);
+    server.kubectl_ok(
+        KUBECTL,
+        &["wait", "--for=condition=complete", "job/manual", "--timeout=90s"],
+    );
+    let manual = get_json(&server, &["job", "manual"]);
+    assert_eq!(manual["metadata"]["ownerReferences"][0]["kind"], "CronJob");
+
+    // ttlSecondsAfterFinished removes a finished job.
+    let short = r#"{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"brief"},
+      "spec":{"ttlSecondsAfterFinished":1,
+      "template":{"spec":{"restartPolicy":"Never","containers":[{"name":"c","image":"busybox"}]}}}}"#;
+    let (code, body) = support::post_json(&server, "/apis/batch/v1/namespaces/default/jobs", short);
+    assert_eq!(code, 201, "{body}");
+    server.wait_for("the finished job to expire", LONG, || {
+        !server.kubectl(KUBECTL, &["get", "job", "brief"]).status.success()
+    });
+}
+
+#[test]
+fn a_cronjob_creates_a_job_on_schedule() {
+    let server = Server::start(&[]);
+    let _nodes = server.sim_nodes(&["--count=1", "--job-run-seconds=1"]);
+    server.kubectl_ok(
+        KUBECTL,
+        &["create", "cronjob", "tick", "--image=busybox", "--schedule=*/1 * * * *"],
+    );
+    let mut job_name = String::new();
+    server.wait_for("a scheduled job", Duration::from_secs(100), || {
+        let jobs = items(&get_json(&server, &["jobs"]));
+        if let Some(job) = jobs.first() {
+            job_name = job["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            true
+        } else {
+            false
+        }
+    });
+    // Named after the scheduled minute, which the annotation records.
+    let minutes: i64 = job_name.trim_start_matches("tick-").parse().unwrap();
+    let job = get_json(&server, &["job", &job_name]);
+    let stamp = job["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(stamp.ends_with(":00Z"), "{stamp}");
+    server.kubectl_ok(
+        KUBECTL,
+        &["wait", "--for=condition=complete", &format!("job/{job_name}"), "--timeout=90s"],
+    );
+    server.wait_for("lastSuccessfulTime", LONG, || {
+        get_json(&server, &["cronjob", "tick"])["status"]["lastSuccessfulTime"].is_string()
+    });
+    let cj = get_json(&server, &["cronjob", "tick"]);
+    let last = cj["status"]["lastScheduleTime"].as_str().unwrap().to_string();
+    assert!(minutes > 0 && last.ends_with(":00Z"), "{cj}");
+}
