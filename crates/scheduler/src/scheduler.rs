@@ -782,3 +782,72 @@ async fn evict(shared: &Shared, profile: &str, preemptor: &PodInfo, victim: &Pod
         Err(e) => tracing::info!(pod = %victim.key, %e, "deleting a preemption victim failed"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn stores(objects: Vec<serde_json::Value>) -> Stores {
+        let (pdbs, _) = reflector::store::<PodDisruptionBudget>();
+        let (services, mut svc) = reflector::store::<Service>();
+        let (replica_sets, mut rs) = reflector::store::<ReplicaSet>();
+        let (stateful_sets, _) = reflector::store::<StatefulSet>();
+        let (controllers, _) = reflector::store::<ReplicationController>();
+        for o in objects {
+            match o["kind"].as_str() {
+                Some("Service") => {
+                    svc.apply_watcher_event(&Event::Apply(serde_json::from_value(o).unwrap()))
+                }
+                Some("ReplicaSet") => {
+                    rs.apply_watcher_event(&Event::Apply(serde_json::from_value(o).unwrap()))
+                }
+                _ => unreachable!(),
+            }
+        }
+        Stores {
+            pdbs,
+            services,
+            replica_sets,
+            stateful_sets,
+            controllers,
+        }
+    }
+
+    fn pod(ns: &str, labels: serde_json::Value) -> PodInfo {
+        let p: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p", "namespace": ns, "labels": labels},
+            "spec": {"containers": [{"name": "c"}]}}))
+        .unwrap();
+        PodInfo::new(Arc::new(p), 0)
+    }
+
+    #[test]
+    fn default_spreading_selects_by_the_services_and_replica_sets_of_the_pod() {
+        let s = stores(vec![
+            json!({"kind": "Service", "metadata": {"name": "web", "namespace": "default"},
+                   "spec": {"selector": {"app": "web"}}}),
+            json!({"kind": "Service", "metadata": {"name": "db", "namespace": "default"},
+                   "spec": {"selector": {"app": "db"}}}),
+            json!({"kind": "ReplicaSet", "metadata": {"name": "web-1", "namespace": "default"},
+                   "spec": {"selector": {"matchLabels": {"app": "web", "hash": "1"}}}}),
+            json!({"kind": "Service", "metadata": {"name": "web", "namespace": "other"},
+                   "spec": {"selector": {"tier": "x"}}}),
+        ]);
+        let web = pod("default", json!({"app": "web", "hash": "1", "tier": "x"}));
+        let sel = default_selector(&s, &web).unwrap();
+        let keys: Vec<&str> = sel.requirements.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(keys, ["app", "app", "hash"]);
+        assert!(sel.matches(&web.labels));
+        let lonely = pod("default", json!({"app": "batch"}));
+        assert!(default_selector(&s, &lonely).is_none());
+    }
+
+    #[test]
+    fn bound_pod_additions_and_deletions_wake_the_right_rejections() {
+        assert!(helped_by_pod_delete(&[NODE_RESOURCES_FIT]));
+        assert!(!helped_by_pod_delete(&[TAINT_TOLERATION]));
+        assert!(helped_by_pod_add(&[INTER_POD_AFFINITY]));
+        assert!(!helped_by_pod_add(&[NODE_RESOURCES_FIT]));
+    }
+}
