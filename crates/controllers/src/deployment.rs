@@ -32,7 +32,7 @@ use kube::runtime::watcher;
 use serde_json::json;
 
 use crate::workload_util::{
-    controller_owner_ref, controller_ref, is_conflict, is_not_found, is_ready, reflect, run_loop,
+    controller_owner_ref, controller_ref, zero_free, is_conflict, is_not_found, is_ready, reflect, run_loop,
     selector_is_empty, selector_matches, self_trigger,
 };
 use crate::{Context, Error};
@@ -235,31 +235,6 @@ fn same_template(a: Option<&PodTemplateSpec>, b: Option<&PodTemplateSpec>) -> bo
         zero_free(serde_json::to_value(t).unwrap_or_default())
     };
     strip(a) == strip(b)
-}
-
-/// A JSON value without Go's zero values (false, 0, "", empty lists and
-/// maps, null), so templates compare the way upstream's semantic equality
-/// compares Go structs: a field sent as `false` equals one left out.
-fn zero_free(value: serde_json::Value) -> serde_json::Value {
-    use serde_json::Value;
-    let is_zero = |v: &Value| match v {
-        Value::Null => true,
-        Value::Bool(b) => !b,
-        Value::Number(n) => n.as_f64() == Some(0.0),
-        Value::String(s) => s.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        Value::Object(o) => o.is_empty(),
-    };
-    match value {
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| (k, zero_free(v)))
-                .filter(|(_, v)| !is_zero(v))
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.into_iter().map(zero_free).collect()),
-        other => other,
-    }
 }
 
 fn annotation(meta: &ObjectMeta, key: &str) -> Option<String> {

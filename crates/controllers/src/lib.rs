@@ -10,6 +10,7 @@
 pub mod certificates;
 pub mod token_cleaner;
 pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod gc;
 pub mod job;
@@ -126,6 +127,7 @@ pub async fn run(client: kube::Client, options: Options) -> Result<(), Error> {
     tasks.spawn(serviceaccount::run(ctx.clone()));
     tasks.spawn(job::run(ctx.clone()));
     tasks.spawn(cronjob::run(ctx.clone()));
+    tasks.spawn(daemonset::run(ctx.clone()));
     while let Some(result) = tasks.join_next().await {
         match result {
             Ok(Ok(())) => {}

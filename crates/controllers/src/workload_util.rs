@@ -334,6 +334,53 @@ where
     (done, None)
 }
 
+/// A JSON value without Go's zero values (false, 0, "", empty lists and
+/// maps, null), so templates compare the way upstream's semantic equality
+/// compares Go structs: a field sent as `false` equals one left out.
+pub fn zero_free(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    let is_zero = |v: &Value| match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+    };
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, zero_free(v)))
+                .filter(|(_, v)| !is_zero(v))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(zero_free).collect()),
+        other => other,
+    }
+}
+
+/// upstream's `SafeEncodeString` of an FNV-1a hash (with an optional
+/// collision count): the form of `pod-template-hash` and
+/// `controller-revision-hash` values.
+pub fn safe_hash(data: &[u8], collision_count: Option<i32>) -> String {
+    const SAFE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut hash: u32 = 0x811c_9dc5;
+    let mut feed = |bytes: &[u8]| {
+        for b in bytes {
+            hash ^= u32::from(*b);
+            hash = hash.wrapping_mul(0x0100_0193);
+        }
+    };
+    feed(data);
+    if let Some(count) = collision_count {
+        feed(&(count as u32).to_le_bytes());
+    }
+    hash.to_string()
+        .bytes()
+        .map(|b| SAFE_ALPHABET[usize::from(b) % SAFE_ALPHABET.len()] as char)
+        .collect()
+}
+
 /// `ns/name` of an object, the key expectations and logs use.
 pub fn key_of(meta: &ObjectMeta) -> String {
     format!(

@@ -422,3 +422,55 @@ fn a_cronjob_creates_a_job_on_schedule() {
     let last = cj["status"]["lastScheduleTime"].as_str().unwrap().to_string();
     assert!(minutes > 0 && last.ends_with(":00Z"), "{cj}");
 }
+
+#[test]
+fn a_daemonset_runs_one_pod_per_node_including_nodes_added_later() {
+    let server = Server::start(&[]);
+    let _nodes = server.sim_nodes(&["--count=2"]);
+    server.wait_for("two nodes", LONG, || {
+        items(&get_json(&server, &["nodes"])).len() == 2
+    });
+    let ds = r#"{"apiVersion":"apps/v1","kind":"DaemonSet","metadata":{"name":"agent"},
+      "spec":{"selector":{"matchLabels":{"app":"agent"}},
+      "template":{"metadata":{"labels":{"app":"agent"}},
+      "spec":{"containers":[{"name":"agent","image":"busybox"}]}}}}"#;
+    let (code, body) = support::post_json(&server, "/apis/apps/v1/namespaces/default/daemonsets", ds);
+    assert_eq!(code, 201, "{body}");
+    let out = rollout_status(&server, "default", "daemonset/agent");
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let nodes_of = |server: &Server| {
+        let mut nodes: Vec<String> = live(&pods(server, "default", "app=agent"))
+            .iter()
+            .filter(|p| p["status"]["phase"] == "Running")
+            .map(|p| p["spec"]["nodeName"].as_str().unwrap_or_default().to_string())
+            .collect();
+        nodes.sort();
+        nodes
+    };
+    assert_eq!(nodes_of(&server), ["sim-node-0", "sim-node-1"]);
+    let pod = &pods(&server, "default", "app=agent")[0];
+    let term = &pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        ["nodeSelectorTerms"][0]["matchFields"][0];
+    assert_eq!(term["key"], "metadata.name", "{pod}");
+    let tolerations = pod["spec"]["tolerations"].to_string();
+    assert!(tolerations.contains("node.kubernetes.io/unschedulable"), "{tolerations}");
+
+    // A node joining later gets its pod.
+    let _more = server.sim_nodes(&["--count=1", "--start-index=2"]);
+    server.wait_for("a pod on the new node", LONG, || {
+        nodes_of(&server) == ["sim-node-0", "sim-node-1", "sim-node-2"]
+    });
+    let ds = get_json(&server, &["daemonset", "agent"]);
+    assert_eq!(ds["status"]["desiredNumberScheduled"], 3, "{ds}");
+
+    // A new template rolls out to every node, recorded as revision 2.
+    server.kubectl_ok(KUBECTL, &["set", "image", "daemonset/agent", "agent=busybox:1.36"]);
+    rollout_status(&server, "default", "daemonset/agent");
+    server.wait_for("every pod on the new image", LONG, || {
+        let p = live(&pods(&server, "default", "app=agent"));
+        p.len() == 3 && images(&p).iter().all(|i| i == "busybox:1.36")
+    });
+    let history = server.kubectl_ok(KUBECTL, &["rollout", "history", "daemonset/agent"]);
+    assert!(history.contains('2'), "{history}");
+    assert_eq!(items(&get_json(&server, &["controllerrevisions"])).len(), 2);
+}
