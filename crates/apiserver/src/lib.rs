@@ -14,6 +14,7 @@
 
 pub mod admission;
 pub mod allocator;
+pub mod audit;
 pub mod authn;
 pub mod authz;
 pub mod bootstrap;
@@ -63,6 +64,8 @@ pub struct Config {
     /// The CA clients verify this server with (put into service-account
     /// token Secrets as `ca.crt`).
     pub cluster_ca_pem: Option<String>,
+    /// Audit policy and log (`--audit-policy-file`, `--audit-log-path`).
+    pub audit: Option<Arc<audit::Auditor>>,
     /// Service ClusterIP network (address, prefix length).
     pub service_cidr: (IpAddr, u8),
     /// NodePort range, inclusive.
@@ -83,6 +86,7 @@ pub struct ApiServer {
     /// The watch cache every list and watch is served from.
     pub cache: Arc<cacher::Cacher>,
     pub cluster_ca_pem: Option<String>,
+    pub audit: Option<Arc<audit::Auditor>>,
 }
 
 /// A started server: where it listens, and a handle to stop it.
@@ -153,6 +157,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         cache,
         authenticators: config.authenticators,
         cluster_ca_pem: config.cluster_ca_pem,
+        audit: config.audit,
         service_ips: allocator::IpRange::new(config.service_cidr.0, config.service_cidr.1),
         node_ports: allocator::Range {
             key: "/registry/ranges/servicenodeports".into(),

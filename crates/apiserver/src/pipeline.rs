@@ -1,6 +1,6 @@
 //! The request pipeline. The order of stages is readable in [`handle`]:
-//! recover panics -> request info -> authenticate -> impersonate ->
-//! authorize -> route.
+//! recover panics -> request info -> authenticate -> impersonate -> audit
+//! -> authorize -> route (and the audit event of the response).
 //! Each stage is a small function with one input and one output.
 
 use std::convert::Infallible;
@@ -37,10 +37,28 @@ pub async fn handle(
     let started = Instant::now();
     let method = req.method().clone();
     let uri = req.uri().clone();
+    let mut record = state.audit.as_ref().map(|_| crate::audit::Record {
+        audit_id: uuid::Uuid::new_v4().to_string(),
+        received: crate::audit::timestamp(),
+        request_uri: uri.to_string(),
+        source_ip: remote.ip().to_string(),
+        user_agent: req
+            .headers()
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string(),
+        ..Default::default()
+    });
     // Stage: recover panics, so one bad request never takes the server down.
-    let outcome = AssertUnwindSafe(authenticated_pipeline(state, peer, req))
-        .catch_unwind()
-        .await;
+    let outcome = AssertUnwindSafe(authenticated_pipeline(
+        state.clone(),
+        peer,
+        req,
+        record.as_mut(),
+    ))
+    .catch_unwind()
+    .await;
     let resp = match outcome {
         Ok(Ok(resp)) => resp,
         Ok(Err(err)) => response::error(&err),
@@ -51,6 +69,17 @@ pub async fn handle(
             ))
         }
     };
+    if let (Some(auditor), Some(record)) = (&state.audit, &record) {
+        let (level, omit) = auditor.evaluate(record);
+        if !omit.iter().any(|s| s == "ResponseComplete") {
+            auditor.emit(
+                record,
+                level,
+                "ResponseComplete",
+                Some(resp.status().as_u16()),
+            );
+        }
+    }
     tracing::debug!(%remote, %method, %uri, code = resp.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request");
     Ok(resp)
 }
@@ -59,6 +88,7 @@ async fn authenticated_pipeline(
     state: Arc<ApiServer>,
     peer: Arc<Option<PeerCertificate>>,
     req: Request<Incoming>,
+    mut audit: Option<&mut crate::audit::Record>,
 ) -> Result<Response<Body>, ApiError> {
     // Stage: request info.
     let query = Query::parse(req.uri().query().unwrap_or(""));
@@ -67,13 +97,34 @@ async fn authenticated_pipeline(
         req.uri().path(),
         req.uri().query().unwrap_or(""),
     );
+    if let Some(record) = audit.as_deref_mut() {
+        record.info = Some(info.clone());
+    }
     // Stage: authenticate.
     let user = authn::authenticate(&state, peer.as_ref().as_ref(), req.headers())
         .ok_or_else(ApiError::unauthorized)?;
+    if let Some(record) = audit.as_deref_mut() {
+        record.user = Some(user.clone());
+    }
     // Stage: impersonate.
+    let authenticated = user.clone();
     let user = crate::impersonation::apply(&state, user, req.headers()).await?;
+    // Stage: audit (the request has arrived; the level is now known).
+    if let (Some(auditor), Some(record)) = (&state.audit, audit.as_deref_mut()) {
+        if user != authenticated {
+            record.impersonated = Some(user.clone());
+        }
+        let (level, omit) = auditor.evaluate(record);
+        if !omit.iter().any(|s| s == "RequestReceived") {
+            auditor.emit(record, level, "RequestReceived", None);
+        }
+    }
     // Stage: authorize.
-    if authz::authorize(&state, &user, &info).await == Decision::Deny {
+    let decision = authz::authorize(&state, &user, &info).await;
+    if let Some(record) = audit.as_deref_mut() {
+        record.decision = Some(decision == Decision::Allow);
+    }
+    if decision == Decision::Deny {
         return Err(forbidden(&user, &info));
     }
     let ctx = RequestContext { info, user, query };

@@ -243,6 +243,22 @@ pub struct ServerArgs {
     #[arg(long, env = "RUSTKUBE_ANONYMOUS_AUTH", default_value_t = false, action = clap::ArgAction::Set)]
     pub anonymous_auth: bool,
 
+    /// Audit policy (audit.k8s.io/v1 Policy, YAML); with --audit-log-path turns auditing on
+    #[arg(long, env = "RUSTKUBE_AUDIT_POLICY_FILE", requires = "audit_log_path")]
+    pub audit_policy_file: Option<PathBuf>,
+
+    /// File the audit events are written to, one JSON object per line
+    #[arg(long, env = "RUSTKUBE_AUDIT_LOG_PATH", requires = "audit_policy_file")]
+    pub audit_log_path: Option<PathBuf>,
+
+    /// Megabytes an audit log file may grow to before it is rotated (0: never)
+    #[arg(long, env = "RUSTKUBE_AUDIT_LOG_MAXSIZE", default_value_t = 0)]
+    pub audit_log_maxsize: u64,
+
+    /// Rotated audit log files to keep (0: all)
+    #[arg(long, env = "RUSTKUBE_AUDIT_LOG_MAXBACKUP", default_value_t = 0)]
+    pub audit_log_maxbackup: usize,
+
     /// Do not run the controller manager in the server
     #[arg(long, env = "RUSTKUBE_DISABLE_CONTROLLER_MANAGER")]
     pub disable_controller_manager: bool,

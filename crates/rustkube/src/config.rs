@@ -174,6 +174,17 @@ fn validated(command: Command) -> Result<Command, LoadError> {
 }
 
 fn check_server(args: &ServerArgs) -> Result<(), String> {
+    if let Some(path) = &args.audit_policy_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("--audit-policy-file {}: {e}", path.display()))?;
+        apiserver::audit::Policy::parse(&text).map_err(|e| {
+            format!(
+                "--audit-policy-file {}: not a valid audit policy: {}",
+                path.display(),
+                e.lines().next().unwrap_or("")
+            )
+        })?;
+    }
     if !args.datastore_endpoint.is_empty() {
         for endpoint in args.datastore_endpoint.split(',') {
             let rest = endpoint

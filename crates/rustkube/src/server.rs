@@ -243,6 +243,18 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
         apiserver::authn::service_account::ServiceAccountTokens::new(&key, &issuer)
             .map_err(|e| ServerError::Io(format!("service-account key: {e}")))?
     };
+    let audit = match (&args.audit_policy_file, &args.audit_log_path) {
+        (Some(policy), Some(log)) => Some(Arc::new(
+            apiserver::audit::Auditor::open(
+                policy,
+                log,
+                args.audit_log_maxsize,
+                args.audit_log_maxbackup,
+            )
+            .map_err(|e| ServerError::Io(e.to_string()))?,
+        )),
+        _ => None,
+    };
     let server = apiserver::start(apiserver::Config {
         bind_address: args.bind_address,
         port: args.https_listen_port,
@@ -257,6 +269,7 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
             anonymous: args.anonymous_auth,
         },
         cluster_ca_pem: Some(pki.server_ca_pem.clone()),
+        audit,
         service_cidr: (args.service_cidr.addr, args.service_cidr.prefix),
         service_node_port_range: args.service_node_port_range,
     })

@@ -1,0 +1,149 @@
+//! Auditing end to end: with `--audit-policy-file` and `--audit-log-path`
+//! every request the policy selects is one line in the log (the
+//! `RequestReceived` stage omitted by the policy), at the level the first
+//! matching rule chose.
+
+mod support;
+
+use std::time::Duration;
+
+use support::Server;
+
+const POLICY: &str = r#"apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+  - level: None
+    users: ["system:kube-controller-manager", "system:kube-scheduler"]
+  - level: None
+    nonResourceURLs: ["/readyz*", "/healthz*", "/livez*", "/api*", "/openapi*", "/version"]
+  - level: RequestResponse
+    resources:
+      - group: ""
+        resources: ["secrets"]
+  - level: None
+    resources:
+      - group: ""
+        resources: ["events"]
+  - level: Metadata
+"#;
+
+fn events(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is one JSON event"))
+        .collect()
+}
+
+#[test]
+fn each_request_is_one_audit_event_at_the_level_the_policy_chose() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, POLICY).unwrap();
+    let log = dir.path().join("audit").join("audit.log");
+    let server = Server::start(&[
+        &format!("--audit-policy-file={}", policy.display()),
+        &format!("--audit-log-path={}", log.display()),
+        "--disable-scheduler",
+    ]);
+    server.kubectl_ok("1.33", &["create", "configmap", "audited"]);
+    server.kubectl_ok(
+        "1.33",
+        &["create", "secret", "generic", "s1", "--from-literal=k=v"],
+    );
+    let denied = server.kubectl("1.33", &["get", "configmap", "audited", "--as=jane"]);
+    assert!(!denied.status.success());
+
+    let mut all = Vec::new();
+    server.wait_for("the audit events", Duration::from_secs(10), || {
+        all = events(&log);
+        all.iter()
+            .filter(|e| e["verb"] == "create" && e["objectRef"]["resource"] == "secrets")
+            .count()
+            == 1
+    });
+    for e in &all {
+        assert_eq!(e["apiVersion"], "audit.k8s.io/v1");
+        assert_eq!(e["kind"], "Event");
+        assert_eq!(e["stage"], "ResponseComplete", "{e}");
+        assert_ne!(e["level"], "None");
+        assert_ne!(e["user"]["username"], "system:kube-controller-manager");
+    }
+    let created: Vec<_> = all
+        .iter()
+        .filter(|e| e["verb"] == "create" && e["objectRef"]["resource"] == "configmaps")
+        .collect();
+    assert_eq!(created.len(), 1, "{created:?}");
+    let created = created[0];
+    assert_eq!(created["level"], "Metadata");
+    assert_eq!(created["user"]["username"], "system:admin");
+    assert_eq!(created["objectRef"]["namespace"], "default");
+    assert_eq!(created["responseStatus"]["code"], 201);
+    assert_eq!(
+        created["annotations"]["authorization.k8s.io/decision"],
+        "allow"
+    );
+    assert!(created["userAgent"]
+        .as_str()
+        .unwrap()
+        .starts_with("kubectl"));
+    assert_eq!(created["sourceIPs"][0], "127.0.0.1");
+
+    let secret = all
+        .iter()
+        .find(|e| e["verb"] == "create" && e["objectRef"]["resource"] == "secrets")
+        .unwrap();
+    assert_eq!(secret["level"], "RequestResponse");
+
+    let forbidden = all
+        .iter()
+        .find(|e| e["impersonatedUser"]["username"] == "jane")
+        .expect("the impersonated request is audited");
+    assert_eq!(forbidden["responseStatus"]["code"], 403);
+    assert_eq!(
+        forbidden["annotations"]["authorization.k8s.io/decision"],
+        "forbid"
+    );
+    assert_eq!(forbidden["user"]["username"], "system:admin");
+
+    // Every event is its own request.
+    let mut ids: Vec<&str> = all.iter().map(|e| e["auditID"].as_str().unwrap()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), all.len());
+}
+
+#[test]
+fn a_bad_audit_policy_is_one_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: [{level: Loud}]\n",
+    )
+    .unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, "").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rustkube"))
+        .arg("server")
+        .arg(format!("--config={}", config.display()))
+        .arg(format!("--data-dir={}", dir.path().join("data").display()))
+        .arg(format!(
+            "--write-kubeconfig={}",
+            dir.path().join("kc").display()
+        ))
+        .arg(format!("--audit-policy-file={}", policy.display()))
+        .arg(format!(
+            "--audit-log-path={}",
+            dir.path().join("a.log").display()
+        ))
+        .arg(format!("--https-listen-port={}", support::free_port()))
+        .arg("--bind-address=127.0.0.1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("not a valid audit policy"), "{err}");
+}
