@@ -121,7 +121,7 @@ async fn authenticated_pipeline(
     }
     // Stage: authorize.
     let decision = authz::authorize(&state, &user, &info).await;
-    if let Some(record) = audit.as_deref_mut() {
+    if let Some(record) = audit {
         record.decision = Some(decision == Decision::Allow);
     }
     if decision == Decision::Deny {

@@ -20,7 +20,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{
     Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod,
-    PodSpec, Taint, Toleration,
+    PodSpec, PodTemplateSpec, Taint, Toleration,
 };
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -251,34 +251,63 @@ pub async fn run(ctx: Context) -> Result<(), Error> {
 }
 
 /// The revision data upstream stores: the template, marked to replace.
-fn revision_data(ds: &DaemonSet) -> serde_json::Value {
-    let mut template =
-        serde_json::to_value(ds.spec.as_ref().map(|s| &s.template)).unwrap_or_default();
+pub fn revision_data(template: &PodTemplateSpec) -> serde_json::Value {
+    let mut template = serde_json::to_value(template).unwrap_or_default();
     if let Some(obj) = template.as_object_mut() {
         obj.insert("$patch".into(), json!("replace"));
     }
     json!({"spec": {"template": template}})
 }
 
-/// Find or create the ControllerRevision for the current template (bumping
-/// an old one's revision number when rolling back to it). Returns its hash.
-async fn current_revision(ctx: &Context, ds: &DaemonSet) -> Result<String, Error> {
-    let namespace = ds.metadata.namespace.clone().unwrap_or_default();
-    let name = ds.metadata.name.clone().unwrap_or_default();
-    let uid = ds.metadata.uid.clone().unwrap_or_default();
+/// The template a revision's data holds.
+pub fn revision_template(revision: &ControllerRevision) -> Option<PodTemplateSpec> {
+    let mut template = revision.data.as_ref()?.0.pointer("/spec/template")?.clone();
+    if let Some(obj) = template.as_object_mut() {
+        obj.remove("$patch");
+    }
+    serde_json::from_value(template).ok()
+}
+
+/// An owner's ControllerRevisions, oldest revision first.
+pub async fn owned_revisions(
+    ctx: &Context,
+    meta: &ObjectMeta,
+) -> Result<Vec<ControllerRevision>, Error> {
+    let namespace = meta.namespace.clone().unwrap_or_default();
+    let uid = meta.uid.clone().unwrap_or_default();
     let api: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), &namespace);
-    let owned: Vec<ControllerRevision> = api
+    let mut owned: Vec<ControllerRevision> = api
         .list(&ListParams::default())
         .await?
         .items
         .into_iter()
         .filter(|r| controller_ref(&r.metadata).is_some_and(|o| o.uid == uid))
         .collect();
-    let data = revision_data(ds);
+    owned.sort_by_key(|r| r.revision);
+    Ok(owned)
+}
+
+/// Find or create the ControllerRevision of an owner's current template
+/// (bumping an old one's revision number when rolling back to it).
+/// Returns its hash; the revision is named `<owner>-<hash>`. A hash
+/// collision is [`Error::Collision`]: the caller bumps collisionCount.
+pub async fn current_revision(
+    ctx: &Context,
+    kind: &str,
+    meta: &ObjectMeta,
+    template: &PodTemplateSpec,
+    collision: Option<i32>,
+) -> Result<String, Error> {
+    let namespace = meta.namespace.clone().unwrap_or_default();
+    let name = meta.name.clone().unwrap_or_default();
+    let api: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), &namespace);
+    let owned = owned_revisions(ctx, meta).await?;
+    let data = revision_data(template);
     let max = owned.iter().map(|r| r.revision).max().unwrap_or(0);
     let wanted = zero_free(data.clone());
     if let Some(existing) = owned
         .iter()
+        .rev()
         .find(|r| r.data.as_ref().is_some_and(|d| zero_free(d.0.clone()) == wanted))
     {
         let hash = existing
@@ -298,13 +327,11 @@ async fn current_revision(ctx: &Context, ds: &DaemonSet) -> Result<String, Error
         }
         return Ok(hash);
     }
-    let collision = ds.status.as_ref().and_then(|s| s.collision_count);
     let bytes = serde_json::to_vec(&data).map_err(|e| Error::Other(e.to_string()))?;
     let hash = safe_hash(&bytes, collision);
-    let mut labels: BTreeMap<String, String> = ds
-        .spec
+    let mut labels: BTreeMap<String, String> = template
+        .metadata
         .as_ref()
-        .and_then(|s| s.template.metadata.as_ref())
         .and_then(|m| m.labels.clone())
         .unwrap_or_default();
     labels.insert(REVISION_HASH.into(), hash.clone());
@@ -313,8 +340,7 @@ async fn current_revision(ctx: &Context, ds: &DaemonSet) -> Result<String, Error
             name: Some(format!("{name}-{hash}")),
             namespace: Some(namespace.clone()),
             labels: Some(labels),
-            owner_references: controller_owner_ref("apps/v1", "DaemonSet", &ds.metadata)
-                .map(|r| vec![r]),
+            owner_references: controller_owner_ref("apps/v1", kind, meta).map(|r| vec![r]),
             ..Default::default()
         },
         data: Some(RawExtension(data)),
@@ -322,15 +348,9 @@ async fn current_revision(ctx: &Context, ds: &DaemonSet) -> Result<String, Error
     };
     match api.create(&PostParams::default(), &revision).await {
         Ok(_) => Ok(hash),
-        Err(err) if is_conflict(&err) => {
-            // Same name, different content: a hash collision.
-            let ds_api: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), &namespace);
-            let patch = json!({"status": {"collisionCount": collision.unwrap_or(0) + 1}});
-            ds_api
-                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await?;
-            Err(Error::Other(format!("controller revision hash collision for {name}")))
-        }
+        Err(err) if is_conflict(&err) => Err(Error::Other(format!(
+            "controller revision hash collision for {name}"
+        ))),
         Err(err) => Err(err.into()),
     }
 }
@@ -395,7 +415,18 @@ async fn reconcile(ds: Arc<DaemonSet>, state: Arc<State>) -> Result<Action, Erro
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
     let reference = clientkit::events::reference(ds.as_ref());
 
-    let hash = current_revision(ctx, &ds).await?;
+    let collision = ds.status.as_ref().and_then(|s| s.collision_count);
+    let hash = match current_revision(ctx, "DaemonSet", &ds.metadata, &spec.template, collision).await {
+        Ok(hash) => hash,
+        Err(Error::Other(message)) if message.contains("collision") => {
+            let api: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), &namespace);
+            let patch = json!({"status": {"collisionCount": collision.unwrap_or(0) + 1}});
+            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+            return Ok(Action::requeue(Duration::from_secs(1)));
+        }
+        Err(err) => return Err(err),
+    };
 
     let pods: Vec<Pod> = state
         .pods

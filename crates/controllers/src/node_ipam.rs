@@ -7,7 +7,10 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::Ipv4Addr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
 
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, Patch, PatchParams};
@@ -136,22 +139,46 @@ fn pod_cidr(node: &Node) -> Option<String> {
         .filter(|cidr| !cidr.is_empty())
 }
 
+/// Pod CIDR writes in flight at once.
+const WRITES_IN_FLIGHT: usize = 16;
+/// How soon changes are acted on: node registrations come in bursts, and
+/// one pass assigns a whole burst with concurrent writes.
+const PASS_DELAY: Duration = Duration::from_millis(250);
+/// Nodes still without a CIDR are retried this often.
+const RETRY: Duration = Duration::from_secs(5);
+
+/// The allocator and what it has promised to whom.
+struct Ipam {
+    allocator: CidrAllocator,
+    /// Which block each node holds: what to release when it goes away.
+    assigned: HashMap<String, String>,
+    /// Nodes already told CIDRNotAvailable: told once, not on every retry.
+    reported: HashSet<String>,
+    /// When we last wrote a node's CIDR, so the pass does not write it
+    /// again before the node's update reaches our cache.
+    written: HashMap<String, Instant>,
+}
+
 /// Assign pod CIDRs until a fatal error; does nothing without a cluster CIDR.
 pub async fn run(ctx: Context) -> Result<(), Error> {
     let Some(cluster_cidr) = ctx.options.cluster_cidr.clone() else {
         return Ok(());
     };
-    let mut allocator =
+    let allocator =
         CidrAllocator::new(&cluster_cidr, ctx.options.node_cidr_mask_size).map_err(Error::Other)?;
+    let mut ipam = Ipam {
+        allocator,
+        assigned: HashMap::new(),
+        reported: HashSet::new(),
+        written: HashMap::new(),
+    };
     let api: Api<Node> = Api::all(ctx.client.clone());
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let nodes = Informer::spawn(api.clone(), watcher::Config::default(), Some(events_tx));
-    // Which block each node holds: what to release when it goes away.
-    let mut assigned: HashMap<String, String> = HashMap::new();
-    // Nodes already told CIDRNotAvailable: told once, not on every retry.
-    let mut reported: HashSet<String> = HashSet::new();
     let mut listing = true;
-    let mut retry = tokio::time::interval(Duration::from_secs(5));
+    let mut pending = false;
+    let mut last_pass = Instant::now();
+    let mut ticker = tokio::time::interval(PASS_DELAY);
     loop {
         tokio::select! {
             event = events.recv() => {
@@ -160,128 +187,133 @@ pub async fn run(ctx: Context) -> Result<(), Error> {
                 };
                 match event {
                     watcher::Event::Init => listing = true,
-                    watcher::Event::InitApply(node) => {
-                        if let (Some(name), Some(cidr)) = (node.metadata.name.clone(), pod_cidr(&node)) {
-                            allocator.occupy(&cidr);
-                            assigned.insert(name, cidr);
+                    watcher::Event::InitApply(node) | watcher::Event::Apply(node) => {
+                        let Some(name) = node.metadata.name.clone() else { continue };
+                        match pod_cidr(&node) {
+                            Some(cidr) => {
+                                if ipam.assigned.get(&name) != Some(&cidr) {
+                                    ipam.allocator.occupy(&cidr);
+                                    ipam.assigned.insert(name.clone(), cidr);
+                                }
+                                ipam.written.remove(&name);
+                            }
+                            None => pending = true,
                         }
                     }
                     watcher::Event::InitDone => {
                         listing = false;
+                        pending = true;
                         // Nodes deleted while we were not watching.
-                        let present: Vec<String> = nodes.store.state().iter()
+                        let present: HashSet<String> = nodes.store.state().iter()
                             .filter_map(|n| n.metadata.name.clone()).collect();
-                        let gone: Vec<String> = assigned.keys()
-                            .filter(|name| !present.contains(name)).cloned().collect();
+                        let gone: Vec<String> = ipam.assigned.keys()
+                            .filter(|name| !present.contains(*name)).cloned().collect();
                         for name in gone {
-                            if let Some(cidr) = assigned.remove(&name) {
-                                allocator.release(&cidr);
-                            }
-                        }
-                        assign_missing(&ctx, &api, &nodes, &mut allocator, &mut assigned, &mut reported).await;
-                    }
-                    watcher::Event::Apply(node) if !listing => {
-                        let Some(name) = node.metadata.name.clone() else { continue };
-                        match pod_cidr(&node) {
-                            Some(cidr) => {
-                                if assigned.get(&name) != Some(&cidr) {
-                                    allocator.occupy(&cidr);
-                                    assigned.insert(name, cidr);
-                                }
-                            }
-                            None => assign(&ctx, &api, &node, &mut allocator, &mut assigned, &mut reported).await,
+                            ipam.forget(&name);
                         }
                     }
-                    watcher::Event::Apply(_) => {}
                     watcher::Event::Delete(node) => {
                         if let Some(name) = &node.metadata.name {
-                            reported.remove(name);
-                        }
-                        if let Some(cidr) = node.metadata.name.as_ref().and_then(|n| assigned.remove(n)) {
-                            allocator.release(&cidr);
+                            ipam.forget(name);
                         }
                     }
                 }
             }
-            _ = retry.tick(), if !listing => {
-                assign_missing(&ctx, &api, &nodes, &mut allocator, &mut assigned, &mut reported).await;
-            }
-        }
-    }
-}
-
-async fn assign_missing(
-    ctx: &Context,
-    api: &Api<Node>,
-    nodes: &Informer<Node>,
-    allocator: &mut CidrAllocator,
-    assigned: &mut HashMap<String, String>,
-    reported: &mut HashSet<String>,
-) {
-    for node in nodes.store.state() {
-        if pod_cidr(&node).is_none() {
-            assign(ctx, api, &node, allocator, assigned, reported).await;
-        }
-    }
-}
-
-/// Give `node` a block (the one it was already promised, if any).
-async fn assign(
-    ctx: &Context,
-    api: &Api<Node>,
-    node: &Node,
-    allocator: &mut CidrAllocator,
-    assigned: &mut HashMap<String, String>,
-    reported: &mut HashSet<String>,
-) {
-    let Some(name) = node.metadata.name.clone() else {
-        return;
-    };
-    let cidr = match assigned.get(&name) {
-        Some(cidr) => cidr.clone(),
-        None => match allocator.allocate() {
-            Some(cidr) => {
-                assigned.insert(name.clone(), cidr.clone());
-                cidr
-            }
-            None => {
-                if !reported.insert(name.clone()) {
-                    return;
+            _ = ticker.tick(), if !listing => {
+                if pending || last_pass.elapsed() >= RETRY {
+                    pending = false;
+                    last_pass = Instant::now();
+                    ipam.assign_missing(&ctx, &api, &nodes).await;
                 }
-                ctx.recorder
-                    .record(
-                        &clientkit::events::reference(node),
-                        clientkit::events::NORMAL,
-                        "CIDRNotAvailable",
-                        &format!("Node {name} status is now: CIDRNotAvailable"),
-                    )
-                    .await;
-                return;
-            }
-        },
-    };
-    let patch = json!({"spec": {"podCIDR": cidr, "podCIDRs": [cidr]}});
-    match api
-        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-    {
-        Ok(_) => tracing::info!(node = %name, %cidr, "assigned pod CIDR"),
-        Err(kube::Error::Api(status)) if status.code == 404 => {
-            if let Some(cidr) = assigned.remove(&name) {
-                allocator.release(&cidr);
             }
         }
-        Err(err) => {
-            // Kept as promised to this node; the periodic pass retries.
-            tracing::warn!(node = %name, %err, "assigning pod CIDR failed");
-            ctx.recorder
-                .record(
-                    &clientkit::events::reference(node),
-                    clientkit::events::WARNING,
-                    "CIDRAssignmentFailed",
-                    &format!("Node {name} status is now: CIDRAssignmentFailed"),
-                )
+    }
+}
+
+impl Ipam {
+    fn forget(&mut self, name: &str) {
+        self.reported.remove(name);
+        self.written.remove(name);
+        if let Some(cidr) = self.assigned.remove(name) {
+            self.allocator.release(&cidr);
+        }
+    }
+
+    /// Give every node without a podCIDR a block (the one it was already
+    /// promised, if any), writing them concurrently.
+    async fn assign_missing(&mut self, ctx: &Context, api: &Api<Node>, nodes: &Informer<Node>) {
+        let mut plan: Vec<(Arc<Node>, String)> = Vec::new();
+        for node in nodes.store.state() {
+            let Some(name) = node.metadata.name.clone() else {
+                continue;
+            };
+            if pod_cidr(&node).is_some()
+                || self
+                    .written
+                    .get(&name)
+                    .is_some_and(|at| at.elapsed() < RETRY * 2)
+            {
+                continue;
+            }
+            let cidr = match self.assigned.get(&name) {
+                Some(cidr) => cidr.clone(),
+                None => match self.allocator.allocate() {
+                    Some(cidr) => {
+                        self.assigned.insert(name.clone(), cidr.clone());
+                        cidr
+                    }
+                    None => {
+                        if self.reported.insert(name.clone()) {
+                            ctx.recorder
+                                .record(
+                                    &clientkit::events::reference(node.as_ref()),
+                                    clientkit::events::NORMAL,
+                                    "CIDRNotAvailable",
+                                    &format!("Node {name} status is now: CIDRNotAvailable"),
+                                )
+                                .await;
+                        }
+                        continue;
+                    }
+                },
+            };
+            plan.push((node, cidr));
+        }
+        let results: Vec<(Arc<Node>, String, Result<(), kube::Error>)> =
+            futures::stream::iter(plan)
+                .map(|(node, cidr)| async move {
+                    let name = node.metadata.name.clone().unwrap_or_default();
+                    let patch = json!({"spec": {"podCIDR": cidr, "podCIDRs": [cidr]}});
+                    let result = api
+                        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await
+                        .map(|_| ());
+                    (node, cidr, result)
+                })
+                .buffer_unordered(WRITES_IN_FLIGHT)
+                .collect()
                 .await;
+        for (node, cidr, result) in results {
+            let name = node.metadata.name.clone().unwrap_or_default();
+            match result {
+                Ok(()) => {
+                    tracing::info!(node = %name, %cidr, "assigned pod CIDR");
+                    self.written.insert(name, Instant::now());
+                }
+                Err(kube::Error::Api(status)) if status.code == 404 => self.forget(&name),
+                Err(err) => {
+                    // Kept as promised to this node; a later pass retries.
+                    tracing::warn!(node = %name, %err, "assigning pod CIDR failed");
+                    ctx.recorder
+                        .record(
+                            &clientkit::events::reference(node.as_ref()),
+                            clientkit::events::WARNING,
+                            "CIDRAssignmentFailed",
+                            &format!("Node {name} status is now: CIDRAssignmentFailed"),
+                        )
+                        .await;
+                }
+            }
         }
     }
 }

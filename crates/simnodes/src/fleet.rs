@@ -17,6 +17,8 @@ use crate::Options;
 /// thousands of heartbeats on schedule, few enough not to starve other
 /// clients of a small API server.
 pub const MAX_IN_FLIGHT: usize = 32;
+/// Longest wait for one API call.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub struct Fleet {
     pub client: kube::Client,
@@ -93,10 +95,21 @@ impl Fleet {
         self.by_name.get(name).copied()
     }
 
-    /// Wait for a slot in the request budget; hold the permit for the
-    /// duration of one API call.
-    pub async fn permit(&self) -> Option<SemaphorePermit<'_>> {
-        self.budget.acquire().await.ok()
+    /// Run one API call within the request budget, giving up after
+    /// [`REQUEST_TIMEOUT`] so a request the server never answers cannot
+    /// hold a slot forever.
+    pub async fn request<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, kube::Error> {
+        let _permit: Option<SemaphorePermit<'_>> = self.budget.acquire().await.ok();
+        match tokio::time::timeout(REQUEST_TIMEOUT, call).await {
+            Ok(result) => result,
+            Err(_) => Err(kube::Error::Service(Box::new(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "request timed out",
+            )))),
+        }
     }
 }
 

@@ -58,19 +58,19 @@ async fn renew(fleet: Arc<Fleet>, index: usize) {
     let api: Api<Lease> = Api::namespaced(fleet.client.clone(), NAMESPACE);
     let object = lease_object(node, Timestamp::now());
     let patch = json!({"spec": object["spec"]});
-    let result = {
-        let _permit = fleet.permit().await;
-        api.patch(&node.name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-    };
+    let result = fleet
+        .request(api.patch(&node.name, &PatchParams::default(), &Patch::Merge(&patch)))
+        .await;
     match result {
         Ok(_) => {}
         Err(err) if status_code(&err) == Some(404) => {
             let Ok(lease) = serde_json::from_value::<Lease>(object) else {
                 return;
             };
-            let _permit = fleet.permit().await;
-            if let Err(err) = api.create(&PostParams::default(), &lease).await {
+            if let Err(err) = fleet
+                .request(api.create(&PostParams::default(), &lease))
+                .await
+            {
                 tracing::debug!(node = %node.name, %err, "creating the node lease failed");
             }
         }

@@ -170,20 +170,24 @@ async fn try_register(fleet: &Fleet, node: &SimNode) -> Result<(), kube::Error> 
     let api: Api<Node> = Api::all(fleet.client.clone());
     let object = node_object(fleet, node, Timestamp::now());
     let typed: Node = serde_json::from_value(object.clone()).map_err(kube::Error::SerdeError)?;
-    let created = {
-        let _permit = fleet.permit().await;
-        api.create(&PostParams::default(), &typed).await
-    };
+    let created = fleet
+        .request(api.create(&PostParams::default(), &typed))
+        .await;
     let registered = match created {
         Ok(node) => node,
         Err(err) if status_code(&err) == Some(409) => {
             // Already registered (we restarted): reclaim labels and status.
-            let _permit = fleet.permit().await;
             let labels = json!({"metadata": {"labels": object["metadata"]["labels"]}});
-            api.patch(&node.name, &PatchParams::default(), &Patch::Merge(&labels))
+            fleet
+                .request(api.patch(&node.name, &PatchParams::default(), &Patch::Merge(&labels)))
                 .await?;
             let status = json!({"status": object["status"]});
-            api.patch_status(&node.name, &PatchParams::default(), &Patch::Merge(&status))
+            fleet
+                .request(api.patch_status(
+                    &node.name,
+                    &PatchParams::default(),
+                    &Patch::Merge(&status),
+                ))
                 .await?
         }
         Err(err) => return Err(err),
@@ -220,11 +224,9 @@ async fn post_status(fleet: Arc<Fleet>, index: usize) {
     }
     let api: Api<Node> = Api::all(fleet.client.clone());
     let patch = json!({"status": {"conditions": conditions(Timestamp::now(), fleet.started)}});
-    let result = {
-        let _permit = fleet.permit().await;
-        api.patch_status(&node.name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-    };
+    let result = fleet
+        .request(api.patch_status(&node.name, &PatchParams::default(), &Patch::Merge(&patch)))
+        .await;
     match result {
         Ok(object) => observe(node, &object),
         Err(err) if status_code(&err) == Some(404) => {

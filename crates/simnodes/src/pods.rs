@@ -239,11 +239,9 @@ async fn start(fleet: Arc<Fleet>, tracker: Arc<Tracker>, pod: Pod, node_name: St
         if tracker.get(&uid) != Some(Stage::Starting) {
             return;
         }
-        let result = {
-            let _permit = fleet.permit().await;
-            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
-                .await
-        };
+        let result = fleet
+            .request(api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)))
+            .await;
         match result {
             Ok(_) => break,
             Err(err) if status_code(&err) == Some(404) => return,
@@ -290,11 +288,9 @@ async fn finish_after(
         if tracker.get(&uid) != Some(Stage::Finishing) {
             return;
         }
-        let result = {
-            let _permit = fleet.permit().await;
-            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
-                .await
-        };
+        let result = fleet
+            .request(api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)))
+            .await;
         match result {
             Ok(_) => {
                 tracker.advance(&uid, Stage::Finishing, Stage::Done);
@@ -327,9 +323,8 @@ async fn terminate(fleet: Arc<Fleet>, pod: Pod, node_name: String) {
     );
     if !already_terminal {
         let status = terminated_status(&pod, 0, Timestamp::now());
-        let _permit = fleet.permit().await;
-        if let Err(err) = api
-            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+        if let Err(err) = fleet
+            .request(api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)))
             .await
         {
             if status_code(&err) == Some(404) {
@@ -348,10 +343,7 @@ async fn terminate(fleet: Arc<Fleet>, pod: Pod, node_name: String) {
     };
     let mut delay = Duration::from_millis(200);
     for _ in 0..8 {
-        let result = {
-            let _permit = fleet.permit().await;
-            api.delete(&name, &params).await
-        };
+        let result = fleet.request(api.delete(&name, &params)).await;
         match result {
             Ok(_) => return,
             // Gone, or a new pod of the same name: nothing left to do.
