@@ -21,6 +21,49 @@ use crate::node_podutil;
 use crate::node_services::{self, ListedPods, ServiceKey, ServiceReconciler};
 use crate::{Context, Error};
 
+/// Upstream's cap on the addresses of one Endpoints object; beyond it the
+/// object is truncated and annotated (EndpointSlices have no such cap).
+pub const MAX_ADDRESSES: usize = 1000;
+pub const OVER_CAPACITY_ANNOTATION: &str = "endpoints.kubernetes.io/over-capacity";
+
+/// Keep at most `max` addresses, ready ones first; true if any were cut.
+pub fn truncate(mut subsets: Vec<EndpointSubset>, max: usize) -> (Vec<EndpointSubset>, bool) {
+    let count = |s: &EndpointSubset| {
+        s.addresses.as_ref().map_or(0, Vec::len)
+            + s.not_ready_addresses.as_ref().map_or(0, Vec::len)
+    };
+    if subsets.iter().map(count).sum::<usize>() <= max {
+        return (subsets, false);
+    }
+    let mut budget = max;
+    for subset in subsets.iter_mut() {
+        if let Some(ready) = subset.addresses.as_mut() {
+            ready.truncate(budget);
+            budget -= ready.len();
+        }
+    }
+    for subset in subsets.iter_mut() {
+        if let Some(not_ready) = subset.not_ready_addresses.as_mut() {
+            not_ready.truncate(budget);
+            budget -= not_ready.len();
+        }
+    }
+    for subset in subsets.iter_mut() {
+        if subset.addresses.as_ref().is_some_and(Vec::is_empty) {
+            subset.addresses = None;
+        }
+        if subset
+            .not_ready_addresses
+            .as_ref()
+            .is_some_and(Vec::is_empty)
+        {
+            subset.not_ready_addresses = None;
+        }
+    }
+    subsets.retain(|s| s.addresses.is_some() || s.not_ready_addresses.is_some());
+    (subsets, true)
+}
+
 /// A port set by (name, port, protocol), sorted: pods sharing it share a subset.
 type PortSetKey = Vec<(String, i32, String)>;
 
@@ -151,7 +194,7 @@ impl ServiceReconciler for EndpointsReconciler {
         else {
             return;
         };
-        let subsets = subsets(service, pods);
+        let (subsets, truncated) = truncate(subsets(service, pods), MAX_ADDRESSES);
         let uids: HashSet<String> = subsets
             .iter()
             .flat_map(|s| {
@@ -171,12 +214,23 @@ impl ServiceReconciler for EndpointsReconciler {
             Some(current) => {
                 let current_subsets = current.subsets.clone().filter(|s| !s.is_empty());
                 let current_labels = current.metadata.labels.clone().unwrap_or_default();
-                if current_subsets == subsets_field && current_labels == labels {
+                let mut annotations = current.metadata.annotations.clone().unwrap_or_default();
+                let was_truncated = annotations.contains_key(OVER_CAPACITY_ANNOTATION);
+                if current_subsets == subsets_field
+                    && current_labels == labels
+                    && was_truncated == truncated
+                {
                     return;
+                }
+                if truncated {
+                    annotations.insert(OVER_CAPACITY_ANNOTATION.into(), "truncated".into());
+                } else {
+                    annotations.remove(OVER_CAPACITY_ANNOTATION);
                 }
                 let mut updated = (*current).clone();
                 updated.subsets = subsets_field;
                 updated.metadata.labels = (!labels.is_empty()).then_some(labels);
+                updated.metadata.annotations = (!annotations.is_empty()).then_some(annotations);
                 api.replace(name, &PostParams::default(), &updated).await
             }
             None => {
@@ -185,6 +239,13 @@ impl ServiceReconciler for EndpointsReconciler {
                         name: Some(name.clone()),
                         namespace: Some(namespace.clone()),
                         labels: (!labels.is_empty()).then_some(labels),
+                        annotations: truncated.then(|| {
+                            [(
+                                OVER_CAPACITY_ANNOTATION.to_string(),
+                                "truncated".to_string(),
+                            )]
+                            .into()
+                        }),
                         ..Default::default()
                     },
                     subsets: subsets_field,
@@ -325,6 +386,34 @@ mod tests {
         assert!(
             super::subsets(&non_headless, &[pod("a", "10.42.0.3", true, "http", 80)]).is_empty()
         );
+    }
+
+    #[test]
+    fn endpoints_beyond_capacity_are_truncated_keeping_ready_addresses() {
+        let svc =
+            service(json!({"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 80}]}));
+        let pods: Vec<Arc<Pod>> = (0..6)
+            .map(|i| {
+                pod(
+                    &format!("p{i}"),
+                    &format!("10.42.0.{}", i + 2),
+                    i % 2 == 0,
+                    "http",
+                    80,
+                )
+            })
+            .collect();
+        let (kept, truncated) = truncate(subsets(&svc, &pods), 4);
+        assert!(truncated);
+        assert_eq!(
+            kept[0].addresses.as_ref().unwrap().len(),
+            3,
+            "all ready ones kept"
+        );
+        assert_eq!(kept[0].not_ready_addresses.as_ref().unwrap().len(), 1);
+        let (all, truncated) = truncate(subsets(&svc, &pods), 6);
+        assert!(!truncated);
+        assert_eq!(all[0].not_ready_addresses.as_ref().unwrap().len(), 3);
     }
 
     #[test]
