@@ -17,6 +17,7 @@ pub mod job;
 pub mod namespace;
 pub mod replicaset;
 pub mod serviceaccount;
+pub mod statefulset;
 mod workload_util;
 mod node_informer;
 pub mod node_ipam;
@@ -128,6 +129,7 @@ pub async fn run(client: kube::Client, options: Options) -> Result<(), Error> {
     tasks.spawn(job::run(ctx.clone()));
     tasks.spawn(cronjob::run(ctx.clone()));
     tasks.spawn(daemonset::run(ctx.clone()));
+    tasks.spawn(statefulset::run(ctx.clone()));
     while let Some(result) = tasks.join_next().await {
         match result {
             Ok(Ok(())) => {}

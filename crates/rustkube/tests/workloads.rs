@@ -474,3 +474,73 @@ fn a_daemonset_runs_one_pod_per_node_including_nodes_added_later() {
     assert!(history.contains('2'), "{history}");
     assert_eq!(items(&get_json(&server, &["controllerrevisions"])).len(), 2);
 }
+
+#[test]
+fn a_statefulset_creates_ordered_pods_with_claims_and_rolls_from_the_top() {
+    let server = Server::start(&[]);
+    let _nodes = server.sim_nodes(&["--count=2"]);
+    let sts = r#"{"apiVersion":"apps/v1","kind":"StatefulSet","metadata":{"name":"db"},
+      "spec":{"replicas":3,"serviceName":"db","selector":{"matchLabels":{"app":"db"}},
+      "template":{"metadata":{"labels":{"app":"db"}},
+      "spec":{"containers":[{"name":"db","image":"busybox"}]}}}}"#;
+    let (code, body) = support::post_json(&server, "/apis/apps/v1/namespaces/default/statefulsets", sts);
+    assert_eq!(code, 201, "{body}");
+    let out = rollout_status(&server, "default", "statefulset/db");
+    assert!(out.contains("complete") || out.contains("rolled out"), "{out}");
+    let mut names: Vec<String> = live(&pods(&server, "default", "app=db"))
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["db-0", "db-1", "db-2"]);
+    let db1 = get_json(&server, &["pod", "db-1"]);
+    assert_eq!(db1["spec"]["hostname"], "db-1");
+    assert_eq!(db1["spec"]["subdomain"], "db");
+    assert_eq!(db1["metadata"]["labels"]["apps.kubernetes.io/pod-index"], "1");
+    // OrderedReady: each pod was created after the previous one was ready.
+    let created = |n: &str| get_json(&server, &["pod", n])["metadata"]["creationTimestamp"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(created("db-0") <= created("db-1") && created("db-1") <= created("db-2"));
+
+    // A new image replaces every pod, highest ordinal first.
+    server.kubectl_ok(KUBECTL, &["set", "image", "statefulset/db", "db=busybox:1.36"]);
+    rollout_status(&server, "default", "statefulset/db");
+    server.wait_for("every pod on the new image", LONG, || {
+        let p = live(&pods(&server, "default", "app=db"));
+        p.len() == 3 && images(&p).iter().all(|i| i == "busybox:1.36")
+    });
+    let s = get_json(&server, &["statefulset", "db"]);
+    assert_eq!(s["status"]["currentRevision"], s["status"]["updateRevision"], "{s}");
+
+    // Scale down removes the highest ordinals.
+    server.kubectl_ok(KUBECTL, &["scale", "statefulset/db", "--replicas=1"]);
+    server.wait_for("only db-0 left", LONG, || {
+        let p = pods(&server, "default", "app=db");
+        p.len() == 1 && p[0]["metadata"]["name"] == "db-0"
+    });
+
+    // Claims come from volumeClaimTemplates, one per pod.
+    let with_claims = r#"{"apiVersion":"apps/v1","kind":"StatefulSet","metadata":{"name":"store"},
+      "spec":{"replicas":2,"serviceName":"store","podManagementPolicy":"Parallel",
+      "selector":{"matchLabels":{"app":"store"}},
+      "template":{"metadata":{"labels":{"app":"store"}},
+      "spec":{"containers":[{"name":"s","image":"busybox"}]}},
+      "volumeClaimTemplates":[{"metadata":{"name":"data"},
+      "spec":{"accessModes":["ReadWriteOnce"],"resources":{"requests":{"storage":"1Gi"}}}}]}}"#;
+    let (code, body) = support::post_json(&server, "/apis/apps/v1/namespaces/default/statefulsets", with_claims);
+    assert_eq!(code, 201, "{body}");
+    server.wait_for("claims and pods", LONG, || {
+        let claims = items(&get_json(&server, &["pvc"]));
+        let mut names: Vec<String> = claims
+            .iter()
+            .map(|c| c["metadata"]["name"].as_str().unwrap_or_default().to_string())
+            .collect();
+        names.sort();
+        names == ["data-store-0", "data-store-1"] && pods(&server, "default", "app=store").len() == 2
+    });
+    let pod = get_json(&server, &["pod", "store-0"]);
+    let volumes = pod["spec"]["volumes"].to_string();
+    assert!(volumes.contains("data-store-0"), "{volumes}");
+}

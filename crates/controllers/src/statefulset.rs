@@ -1,0 +1,513 @@
+//! The StatefulSet controller: pods with stable names `<set>-<ordinal>`
+//! (hostname the pod name, subdomain the governing service), each with its
+//! own PersistentVolumeClaims `<template>-<set>-<ordinal>` from
+//! volumeClaimTemplates.
+//!
+//! OrderedReady creates pods one at a time in ordinal order, each only
+//! once every lower one is Running and Ready, and removes surplus pods from
+//! the highest ordinal down, one at a time; Parallel does both at once.
+//! Template versions are ControllerRevisions (shared with the DaemonSet
+//! controller); RollingUpdate replaces pods at or above `partition` from
+//! the highest ordinal down, one at a time, each after the previous is
+//! ready again; OnDelete leaves that to the user. Status reports replicas,
+//! ready/available/current/updated replicas and the current and update
+//! revisions.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{
+    PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodTemplateSpec, Volume,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use serde_json::json;
+
+use crate::daemonset::{current_revision, owned_revisions, revision_template, REVISION_HASH};
+use crate::workload_util::{
+    controller_owner_ref, controller_ref, is_conflict, is_not_found, is_pod_available,
+    is_pod_ready, is_ready, pod_phase, reflect, run_loop, self_trigger,
+};
+use crate::{Context, Error};
+
+pub const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
+pub const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
+
+/// The ordinal of a pod named `<set>-<n>`.
+pub fn ordinal_of(set: &str, pod: &str) -> Option<i32> {
+    let rest = pod.strip_prefix(set)?.strip_prefix('-')?;
+    if rest.is_empty() || (rest.len() > 1 && rest.starts_with('0')) {
+        return None;
+    }
+    rest.parse().ok()
+}
+
+/// The next step of an OrderedReady scale: the lowest missing ordinal to
+/// create if all below are healthy, else the highest surplus one to
+/// delete if all others are healthy. `pods[i]` is `Some(healthy)` when
+/// ordinal `i` exists.
+#[derive(Debug, PartialEq)]
+pub enum Step {
+    Create(i32),
+    Delete(i32),
+    Wait,
+    Done,
+}
+
+pub fn ordered_step(replicas: i32, existing: &BTreeMap<i32, bool>) -> Step {
+    for ordinal in 0..replicas {
+        match existing.get(&ordinal) {
+            None => return Step::Create(ordinal),
+            Some(false) => return Step::Wait,
+            Some(true) => {}
+        }
+    }
+    if let Some((&highest, _)) = existing.range(replicas..).next_back() {
+        let others_healthy = existing
+            .iter()
+            .filter(|(o, _)| **o != highest)
+            .all(|(_, healthy)| *healthy);
+        return if others_healthy {
+            Step::Delete(highest)
+        } else {
+            Step::Wait
+        };
+    }
+    Step::Done
+}
+
+struct State {
+    ctx: Context,
+    sets: Store<StatefulSet>,
+    pods: Store<Pod>,
+}
+
+pub async fn run(ctx: Context) -> Result<(), Error> {
+    let client = ctx.client.clone();
+    let (sets, set_events) = reflect(Api::<StatefulSet>::all(client.clone()), watcher::Config::default());
+    let (pods, pod_events) = reflect(Api::<Pod>::all(client), watcher::Config::default());
+    let pod_trigger = pod_events
+        .filter_map(|pod| async move {
+            let owner = controller_ref(&pod.metadata).filter(|r| r.kind == "StatefulSet")?;
+            Some(ObjectRef::<StatefulSet>::new(&owner.name).within(pod.metadata.namespace.as_deref()?))
+        })
+        .boxed();
+    let state = Arc::new(State {
+        ctx,
+        sets: sets.clone(),
+        pods,
+    });
+    run_loop(
+        "statefulset",
+        sets,
+        vec![self_trigger(set_events), pod_trigger],
+        reconcile,
+        state,
+    )
+    .await;
+    Ok(())
+}
+
+fn healthy(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none() && pod_phase(pod) == "Running" && is_pod_ready(pod)
+}
+
+fn revision_of(pod: &Pod) -> Option<&String> {
+    pod.metadata.labels.as_ref()?.get(REVISION_HASH)
+}
+
+async fn reconcile(set: Arc<StatefulSet>, state: Arc<State>) -> Result<Action, Error> {
+    if !is_ready(&state.sets) || !is_ready(&state.pods) {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
+    if set.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let ctx = &state.ctx;
+    let now = Timestamp::now();
+    let namespace = set.metadata.namespace.clone().unwrap_or_default();
+    let name = set.metadata.name.clone().unwrap_or_default();
+    let uid = set.metadata.uid.clone().unwrap_or_default();
+    let spec = set.spec.clone().unwrap_or_default();
+    let replicas = spec.replicas.unwrap_or(1);
+    let parallel = spec.pod_management_policy.as_deref() == Some("Parallel");
+    let min_ready = spec.min_ready_seconds.unwrap_or(0);
+    let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+    let sets_api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &namespace);
+    let reference = clientkit::events::reference(set.as_ref());
+    let status = set.status.clone().unwrap_or_default();
+
+    // Revisions: the update revision is the template's; the current one
+    // is what status says pods below the partition run.
+    let collision = status.collision_count;
+    let update_hash = match current_revision(ctx, "StatefulSet", &set.metadata, &spec.template, collision).await {
+        Ok(hash) => hash,
+        Err(Error::Other(message)) if message.contains("collision") => {
+            let patch = json!({"status": {"collisionCount": collision.unwrap_or(0) + 1}});
+            sets_api
+                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+            return Ok(Action::requeue(Duration::from_secs(1)));
+        }
+        Err(err) => return Err(err),
+    };
+    let update_revision = format!("{name}-{update_hash}");
+    let revisions = owned_revisions(ctx, &set.metadata).await?;
+    let current_revision_name = status
+        .current_revision
+        .clone()
+        .filter(|r| revisions.iter().any(|x| x.metadata.name.as_deref() == Some(r.as_str())))
+        .unwrap_or_else(|| update_revision.clone());
+    let current = revisions
+        .iter()
+        .find(|r| r.metadata.name.as_deref() == Some(current_revision_name.as_str()));
+    let current_hash = current
+        .and_then(|r| r.metadata.labels.as_ref()?.get(REVISION_HASH).cloned())
+        .unwrap_or_else(|| update_hash.clone());
+    let current_template = current
+        .and_then(revision_template)
+        .unwrap_or_else(|| spec.template.clone());
+
+    let rolling = spec.update_strategy.as_ref().and_then(|s| s.type_.as_deref()) != Some("OnDelete");
+    let partition = spec
+        .update_strategy
+        .as_ref()
+        .and_then(|s| s.rolling_update.as_ref())
+        .and_then(|r| r.partition)
+        .unwrap_or(0);
+    // Which revision ordinal `i` should run.
+    let target_for = |ordinal: i32| -> (&String, &PodTemplateSpec) {
+        if rolling && ordinal >= partition {
+            (&update_hash, &spec.template)
+        } else if current_hash == update_hash {
+            (&update_hash, &spec.template)
+        } else {
+            (&current_hash, &current_template)
+        }
+    };
+
+    let mut pods: BTreeMap<i32, Pod> = BTreeMap::new();
+    for pod in state.pods.state() {
+        if pod.metadata.namespace.as_deref() != Some(namespace.as_str())
+            || !controller_ref(&pod.metadata).is_some_and(|r| r.uid == uid)
+        {
+            continue;
+        }
+        if let Some(ordinal) = pod
+            .metadata
+            .name
+            .as_deref()
+            .and_then(|n| ordinal_of(&name, n))
+        {
+            pods.insert(ordinal, pod.as_ref().clone());
+        }
+    }
+
+    // Failed pods are deleted, to be recreated.
+    for pod in pods.values() {
+        if pod_phase(pod) == "Failed" && pod.metadata.deletion_timestamp.is_none() {
+            delete_pod(ctx, &pods_api, &reference, &name, pod).await?;
+        }
+    }
+    let existing: BTreeMap<i32, bool> = pods
+        .iter()
+        .filter(|(_, p)| pod_phase(p) != "Failed")
+        .map(|(o, p)| (*o, healthy(p)))
+        .collect();
+
+    let mut to_create: Vec<i32> = Vec::new();
+    let mut to_delete: Vec<i32> = Vec::new();
+    if parallel {
+        to_create.extend((0..replicas).filter(|o| !existing.contains_key(o)));
+        to_delete.extend(existing.keys().filter(|o| **o >= replicas).copied());
+    } else {
+        match ordered_step(replicas, &existing) {
+            Step::Create(o) => to_create.push(o),
+            Step::Delete(o) => to_delete.push(o),
+            Step::Wait | Step::Done => {}
+        }
+    }
+    // Rolling update: once everything exists and is healthy, replace the
+    // highest-ordinal pod on an old revision (at or above the partition).
+    let all_healthy = (0..replicas).all(|o| existing.get(&o) == Some(&true));
+    if rolling && to_create.is_empty() && to_delete.is_empty() && all_healthy {
+        if let Some((ordinal, _)) = pods
+            .iter()
+            .rev()
+            .filter(|(o, _)| **o < replicas && **o >= partition)
+            .find(|(_, p)| revision_of(p) != Some(&update_hash))
+        {
+            to_delete.push(*ordinal);
+        }
+    }
+
+    for ordinal in to_create {
+        let (hash, template) = target_for(ordinal);
+        create_pod(ctx, &set, &pods_api, &reference, ordinal, hash, template).await?;
+    }
+    for ordinal in to_delete {
+        if let Some(pod) = pods.get(&ordinal) {
+            if pod.metadata.deletion_timestamp.is_none() {
+                delete_pod(ctx, &pods_api, &reference, &name, pod).await?;
+            }
+        }
+    }
+
+    // Status.
+    let live: Vec<&Pod> = pods
+        .values()
+        .filter(|p| p.metadata.deletion_timestamp.is_none() && pod_phase(p) != "Failed")
+        .collect();
+    let ready = live.iter().filter(|p| is_pod_ready(p)).count() as i32;
+    let available = live
+        .iter()
+        .filter(|p| is_pod_available(p, min_ready, now))
+        .count() as i32;
+    let updated = live
+        .iter()
+        .filter(|p| revision_of(p) == Some(&update_hash))
+        .count() as i32;
+    let mut current_count = live
+        .iter()
+        .filter(|p| revision_of(p) == Some(&current_hash))
+        .count() as i32;
+    let mut current_revision_out = current_revision_name.clone();
+    // A finished rollout makes the update revision current.
+    if updated == replicas && live.len() as i32 == replicas && ready == replicas {
+        current_revision_out = update_revision.clone();
+        current_count = updated;
+    }
+    let new_status = json!({
+        "observedGeneration": set.metadata.generation.unwrap_or(0),
+        "replicas": live.len(),
+        "readyReplicas": ready,
+        "availableReplicas": available,
+        "currentReplicas": current_count,
+        "updatedReplicas": updated,
+        "currentRevision": current_revision_out,
+        "updateRevision": update_revision,
+    });
+    let old = serde_json::to_value(&set.status).unwrap_or_default();
+    let changed = new_status
+        .as_object()
+        .into_iter()
+        .flatten()
+        .any(|(k, v)| old.get(k).cloned().unwrap_or(json!(0)) != *v);
+    if changed {
+        match sets_api
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&json!({ "status": new_status })))
+            .await
+        {
+            Ok(_) => {}
+            Err(err) if is_not_found(&err) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    if min_ready > 0 && ready > available {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
+    Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+async fn create_pod(
+    ctx: &Context,
+    set: &StatefulSet,
+    pods_api: &Api<Pod>,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    ordinal: i32,
+    hash: &str,
+    template: &PodTemplateSpec,
+) -> Result<(), Error> {
+    let name = set.metadata.name.clone().unwrap_or_default();
+    let namespace = set.metadata.namespace.clone().unwrap_or_default();
+    let spec = set.spec.clone().unwrap_or_default();
+    let pod_name = format!("{name}-{ordinal}");
+    let Some(owner) = controller_owner_ref("apps/v1", "StatefulSet", &set.metadata) else {
+        return Ok(());
+    };
+
+    // Claims first, so the pod never starts without its volumes.
+    let claims_api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &namespace);
+    let delete_with_set = spec
+        .persistent_volume_claim_retention_policy
+        .as_ref()
+        .and_then(|p| p.when_deleted.as_deref())
+        == Some("Delete");
+    let mut claim_volumes = Vec::new();
+    for template_claim in spec.volume_claim_templates.iter().flatten() {
+        let template_name = template_claim.metadata.name.clone().unwrap_or_default();
+        let claim_name = format!("{template_name}-{pod_name}");
+        claim_volumes.push(Volume {
+            name: template_name.clone(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: claim_name.clone(),
+                read_only: None,
+            }),
+            ..Default::default()
+        });
+        if claims_api.get_opt(&claim_name).await?.is_some() {
+            continue;
+        }
+        let mut labels = template_claim.metadata.labels.clone().unwrap_or_default();
+        labels.extend(spec.selector.match_labels.clone().unwrap_or_default());
+        let claim = PersistentVolumeClaim {
+            metadata: ObjectMeta {
+                name: Some(claim_name.clone()),
+                namespace: Some(namespace.clone()),
+                labels: Some(labels),
+                annotations: template_claim.metadata.annotations.clone(),
+                owner_references: delete_with_set.then(|| {
+                    vec![OwnerReference {
+                        controller: Some(true),
+                        block_owner_deletion: Some(true),
+                        ..owner.clone()
+                    }]
+                }),
+                ..Default::default()
+            },
+            spec: template_claim.spec.clone(),
+            status: None,
+        };
+        match claims_api.create(&PostParams::default(), &claim).await {
+            Ok(_) => {
+                ctx.recorder
+                    .record(
+                        reference,
+                        clientkit::events::NORMAL,
+                        "SuccessfulCreate",
+                        &format!("create Claim {claim_name} Pod {pod_name} in StatefulSet {name} success"),
+                    )
+                    .await
+            }
+            Err(err) if is_conflict(&err) => {}
+            Err(err) => {
+                ctx.recorder
+                    .record(
+                        reference,
+                        clientkit::events::WARNING,
+                        "FailedCreate",
+                        &format!("create Claim {claim_name} for Pod {pod_name} in StatefulSet {name} failed error: {err}"),
+                    )
+                    .await;
+                return Err(err.into());
+            }
+        }
+    }
+
+    let mut template = template.clone();
+    let labels = template
+        .metadata
+        .get_or_insert_with(Default::default)
+        .labels
+        .get_or_insert_with(BTreeMap::new);
+    labels.insert(REVISION_HASH.into(), hash.into());
+    labels.insert(POD_NAME_LABEL.into(), pod_name.clone());
+    labels.insert(POD_INDEX_LABEL.into(), ordinal.to_string());
+    let mut pod = crate::workload_util::pod_from_template(&template, &namespace, "", owner);
+    pod.metadata.generate_name = None;
+    pod.metadata.name = Some(pod_name.clone());
+    if let Some(pod_spec) = pod.spec.as_mut() {
+        pod_spec.hostname = Some(pod_name.clone());
+        if !spec.service_name.as_deref().unwrap_or("").is_empty() {
+            pod_spec.subdomain = spec.service_name.clone();
+        }
+        let volumes = pod_spec.volumes.get_or_insert_with(Vec::new);
+        for claim_volume in claim_volumes {
+            volumes.retain(|v| v.name != claim_volume.name);
+            volumes.push(claim_volume);
+        }
+    }
+    match pods_api.create(&PostParams::default(), &pod).await {
+        Ok(_) => {
+            ctx.recorder
+                .record(
+                    reference,
+                    clientkit::events::NORMAL,
+                    "SuccessfulCreate",
+                    &format!("create Pod {pod_name} in StatefulSet {name} successful"),
+                )
+                .await;
+            Ok(())
+        }
+        // Our cache has not seen it yet.
+        Err(err) if is_conflict(&err) => Ok(()),
+        Err(err) => {
+            ctx.recorder
+                .record(
+                    reference,
+                    clientkit::events::WARNING,
+                    "FailedCreate",
+                    &format!("create Pod {pod_name} in StatefulSet {name} failed error: {err}"),
+                )
+                .await;
+            Err(err.into())
+        }
+    }
+}
+
+async fn delete_pod(
+    ctx: &Context,
+    pods_api: &Api<Pod>,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    set: &str,
+    pod: &Pod,
+) -> Result<(), Error> {
+    let pod_name = pod.metadata.name.clone().unwrap_or_default();
+    match pods_api.delete(&pod_name, &DeleteParams::default()).await {
+        Ok(_) => {
+            ctx.recorder
+                .record(
+                    reference,
+                    clientkit::events::NORMAL,
+                    "SuccessfulDelete",
+                    &format!("delete Pod {pod_name} in StatefulSet {set} successful"),
+                )
+                .await;
+            Ok(())
+        }
+        Err(err) if is_not_found(&err) => Ok(()),
+        Err(err) => Err(err.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordinals_come_from_the_name_suffix() {
+        assert_eq!(ordinal_of("web", "web-0"), Some(0));
+        assert_eq!(ordinal_of("web", "web-12"), Some(12));
+        assert_eq!(ordinal_of("web", "web-01"), None);
+        assert_eq!(ordinal_of("web", "webby-1"), None);
+        assert_eq!(ordinal_of("web", "web-x"), None);
+    }
+
+    #[test]
+    fn ordered_ready_creates_in_order_and_waits_for_health() {
+        let mut existing = BTreeMap::new();
+        assert_eq!(ordered_step(3, &existing), Step::Create(0));
+        existing.insert(0, false);
+        assert_eq!(ordered_step(3, &existing), Step::Wait);
+        existing.insert(0, true);
+        assert_eq!(ordered_step(3, &existing), Step::Create(1));
+        existing.insert(1, true);
+        existing.insert(2, true);
+        assert_eq!(ordered_step(3, &existing), Step::Done);
+    }
+
+    #[test]
+    fn ordered_ready_scales_down_from_the_highest_ordinal_when_the_rest_are_healthy() {
+        let existing: BTreeMap<i32, bool> = [(0, true), (1, true), (2, true), (3, true)].into();
+        assert_eq!(ordered_step(2, &existing), Step::Delete(3));
+        let unhealthy: BTreeMap<i32, bool> = [(0, false), (1, true), (2, true)].into();
+        assert_eq!(ordered_step(1, &unhealthy), Step::Wait);
+    }
+}
