@@ -170,6 +170,7 @@ pub async fn serve(
         force: ctx.query.flag("force"),
         applied: false,
         node: crate::authz::node::node_of(&ctx.user).map(str::to_string),
+        user: Some(Arc::new(ctx.user.clone())),
     };
     let mut warnings = Vec::new();
     let s = strategy.as_ref();
@@ -798,6 +799,9 @@ pub struct WriteOptions {
     pub applied: bool,
     /// The node making the change, when a kubelet writes (NodeRestriction).
     pub node: Option<String>,
+    /// Who writes, for checks that depend on it (RBAC escalation); None
+    /// for the server's own writes.
+    pub user: Option<Arc<crate::authn::UserInfo>>,
 }
 
 impl WriteOptions {
@@ -810,6 +814,7 @@ impl WriteOptions {
         force: false,
         applied: false,
         node: None,
+        user: None,
     };
 }
 
@@ -986,6 +991,9 @@ pub async fn create_object(
     if let Some(node) = &opts.node {
         admission::node_restriction(node, s, &obj, None)?;
     }
+    if let (Some(user), "rbac.authorization.k8s.io") = (&opts.user, info.group) {
+        crate::authz::escalation::check(state, user, info.plural, &obj).await?;
+    }
     if opts.dry_run {
         return Ok(obj);
     }
@@ -1131,6 +1139,9 @@ pub async fn update_object(
     admission::admit(state, Operation::Update, s, namespace, name).await?;
     if let Some(node) = &opts.node {
         admission::node_restriction(node, s, &obj, Some(&old))?;
+    }
+    if let (Some(user), "rbac.authorization.k8s.io") = (&opts.user, info.group) {
+        crate::authz::escalation::check(state, user, info.plural, &obj).await?;
     }
     meta::set_meta(&mut obj, "resourceVersion", json!(current_rev.to_string()));
     if opts.dry_run {

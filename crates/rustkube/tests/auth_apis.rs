@@ -536,3 +536,159 @@ fn review_apis_answer_for_other_subjects_and_the_issuer_is_discoverable() {
     assert_eq!(jwks["keys"][0]["alg"], "ES256");
     assert_eq!(jwks["keys"][0]["kty"], "EC");
 }
+
+#[test]
+fn users_cannot_grant_permissions_they_do_not_hold() {
+    let server = server();
+    // jane manages roles and bindings in default and may read pods there.
+    server.kubectl_ok(
+        "1.33",
+        &[
+            "create",
+            "role",
+            "rbac-manager",
+            "--verb=create,get,list,update,delete",
+            "--resource=roles.rbac.authorization.k8s.io,rolebindings.rbac.authorization.k8s.io",
+        ],
+    );
+    server.kubectl_ok(
+        "1.33",
+        &[
+            "create",
+            "role",
+            "pod-reader",
+            "--verb=get",
+            "--resource=pods",
+        ],
+    );
+    server.kubectl_ok(
+        "1.33",
+        &[
+            "create",
+            "rolebinding",
+            "jane-rbac",
+            "--role=rbac-manager",
+            "--user=jane",
+        ],
+    );
+    server.kubectl_ok(
+        "1.33",
+        &[
+            "create",
+            "rolebinding",
+            "jane-pods",
+            "--role=pod-reader",
+            "--user=jane",
+        ],
+    );
+    server.wait_for(
+        "jane's bindings",
+        std::time::Duration::from_secs(10),
+        || {
+            server
+                .kubectl("1.33", &["auth", "can-i", "create", "roles", "--as=jane"])
+                .status
+                .success()
+        },
+    );
+    for v in VERSIONS {
+        let name = format!("reader-{}", v.replace('.', ""));
+        server.kubectl_ok(
+            v,
+            &[
+                "create",
+                "role",
+                &name,
+                "--verb=get",
+                "--resource=pods",
+                "--as=jane",
+            ],
+        );
+        let out = server.kubectl(
+            v,
+            &[
+                "create",
+                "role",
+                "secret-reader",
+                "--verb=get",
+                "--resource=secrets",
+                "--as=jane",
+            ],
+        );
+        assert!(
+            text(&out).contains("is attempting to grant RBAC permissions not currently held")
+                && text(&out).contains(r#"Resources:["secrets"]"#),
+            "{}",
+            text(&out)
+        );
+        let out = server.kubectl(
+            v,
+            &[
+                "create",
+                "rolebinding",
+                "bob-admin",
+                "--clusterrole=admin",
+                "--user=bob",
+                "--as=jane",
+            ],
+        );
+        assert!(
+            text(&out).contains("is attempting to grant RBAC permissions not currently held"),
+            "{}",
+            text(&out)
+        );
+        server.kubectl_ok(
+            v,
+            &[
+                "create",
+                "rolebinding",
+                &format!("bob-{name}"),
+                &format!("--role={name}"),
+                "--user=bob",
+                "--as=jane",
+            ],
+        );
+    }
+    // With `bind` on the admin ClusterRole she may bind it.
+    server.kubectl_ok(
+        "1.33",
+        &[
+            "create",
+            "clusterrole",
+            "admin-binder",
+            "--verb=bind",
+            "--resource=clusterroles",
+            "--resource-name=admin",
+        ],
+    );
+    server.kubectl_ok(
+        "1.33",
+        &[
+            "create",
+            "clusterrolebinding",
+            "jane-binds-admin",
+            "--clusterrole=admin-binder",
+            "--user=jane",
+        ],
+    );
+    server.wait_for(
+        "jane may bind admin",
+        std::time::Duration::from_secs(10),
+        || {
+            server
+                .kubectl(
+                    "1.33",
+                    &[
+                        "create",
+                        "rolebinding",
+                        "bob-admin",
+                        "--clusterrole=admin",
+                        "--user=bob",
+                        "--as=jane",
+                    ],
+                )
+                .status
+                .success()
+        },
+    );
+}

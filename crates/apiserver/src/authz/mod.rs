@@ -14,6 +14,7 @@
 //! Between them sits [`node`], the Node authorizer for kubelets. Not yet
 //! here: `--authorization-mode` (Node and RBAC are always on).
 
+pub mod escalation;
 pub mod node;
 pub mod rbac;
 
