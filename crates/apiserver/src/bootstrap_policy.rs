@@ -107,6 +107,57 @@ pub fn cluster_roles() -> Vec<Value> {
             controller_manager_rules(),
         ),
         cluster_role(
+            "system:node-proxier",
+            &[],
+            vec![
+                rule(READ, "", &["endpoints", "services", "nodes"]),
+                rule(READ, "discovery.k8s.io", &["endpointslices"]),
+                rule(&["create", "patch", "update"], "", &["events"]),
+                rule(&["create", "patch", "update"], "events.k8s.io", &["events"]),
+            ],
+        ),
+        cluster_role(
+            "system:kube-dns",
+            &[],
+            vec![
+                rule(&["list", "watch"], "", &["endpoints", "services"]),
+                rule(&["list", "watch"], "discovery.k8s.io", &["endpointslices"]),
+            ],
+        ),
+        cluster_role(
+            "system:kubelet-api-admin",
+            &[],
+            vec![
+                rule(&["get", "list", "watch", "proxy"], "", &["nodes"]),
+                rule(
+                    &["*"],
+                    "",
+                    &[
+                        "nodes/log",
+                        "nodes/metrics",
+                        "nodes/proxy",
+                        "nodes/stats",
+                        "nodes/configz",
+                        "nodes/healthz",
+                        "nodes/pods",
+                        "nodes/checkpoint",
+                    ],
+                ),
+            ],
+        ),
+        cluster_role(
+            "system:auth-delegator",
+            &[],
+            vec![
+                rule(&["create"], "authentication.k8s.io", &["tokenreviews"]),
+                rule(
+                    &["create"],
+                    "authorization.k8s.io",
+                    &["subjectaccessreviews"],
+                ),
+            ],
+        ),
+        cluster_role(
             "system:node-bootstrapper",
             &[],
             vec![rule(
@@ -144,12 +195,14 @@ pub fn cluster_roles() -> Vec<Value> {
         ),
         // rustkube runs every controller under the controller manager's own
         // identity (upstream's --use-service-account-credentials=false), so
-        // it needs the union of the per-controller roles. Interim: broad;
-        // to be narrowed to that union.
+        // it holds the union of upstream's per-controller roles: the garbage
+        // collector's and namespace controller's reach over every resource
+        // (never `create` of arbitrary kinds, so no new RBAC bindings), plus
+        // the objects controllers make.
         cluster_role(
             "system:controller:rustkube-controllers",
             &[],
-            vec![rule(&["*"], "*", &["*"])],
+            controllers_rules(),
         ),
     ];
     roles.extend(vec![
@@ -300,6 +353,49 @@ fn scheduler_rules() -> Vec<Value> {
             ],
         ),
         rule(READ, "", &["namespaces"]),
+    ]
+}
+
+/// The union of the per-controller roles the controllers use.
+fn controllers_rules() -> Vec<Value> {
+    vec![
+        rule(
+            &[
+                "delete",
+                "deletecollection",
+                "get",
+                "list",
+                "patch",
+                "update",
+                "watch",
+            ],
+            "*",
+            &["*"],
+        ),
+        rule(
+            &["create"],
+            "",
+            &[
+                "configmaps",
+                "endpoints",
+                "events",
+                "persistentvolumeclaims",
+                "pods",
+                "pods/eviction",
+                "serviceaccounts",
+            ],
+        ),
+        rule(&["create"], "apps", &["controllerrevisions", "replicasets"]),
+        rule(&["create"], "batch", &["jobs"]),
+        rule(&["create"], "discovery.k8s.io", &["endpointslices"]),
+        rule(&["create"], "events.k8s.io", &["events"]),
+        rule(&["create"], "coordination.k8s.io", &["leases"]),
+        rule(
+            &["create"],
+            "authorization.k8s.io",
+            &["subjectaccessreviews"],
+        ),
+        rule(&["approve", "sign"], "certificates.k8s.io", &["signers"]),
     ]
 }
 
@@ -554,6 +650,21 @@ pub fn cluster_role_bindings() -> Vec<Value> {
             "rustkube:node-autoapprove-serving",
             "system:certificates.k8s.io:certificatesigningrequests:selfnodeserver",
             &["system:nodes"],
+        ),
+        user_binding(
+            "system:node-proxier",
+            "system:node-proxier",
+            "system:kube-proxy",
+        ),
+        user_binding(
+            "rustkube:kube-dns",
+            "system:kube-dns",
+            "system:rustkube:dns",
+        ),
+        user_binding(
+            "rustkube:kube-apiserver-kubelet-client",
+            "system:kubelet-api-admin",
+            "system:kube-apiserver-kubelet-client",
         ),
         user_binding(
             "system:kube-scheduler",

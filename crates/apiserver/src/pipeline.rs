@@ -101,14 +101,18 @@ async fn authenticated_pipeline(
         record.info = Some(info.clone());
     }
     // Stage: authenticate.
-    let user = authn::authenticate(&state, peer.as_ref().as_ref(), req.headers())
-        .ok_or_else(ApiError::unauthorized)?;
+    let Some(user) = authn::authenticate(&state, peer.as_ref().as_ref(), req.headers()) else {
+        return Err(refuse(req, ApiError::unauthorized()).await);
+    };
     if let Some(record) = audit.as_deref_mut() {
         record.user = Some(user.clone());
     }
     // Stage: impersonate.
     let authenticated = user.clone();
-    let user = crate::impersonation::apply(&state, user, req.headers()).await?;
+    let user = match crate::impersonation::apply(&state, user, req.headers()).await {
+        Ok(user) => user,
+        Err(err) => return Err(refuse(req, err).await),
+    };
     // Stage: audit (the request has arrived; the level is now known).
     if let (Some(auditor), Some(record)) = (&state.audit, audit.as_deref_mut()) {
         if user != authenticated {
@@ -125,11 +129,21 @@ async fn authenticated_pipeline(
         record.decision = Some(decision == Decision::Allow);
     }
     if decision == Decision::Deny {
-        return Err(forbidden(&user, &info));
+        return Err(refuse(req, forbidden(&user, &info)).await);
     }
     let ctx = RequestContext { info, user, query };
     // Stage: route to a handler.
     route(&state, ctx, req).await
+}
+
+/// Refuse a request before its body was read. A small body is read and
+/// dropped first (at most 256 KiB, for at most a second) so the client,
+/// still sending, gets the refusal instead of a reset connection.
+async fn refuse(req: Request<Incoming>, err: ApiError) -> ApiError {
+    use http_body_util::BodyExt;
+    let body = http_body_util::Limited::new(req.into_body(), 256 * 1024);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), body.collect()).await;
+    err
 }
 
 fn forbidden(user: &UserInfo, info: &RequestInfo) -> ApiError {

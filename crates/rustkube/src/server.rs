@@ -162,6 +162,23 @@ pub fn ensure_pki(
         &client_ca,
         &LeafSpec::client("system:kube-scheduler", &[]),
     )?;
+    // Identities of the components still to come (service proxy, cluster
+    // DNS) and of the API server towards kubelets, each bound to its own
+    // role by the default RBAC policy.
+    for (file, user) in [
+        ("client-kube-proxy", "system:kube-proxy"),
+        ("client-dns", "system:rustkube:dns"),
+        (
+            "client-kube-apiserver-kubelet-client",
+            "system:kube-apiserver-kubelet-client",
+        ),
+    ] {
+        load_or_issue(
+            &CertPaths::new(tls_dir, file),
+            &client_ca,
+            &LeafSpec::client(user, &[]),
+        )?;
+    }
     Ok(ServerPki {
         server_ca_pem: server_ca.cert_pem().to_string(),
         client_ca_pem: client_ca.cert_pem().to_string(),

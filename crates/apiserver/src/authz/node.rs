@@ -93,7 +93,7 @@ pub fn authorize(state: &ApiServer, user: &UserInfo, info: &RequestInfo) -> Opti
         ("", "events") | ("events.k8s.io", "events") => {
             matches!(info.verb.as_str(), "create" | "update" | "patch")
         }
-        ("", "services" | "endpoints") | ("discovery.k8s.io", "endpointslices") => {
+        ("", "services" | "endpoints") => {
             matches!(info.verb.as_str(), "get" | "list" | "watch")
         }
         ("node.k8s.io", "runtimeclasses") => matches!(info.verb.as_str(), "get" | "list" | "watch"),
