@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::batch::v1::{CronJob, Job, JobSpec};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::civil::DateTime;
@@ -72,14 +72,31 @@ struct Field {
     names: &'static [&'static str],
 }
 
-const MINUTE: Field = Field { what: "minute", min: 0, max: 59, names: &[] };
-const HOUR: Field = Field { what: "hour", min: 0, max: 23, names: &[] };
-const DOM: Field = Field { what: "day of month", min: 1, max: 31, names: &[] };
+const MINUTE: Field = Field {
+    what: "minute",
+    min: 0,
+    max: 59,
+    names: &[],
+};
+const HOUR: Field = Field {
+    what: "hour",
+    min: 0,
+    max: 23,
+    names: &[],
+};
+const DOM: Field = Field {
+    what: "day of month",
+    min: 1,
+    max: 31,
+    names: &[],
+};
 const MONTH: Field = Field {
     what: "month",
     min: 1,
     max: 12,
-    names: &["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
+    names: &[
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ],
 };
 const DOW: Field = Field {
     what: "day of week",
@@ -198,7 +215,12 @@ impl Schedule {
         let limit = start.year() + 5;
         while t.year() <= limit {
             if self.months & (1 << t.month()) == 0 {
-                t = t.date().first_of_month().checked_add(1.month()).ok()?.to_datetime(midnight());
+                t = t
+                    .date()
+                    .first_of_month()
+                    .checked_add(1.month())
+                    .ok()?
+                    .to_datetime(midnight());
                 continue;
             }
             if !self.day_matches(&t) {
@@ -299,7 +321,10 @@ struct State {
 
 pub async fn run(ctx: Context) -> Result<(), Error> {
     let client = ctx.client.clone();
-    let (cronjobs, cj_events) = reflect(Api::<CronJob>::all(client.clone()), watcher::Config::default());
+    let (cronjobs, cj_events) = reflect(
+        Api::<CronJob>::all(client.clone()),
+        watcher::Config::default(),
+    );
     let (jobs, job_events) = reflect(Api::<Job>::all(client), watcher::Config::default());
     let job_trigger = job_events
         .filter_map(|job| async move {
@@ -391,7 +416,10 @@ async fn reconcile(cj: Arc<CronJob>, state: Arc<State>) -> Result<Action, Error>
             Some(job) => job_finished(job).is_none(),
             // Gone: it was deleted (or is not in our cache yet, if very new).
             None => r.name.as_ref().is_some_and(|n| {
-                state.jobs.get(&ObjectRef::new(n).within(&namespace)).is_some()
+                state
+                    .jobs
+                    .get(&ObjectRef::new(n).within(&namespace))
+                    .is_some()
             }),
         }
     });
@@ -419,15 +447,17 @@ async fn reconcile(cj: Arc<CronJob>, state: Arc<State>) -> Result<Action, Error>
                     .as_ref()
                     .and_then(|s| s.completion_time.as_ref())
                     .map(|t| t.0);
-                if done.is_some()
-                    && status.last_successful_time.as_ref().map(|t| t.0) < done
-                {
+                if done.is_some() && status.last_successful_time.as_ref().map(|t| t.0) < done {
                     status.last_successful_time = done.map(Time);
                 }
             }
         }
     }
-    status.active = if active.is_empty() { None } else { Some(active.clone()) };
+    status.active = if active.is_empty() {
+        None
+    } else {
+        Some(active.clone())
+    };
 
     // History limits.
     for (outcome, limit) in [
@@ -450,7 +480,10 @@ async fn reconcile(cj: Arc<CronJob>, state: Arc<State>) -> Result<Action, Error>
             });
             for job in finished.iter().take(finished.len() - limit) {
                 let job_name = job.metadata.name.clone().unwrap_or_default();
-                match jobs_api.delete(&job_name, &DeleteParams::background()).await {
+                match jobs_api
+                    .delete(&job_name, &DeleteParams::background())
+                    .await
+                {
                     Ok(_) => {
                         recorder
                             .record(
@@ -571,7 +604,9 @@ async fn reconcile(cj: Arc<CronJob>, state: Arc<State>) -> Result<Action, Error>
     }
     if policy == "Replace" {
         for old in &active {
-            let Some(old_name) = old.name.clone() else { continue };
+            let Some(old_name) = old.name.clone() else {
+                continue;
+            };
             let params = DeleteParams::background();
             match jobs_api.delete(&old_name, &params).await {
                 Ok(_) => {
@@ -614,7 +649,7 @@ async fn reconcile(cj: Arc<CronJob>, state: Arc<State>) -> Result<Action, Error>
                 .map(|r| vec![r]),
             ..Default::default()
         },
-        spec: Some(template.spec.unwrap_or_else(JobSpec::default)),
+        spec: Some(template.spec.unwrap_or_default()),
         status: None,
     };
     let created = match jobs_api.create(&PostParams::default(), &job).await {
@@ -650,7 +685,11 @@ async fn reconcile(cj: Arc<CronJob>, state: Arc<State>) -> Result<Action, Error>
             active.push(job_reference(&created));
         }
     }
-    status.active = if active.is_empty() { None } else { Some(active) };
+    status.active = if active.is_empty() {
+        None
+    } else {
+        Some(active)
+    };
     status.last_schedule_time = Some(Time(scheduled));
     write_status(&cj_api, &name, &original, &status).await?;
     Ok(requeue_next(now))
@@ -699,37 +738,82 @@ mod tests {
 
     #[test]
     fn every_minute_and_steps_of_minutes() {
-        assert_eq!(next("* * * * *", "2024-05-01T10:00:30Z"), "2024-05-01T10:01:00Z");
-        assert_eq!(next("*/15 * * * *", "2024-05-01T10:01:00Z"), "2024-05-01T10:15:00Z");
-        assert_eq!(next("*/15 * * * *", "2024-05-01T10:45:00Z"), "2024-05-01T11:00:00Z");
-        assert_eq!(next("5/20 * * * *", "2024-05-01T10:26:00Z"), "2024-05-01T10:45:00Z");
+        assert_eq!(
+            next("* * * * *", "2024-05-01T10:00:30Z"),
+            "2024-05-01T10:01:00Z"
+        );
+        assert_eq!(
+            next("*/15 * * * *", "2024-05-01T10:01:00Z"),
+            "2024-05-01T10:15:00Z"
+        );
+        assert_eq!(
+            next("*/15 * * * *", "2024-05-01T10:45:00Z"),
+            "2024-05-01T11:00:00Z"
+        );
+        assert_eq!(
+            next("5/20 * * * *", "2024-05-01T10:26:00Z"),
+            "2024-05-01T10:45:00Z"
+        );
     }
 
     #[test]
     fn ranges_lists_and_names() {
         // 09:30 on weekdays.
-        assert_eq!(next("30 9 * * mon-fri", "2024-05-03T10:00:00Z"), "2024-05-06T09:30:00Z");
-        assert_eq!(next("0 0 1 jan,jul *", "2024-02-10T00:00:00Z"), "2024-07-01T00:00:00Z");
-        assert_eq!(next("0 8-10/2 * * *", "2024-05-01T08:00:00Z"), "2024-05-01T10:00:00Z");
+        assert_eq!(
+            next("30 9 * * mon-fri", "2024-05-03T10:00:00Z"),
+            "2024-05-06T09:30:00Z"
+        );
+        assert_eq!(
+            next("0 0 1 jan,jul *", "2024-02-10T00:00:00Z"),
+            "2024-07-01T00:00:00Z"
+        );
+        assert_eq!(
+            next("0 8-10/2 * * *", "2024-05-01T08:00:00Z"),
+            "2024-05-01T10:00:00Z"
+        );
     }
 
     #[test]
     fn descriptors_expand_to_their_schedules() {
-        assert_eq!(next("@hourly", "2024-05-01T10:00:00Z"), "2024-05-01T11:00:00Z");
-        assert_eq!(next("@daily", "2024-05-01T10:00:00Z"), "2024-05-02T00:00:00Z");
-        assert_eq!(next("@weekly", "2024-05-01T10:00:00Z"), "2024-05-05T00:00:00Z");
-        assert_eq!(next("@monthly", "2024-05-01T10:00:00Z"), "2024-06-01T00:00:00Z");
-        assert_eq!(next("@yearly", "2024-05-01T10:00:00Z"), "2025-01-01T00:00:00Z");
+        assert_eq!(
+            next("@hourly", "2024-05-01T10:00:00Z"),
+            "2024-05-01T11:00:00Z"
+        );
+        assert_eq!(
+            next("@daily", "2024-05-01T10:00:00Z"),
+            "2024-05-02T00:00:00Z"
+        );
+        assert_eq!(
+            next("@weekly", "2024-05-01T10:00:00Z"),
+            "2024-05-05T00:00:00Z"
+        );
+        assert_eq!(
+            next("@monthly", "2024-05-01T10:00:00Z"),
+            "2024-06-01T00:00:00Z"
+        );
+        assert_eq!(
+            next("@yearly", "2024-05-01T10:00:00Z"),
+            "2025-01-01T00:00:00Z"
+        );
     }
 
     #[test]
     fn restricted_day_of_month_and_weekday_match_either() {
         // The 13th, or any Friday: after Wed 2024-09-11 comes Fri the 13th,
         // then Fri the 20th.
-        assert_eq!(next("0 0 13 * 5", "2024-09-11T00:00:00Z"), "2024-09-13T00:00:00Z");
-        assert_eq!(next("0 0 13 * 5", "2024-09-13T00:00:00Z"), "2024-09-20T00:00:00Z");
+        assert_eq!(
+            next("0 0 13 * 5", "2024-09-11T00:00:00Z"),
+            "2024-09-13T00:00:00Z"
+        );
+        assert_eq!(
+            next("0 0 13 * 5", "2024-09-13T00:00:00Z"),
+            "2024-09-20T00:00:00Z"
+        );
         // With a starred weekday both must match (just the 13th).
-        assert_eq!(next("0 0 13 * *", "2024-09-13T00:00:00Z"), "2024-10-13T00:00:00Z");
+        assert_eq!(
+            next("0 0 13 * *", "2024-09-13T00:00:00Z"),
+            "2024-10-13T00:00:00Z"
+        );
     }
 
     #[test]
@@ -777,6 +861,9 @@ mod tests {
 
     #[test]
     fn job_names_use_minutes_since_the_epoch() {
-        assert_eq!(job_name("backup", at("2024-05-01T10:30:00Z")), "backup-28575990");
+        assert_eq!(
+            job_name("backup", at("2024-05-01T10:30:00Z")),
+            "backup-28575990"
+        );
     }
 }

@@ -22,8 +22,8 @@ use k8s_openapi::api::core::v1::{
     Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod,
     PodSpec, PodTemplateSpec, Taint, Toleration,
 };
-use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
@@ -79,7 +79,10 @@ pub fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
     let key = toleration.key.as_deref().unwrap_or("");
     match toleration.operator.as_deref().unwrap_or("Equal") {
         "Exists" => key.is_empty() || key == taint.key,
-        _ => key == taint.key && toleration.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
+        _ => {
+            key == taint.key
+                && toleration.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
+        }
     }
 }
 
@@ -118,7 +121,11 @@ fn term_matches(term: &NodeSelectorTerm, node: &Node) -> bool {
         .iter()
         .all(|r| requirement_matches(r, labels.get(&r.key).map(String::as_str)))
         && fields.iter().all(|r| {
-            let value = (r.key == "metadata.name").then(|| node.metadata.name.as_deref()).flatten();
+            let value = if r.key == "metadata.name" {
+                node.metadata.name.as_deref()
+            } else {
+                None
+            };
             requirement_matches(r, value)
         })
 }
@@ -136,8 +143,15 @@ pub fn node_should_run(spec: &PodSpec, node: &Node) -> (bool, bool) {
         .affinity
         .as_ref()
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| na.required_during_scheduling_ignored_during_execution.as_ref())
-        .is_none_or(|sel| sel.node_selector_terms.iter().any(|t| term_matches(t, node)));
+        .and_then(|na| {
+            na.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
+        .is_none_or(|sel| {
+            sel.node_selector_terms
+                .iter()
+                .any(|t| term_matches(t, node))
+        });
     if !selector_ok || !affinity_ok {
         return (false, false);
     }
@@ -173,7 +187,9 @@ pub fn pin_to_node(affinity: Option<Affinity>, node: &str) -> Affinity {
         }],
     };
     let mut affinity = affinity.unwrap_or_default();
-    let node_affinity = affinity.node_affinity.get_or_insert_with(NodeAffinity::default);
+    let node_affinity = affinity
+        .node_affinity
+        .get_or_insert_with(NodeAffinity::default);
     node_affinity.required_during_scheduling_ignored_during_execution = Some(selector);
     affinity
 }
@@ -210,14 +226,19 @@ struct State {
 
 pub async fn run(ctx: Context) -> Result<(), Error> {
     let client = ctx.client.clone();
-    let (daemon_sets, ds_events) =
-        reflect(Api::<DaemonSet>::all(client.clone()), watcher::Config::default());
-    let (nodes, node_events) = reflect(Api::<Node>::all(client.clone()), watcher::Config::default());
+    let (daemon_sets, ds_events) = reflect(
+        Api::<DaemonSet>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    let (nodes, node_events) =
+        reflect(Api::<Node>::all(client.clone()), watcher::Config::default());
     let (pods, pod_events) = reflect(Api::<Pod>::all(client), watcher::Config::default());
     let pod_trigger = pod_events
         .filter_map(|pod| async move {
             let owner = controller_ref(&pod.metadata).filter(|r| r.kind == "DaemonSet")?;
-            Some(ObjectRef::<DaemonSet>::new(&owner.name).within(pod.metadata.namespace.as_deref()?))
+            Some(
+                ObjectRef::<DaemonSet>::new(&owner.name).within(pod.metadata.namespace.as_deref()?),
+            )
         })
         .boxed();
     // A node change may concern every DaemonSet.
@@ -305,11 +326,11 @@ pub async fn current_revision(
     let data = revision_data(template);
     let max = owned.iter().map(|r| r.revision).max().unwrap_or(0);
     let wanted = zero_free(data.clone());
-    if let Some(existing) = owned
-        .iter()
-        .rev()
-        .find(|r| r.data.as_ref().is_some_and(|d| zero_free(d.0.clone()) == wanted))
-    {
+    if let Some(existing) = owned.iter().rev().find(|r| {
+        r.data
+            .as_ref()
+            .is_some_and(|d| zero_free(d.0.clone()) == wanted)
+    }) {
         let hash = existing
             .metadata
             .labels
@@ -356,7 +377,12 @@ pub async fn current_revision(
 }
 
 /// Delete old ControllerRevisions no pod uses beyond revisionHistoryLimit.
-async fn truncate_history(ctx: &Context, ds: &DaemonSet, pods: &[Pod], current: &str) -> Result<(), Error> {
+async fn truncate_history(
+    ctx: &Context,
+    ds: &DaemonSet,
+    pods: &[Pod],
+    current: &str,
+) -> Result<(), Error> {
     let namespace = ds.metadata.namespace.clone().unwrap_or_default();
     let uid = ds.metadata.uid.clone().unwrap_or_default();
     let limit = ds
@@ -377,7 +403,11 @@ async fn truncate_history(ctx: &Context, ds: &DaemonSet, pods: &[Pod], current: 
         .into_iter()
         .filter(|r| controller_ref(&r.metadata).is_some_and(|o| o.uid == uid))
         .filter(|r| {
-            let hash = r.metadata.labels.as_ref().and_then(|l| l.get(REVISION_HASH));
+            let hash = r
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(REVISION_HASH));
             hash.is_none_or(|h| h != current && !in_use.contains(h))
         })
         .collect();
@@ -416,17 +446,18 @@ async fn reconcile(ds: Arc<DaemonSet>, state: Arc<State>) -> Result<Action, Erro
     let reference = clientkit::events::reference(ds.as_ref());
 
     let collision = ds.status.as_ref().and_then(|s| s.collision_count);
-    let hash = match current_revision(ctx, "DaemonSet", &ds.metadata, &spec.template, collision).await {
-        Ok(hash) => hash,
-        Err(Error::Other(message)) if message.contains("collision") => {
-            let api: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), &namespace);
-            let patch = json!({"status": {"collisionCount": collision.unwrap_or(0) + 1}});
-            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await?;
-            return Ok(Action::requeue(Duration::from_secs(1)));
-        }
-        Err(err) => return Err(err),
-    };
+    let hash =
+        match current_revision(ctx, "DaemonSet", &ds.metadata, &spec.template, collision).await {
+            Ok(hash) => hash,
+            Err(Error::Other(message)) if message.contains("collision") => {
+                let api: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), &namespace);
+                let patch = json!({"status": {"collisionCount": collision.unwrap_or(0) + 1}});
+                api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await?;
+                return Ok(Action::requeue(Duration::from_secs(1)));
+            }
+            Err(err) => return Err(err),
+        };
 
     let pods: Vec<Pod> = state
         .pods
@@ -437,7 +468,10 @@ async fn reconcile(ds: Arc<DaemonSet>, state: Arc<State>) -> Result<Action, Erro
         .map(|p| p.as_ref().clone())
         .collect();
     let mut by_node: HashMap<String, Vec<Pod>> = HashMap::new();
-    for pod in pods.iter().filter(|p| p.metadata.deletion_timestamp.is_none()) {
+    for pod in pods
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+    {
         if let Some(node) = target_node(pod) {
             by_node.entry(node).or_default().push(pod.clone());
         }
@@ -524,18 +558,26 @@ async fn reconcile(ds: Arc<DaemonSet>, state: Arc<State>) -> Result<Action, Erro
     }
 
     // Rolling update: replace old pods within maxUnavailable.
-    if spec.update_strategy.as_ref().and_then(|s| s.type_.as_deref()) != Some("OnDelete") && satisfied {
+    if spec
+        .update_strategy
+        .as_ref()
+        .and_then(|s| s.type_.as_deref())
+        != Some("OnDelete")
+        && satisfied
+    {
         let max_unavailable = scaled_value(
             spec.update_strategy
                 .as_ref()
                 .and_then(|s| s.rolling_update.as_ref())
                 .and_then(|r| r.max_unavailable.as_ref())
-                .or(Some(&k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1))),
+                .or(Some(
+                    &k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1),
+                )),
             desired,
             true,
         )
         .max(1);
-        let mut unavailable = desired - available;
+        let unavailable = desired - available;
         let old: Vec<Pod> = pods
             .iter()
             .filter(|p| p.metadata.deletion_timestamp.is_none() && pod_phase(p) != "Failed")
@@ -545,16 +587,12 @@ async fn reconcile(ds: Arc<DaemonSet>, state: Arc<State>) -> Result<Action, Erro
             .collect();
         // Unavailable old pods cost nothing to replace; then available
         // ones while the budget allows.
-        let (old_unavailable, old_available): (Vec<Pod>, Vec<Pod>) =
-            old.into_iter().partition(|p| !is_pod_available(p, min_ready, now));
+        let (old_unavailable, old_available): (Vec<Pod>, Vec<Pod>) = old
+            .into_iter()
+            .partition(|p| !is_pod_available(p, min_ready, now));
         to_delete.extend(old_unavailable);
-        for pod in old_available {
-            if unavailable >= max_unavailable {
-                break;
-            }
-            unavailable += 1;
-            to_delete.push(pod);
-        }
+        let budget = (max_unavailable - unavailable).max(0) as usize;
+        to_delete.extend(old_available.into_iter().take(budget));
     }
 
     let mut action = Action::requeue(Duration::from_secs(300));
@@ -664,15 +702,18 @@ async fn reconcile(ds: Arc<DaemonSet>, state: Arc<State>) -> Result<Action, Erro
         "numberUnavailable": (desired - available).max(0),
     });
     let old = serde_json::to_value(&ds.status).unwrap_or_default();
-    let changed = status
-        .as_object()
-        .into_iter()
-        .flatten()
-        .any(|(k, v)| old.get(k).and_then(|o| o.as_i64()).unwrap_or(0) != v.as_i64().unwrap_or(0));
+    let changed =
+        status.as_object().into_iter().flatten().any(|(k, v)| {
+            old.get(k).and_then(|o| o.as_i64()).unwrap_or(0) != v.as_i64().unwrap_or(0)
+        });
     if changed {
         let api: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), &namespace);
         match api
-            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&json!({ "status": status })))
+            .patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(&json!({ "status": status })),
+            )
             .await
         {
             Ok(_) => {}
@@ -723,8 +764,14 @@ mod tests {
             node_selector: Some([("disk".to_string(), "ssd".to_string())].into()),
             ..Default::default()
         };
-        assert_eq!(node_should_run(&spec, &node("a", &[("disk", "ssd")], vec![])), (true, true));
-        assert_eq!(node_should_run(&spec, &node("b", &[("disk", "hdd")], vec![])), (false, false));
+        assert_eq!(
+            node_should_run(&spec, &node("a", &[("disk", "ssd")], vec![])),
+            (true, true)
+        );
+        assert_eq!(
+            node_should_run(&spec, &node("b", &[("disk", "hdd")], vec![])),
+            (false, false)
+        );
     }
 
     #[test]

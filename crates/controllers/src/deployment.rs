@@ -32,8 +32,8 @@ use kube::runtime::watcher;
 use serde_json::json;
 
 use crate::workload_util::{
-    controller_owner_ref, controller_ref, zero_free, is_conflict, is_not_found, is_ready, reflect, run_loop,
-    selector_is_empty, selector_matches, self_trigger,
+    controller_owner_ref, controller_ref, is_conflict, is_not_found, is_ready, reflect, run_loop,
+    selector_is_empty, selector_matches, self_trigger, zero_free,
 };
 use crate::{Context, Error};
 
@@ -65,10 +65,14 @@ struct State {
 
 pub async fn run(ctx: Context) -> Result<(), Error> {
     let client = ctx.client.clone();
-    let (deployments, deployment_events) =
-        reflect(Api::<Deployment>::all(client.clone()), watcher::Config::default());
-    let (replica_sets, rs_events) =
-        reflect(Api::<ReplicaSet>::all(client.clone()), watcher::Config::default());
+    let (deployments, deployment_events) = reflect(
+        Api::<Deployment>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    let (replica_sets, rs_events) = reflect(
+        Api::<ReplicaSet>::all(client.clone()),
+        watcher::Config::default(),
+    );
     let (pods, pod_events) = reflect(Api::<Pod>::all(client), watcher::Config::default());
 
     let for_rs = deployments.clone();
@@ -145,7 +149,9 @@ pub fn scaled_value(value: Option<&IntOrString>, total: i32, round_up: bool) -> 
         None => 0,
         Some(IntOrString::Int(i)) => *i,
         Some(IntOrString::String(s)) => {
-            let Some(percent) = s.strip_suffix('%').and_then(|p| p.trim().parse::<i64>().ok())
+            let Some(percent) = s
+                .strip_suffix('%')
+                .and_then(|p| p.trim().parse::<i64>().ok())
             else {
                 return s.parse().unwrap_or(0);
             };
@@ -179,7 +185,12 @@ pub fn fenceposts(
 
 /// How many replicas the new ReplicaSet may have during a rolling update,
 /// given the sum of all ReplicaSets' `spec.replicas`.
-pub fn new_rs_replicas_rolling(desired: i32, max_surge: i32, current_total: i32, new_rs: i32) -> i32 {
+pub fn new_rs_replicas_rolling(
+    desired: i32,
+    max_surge: i32,
+    current_total: i32,
+    new_rs: i32,
+) -> i32 {
     let max_total = desired + max_surge;
     if current_total >= max_total {
         return new_rs;
@@ -215,7 +226,11 @@ pub fn template_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -
             hash = hash.wrapping_mul(0x0100_0193);
         }
     };
-    feed(serde_json::to_string(template).unwrap_or_default().as_bytes());
+    feed(
+        serde_json::to_string(template)
+            .unwrap_or_default()
+            .as_bytes(),
+    );
     if let Some(count) = collision_count {
         feed(&(count as u32).to_le_bytes());
     }
@@ -251,7 +266,10 @@ fn spec_replicas(rs: &ReplicaSet) -> i32 {
     rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0)
 }
 
-fn status_of(rs: &ReplicaSet, f: impl Fn(&k8s_openapi::api::apps::v1::ReplicaSetStatus) -> Option<i32>) -> i32 {
+fn status_of(
+    rs: &ReplicaSet,
+    f: impl Fn(&k8s_openapi::api::apps::v1::ReplicaSetStatus) -> Option<i32>,
+) -> i32 {
     rs.status.as_ref().and_then(f).unwrap_or(0)
 }
 
@@ -295,7 +313,10 @@ async fn reconcile(d: Arc<Deployment>, state: Arc<State>) -> Result<Action, Erro
     let desired = spec.replicas.unwrap_or(1);
     let rolling = spec.strategy.as_ref().and_then(|s| s.type_.as_deref()) != Some("Recreate");
     let (max_surge, max_unavailable) = if rolling {
-        let ru = spec.strategy.as_ref().and_then(|s| s.rolling_update.as_ref());
+        let ru = spec
+            .strategy
+            .as_ref()
+            .and_then(|s| s.rolling_update.as_ref());
         fenceposts(
             ru.and_then(|r| r.max_surge.as_ref()),
             ru.and_then(|r| r.max_unavailable.as_ref()),
@@ -374,7 +395,12 @@ impl Sync<'_> {
     /// owned ones that no longer match are released.
     async fn claim_replica_sets(&mut self) {
         let uid = self.uid();
-        let selector = self.d.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
+        let selector = self
+            .d
+            .spec
+            .as_ref()
+            .map(|s| s.selector.clone())
+            .unwrap_or_default();
         let api = self.rs_api();
         let deleting = self.d.metadata.deletion_timestamp.is_some();
         for rs in self.state.replica_sets.state() {
@@ -423,16 +449,18 @@ impl Sync<'_> {
                 None => {}
             }
         }
-        self.replica_sets
-            .sort_by_key(|rs| created(&rs.metadata));
+        self.replica_sets.sort_by_key(|rs| created(&rs.metadata));
     }
 
     /// Index of the ReplicaSet whose template is the deployment's (the
     /// oldest, if several are).
     fn new_rs_index(&self) -> Option<usize> {
-        self.replica_sets
-            .iter()
-            .position(|rs| same_template(rs.spec.as_ref().and_then(|s| s.template.as_ref()), self.template()))
+        self.replica_sets.iter().position(|rs| {
+            same_template(
+                rs.spec.as_ref().and_then(|s| s.template.as_ref()),
+                self.template(),
+            )
+        })
     }
 
     fn old_indices(&self) -> Vec<usize> {
@@ -493,9 +521,19 @@ impl Sync<'_> {
             .condition("Progressing")
             .is_some_and(|c| c.reason.as_deref() == Some("DeploymentPaused"));
         if paused && !paused_now {
-            self.set_condition("Progressing", "Unknown", "DeploymentPaused", "Deployment is paused");
+            self.set_condition(
+                "Progressing",
+                "Unknown",
+                "DeploymentPaused",
+                "Deployment is paused",
+            );
         } else if !paused && paused_now {
-            self.set_condition("Progressing", "Unknown", "DeploymentResumed", "Deployment is resumed");
+            self.set_condition(
+                "Progressing",
+                "Unknown",
+                "DeploymentResumed",
+                "Deployment is resumed",
+            );
         }
     }
 
@@ -571,7 +609,10 @@ impl Sync<'_> {
             let rs_revision = annotation(&self.replica_sets[index].metadata, REVISION);
             self.sync_deployment_revision(rs_revision).await?;
             if self.has_progress_deadline() && self.condition("Progressing").is_none() {
-                let message = format!("Found new replica set \"{}\"", meta.name.unwrap_or_default());
+                let message = format!(
+                    "Found new replica set \"{}\"",
+                    meta.name.unwrap_or_default()
+                );
                 self.set_condition("Progressing", "True", "FoundNewReplicaSet", &message);
             }
             return Ok(Some(index));
@@ -672,8 +713,10 @@ impl Sync<'_> {
         self.sync_deployment_revision(annotation(&created.metadata, REVISION))
             .await?;
         if replicas > 0 {
-            self.event(&format!("Scaled up replica set {rs_name} from 0 to {replicas}"))
-                .await;
+            self.event(&format!(
+                "Scaled up replica set {rs_name} from 0 to {replicas}"
+            ))
+            .await;
         }
         if self.has_progress_deadline() {
             let message = format!("Created new replica set \"{rs_name}\"");
@@ -725,9 +768,10 @@ impl Sync<'_> {
     async fn scale_rs(&mut self, index: usize, replicas: i32) -> Result<bool, Error> {
         let rs = &self.replica_sets[index];
         let current = spec_replicas(rs);
-        let annotations_ok = self.replicas_annotations().iter().all(|(k, v)| {
-            annotation(&rs.metadata, k).as_deref() == Some(v.as_str())
-        });
+        let annotations_ok = self
+            .replicas_annotations()
+            .iter()
+            .all(|(k, v)| annotation(&rs.metadata, k).as_deref() == Some(v.as_str()));
         if current == replicas && annotations_ok {
             return Ok(false);
         }
@@ -794,8 +838,15 @@ impl Sync<'_> {
         if !self.rolling {
             return Ok(());
         }
-        let total: i32 = active.iter().map(|i| spec_replicas(&self.replica_sets[*i])).sum();
-        let allowed = if self.desired > 0 { self.desired + self.max_surge } else { 0 };
+        let total: i32 = active
+            .iter()
+            .map(|i| spec_replicas(&self.replica_sets[*i]))
+            .sum();
+        let allowed = if self.desired > 0 {
+            self.desired + self.max_surge
+        } else {
+            0
+        };
         let to_add = allowed - total;
         let mut order = active.clone();
         // Growing favours the biggest and newest; shrinking the biggest and oldest.
@@ -816,16 +867,23 @@ impl Sync<'_> {
             if to_add != 0 {
                 let annotated = annotation(&rs.metadata, MAX_REPLICAS)
                     .and_then(|v| v.parse::<i32>().ok())
-                    .unwrap_or_else(|| self.d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0));
+                    .unwrap_or_else(|| {
+                        self.d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0)
+                    });
                 let fraction = if self.desired == 0 || annotated == 0 {
                     -spec_replicas(rs)
                 } else {
-                    let size = f64::from(spec_replicas(rs)) * f64::from(self.desired + self.max_surge)
+                    let size = f64::from(spec_replicas(rs))
+                        * f64::from(self.desired + self.max_surge)
                         / f64::from(annotated);
                     size.round() as i32 - spec_replicas(rs)
                 };
                 let allowed = to_add - added;
-                proportion = if to_add > 0 { fraction.min(allowed) } else { fraction.max(allowed) };
+                proportion = if to_add > 0 {
+                    fraction.min(allowed)
+                } else {
+                    fraction.max(allowed)
+                };
             }
             added += proportion;
             targets.push((*index, spec_replicas(rs) + proportion));
@@ -869,7 +927,10 @@ impl Sync<'_> {
     /// the minimum availability. Returns whether anything was scaled.
     async fn reconcile_old_replica_sets(&mut self, new: usize) -> Result<bool, Error> {
         let olds = self.old_indices();
-        let old_total: i32 = olds.iter().map(|i| spec_replicas(&self.replica_sets[*i])).sum();
+        let old_total: i32 = olds
+            .iter()
+            .map(|i| spec_replicas(&self.replica_sets[*i]))
+            .sum();
         if old_total == 0 {
             return Ok(false);
         }
@@ -966,10 +1027,7 @@ impl Sync<'_> {
             .collect();
         self.state.pods.state().iter().any(|pod| {
             controller_ref(&pod.metadata).is_some_and(|r| old_uids.contains(&r.uid))
-                && !matches!(
-                    crate::workload_util::pod_phase(pod),
-                    "Failed" | "Succeeded"
-                )
+                && !matches!(crate::workload_util::pod_phase(pod), "Failed" | "Succeeded")
         })
     }
 
@@ -1093,7 +1151,11 @@ impl Sync<'_> {
                 // Progress always refreshes lastUpdateTime (the deadline
                 // counts from the last progress).
                 self.set_condition("Progressing", "True", "ReplicaSetUpdated", &message);
-                if let Some(c) = self.conditions.iter_mut().find(|c| c.type_ == "Progressing") {
+                if let Some(c) = self
+                    .conditions
+                    .iter_mut()
+                    .find(|c| c.type_ == "Progressing")
+                {
                     c.last_update_time = Some(Time(Timestamp::now()));
                 }
             } else if let Some(cond) = self.condition("Progressing").cloned() {
@@ -1106,7 +1168,8 @@ impl Sync<'_> {
                         .unwrap_or(0);
                     let left = from + deadline - Timestamp::now().as_second();
                     if left < 0 {
-                        let message = format!("ReplicaSet \"{new_name}\" has timed out progressing.");
+                        let message =
+                            format!("ReplicaSet \"{new_name}\" has timed out progressing.");
                         self.set_condition("Progressing", "False", TIMED_OUT, &message);
                     } else {
                         requeue = Some(Duration::from_secs(left as u64 + 1));
@@ -1194,7 +1257,10 @@ mod tests {
 
     #[test]
     fn zero_surge_and_zero_unavailable_still_allow_one_unavailable() {
-        assert_eq!(fenceposts(Some(&IntOrString::Int(0)), Some(&pct("0%")), 3), (0, 1));
+        assert_eq!(
+            fenceposts(Some(&IntOrString::Int(0)), Some(&pct("0%")), 3),
+            (0, 1)
+        );
         assert_eq!(fenceposts(Some(&pct("10%")), Some(&pct("10%")), 4), (1, 0));
     }
 

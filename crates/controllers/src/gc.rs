@@ -12,6 +12,7 @@
 //!   and the finalizer removed once no blocking dependent remains;
 //! - an owner with the `orphan` finalizer has its reference removed from
 //!   every dependent, then the finalizer removed.
+//!
 //! Events are ignored, as upstream ignores them.
 
 use std::collections::{HashMap, HashSet};
@@ -19,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{
     Api, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions, PropagationPolicy,
 };
@@ -26,7 +28,6 @@ use kube::core::{ApiResource, PartialObjectMeta};
 use kube::discovery::{ApiCapabilities, Discovery, Scope};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -120,7 +121,12 @@ impl Graph {
                 queue.push(Work::DeletingOwner(owner.uid.clone()));
             }
         }
-        if node.deleting && node.finalizers.iter().any(|f| f == FOREGROUND || f == ORPHAN) {
+        if node.deleting
+            && node
+                .finalizers
+                .iter()
+                .any(|f| f == FOREGROUND || f == ORPHAN)
+        {
             queue.push(Work::DeletingOwner(uid.clone()));
         }
         self.nodes.insert(uid, node);
@@ -181,11 +187,17 @@ pub async fn run(ctx: Context) -> Result<(), Error> {
                             let served = Arc::new(served);
                             if let Ok(mut graph) = collector.graph.lock() {
                                 graph.kinds.insert(
-                                    (served.resource.kind.clone(), served.resource.api_version.clone()),
+                                    (
+                                        served.resource.kind.clone(),
+                                        served.resource.api_version.clone(),
+                                    ),
                                     served.clone(),
                                 );
                             }
-                            let key = format!("{}/{}", served.resource.api_version, served.resource.plural);
+                            let key = format!(
+                                "{}/{}",
+                                served.resource.api_version, served.resource.plural
+                            );
                             let new = watching.lock().map(|mut w| w.insert(key)).unwrap_or(false);
                             if new {
                                 let (done_tx, done_rx) = tokio::sync::oneshot::channel();
@@ -219,7 +231,10 @@ pub async fn run(ctx: Context) -> Result<(), Error> {
         let queued = queued.clone();
         async move {
             while let Some(work) = rx.recv().await {
-                let fresh = queued.lock().map(|mut q| q.insert(work.clone())).unwrap_or(true);
+                let fresh = queued
+                    .lock()
+                    .map(|mut q| q.insert(work.clone()))
+                    .unwrap_or(true);
                 if fresh && work_tx.send(work).is_err() {
                     break;
                 }
@@ -259,7 +274,10 @@ fn tokio_stream_from<T: Send + 'static>(
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-fn node_of(served: &Arc<Served>, object: &PartialObjectMeta<DynamicObject>) -> Option<(String, Node)> {
+fn node_of(
+    served: &Arc<Served>,
+    object: &PartialObjectMeta<DynamicObject>,
+) -> Option<(String, Node)> {
     let meta = &object.metadata;
     Some((
         meta.uid.clone()?,
@@ -312,7 +330,9 @@ async fn watch_resource(
                         let gone: Vec<String> = graph
                             .nodes
                             .iter()
-                            .filter(|(uid, n)| Arc::ptr_eq(&n.resource, &served) && !seen.contains(*uid))
+                            .filter(|(uid, n)| {
+                                Arc::ptr_eq(&n.resource, &served) && !seen.contains(*uid)
+                            })
                             .map(|(uid, _)| uid.clone())
                             .collect();
                         for uid in gone {
@@ -374,7 +394,11 @@ impl Collector {
 
     /// Whether the owner a reference names still exists (same uid). Reads
     /// the API server when the graph does not know the owner.
-    async fn owner_exists(&self, owner: &OwnerReference, namespace: Option<&str>) -> Result<bool, Error> {
+    async fn owner_exists(
+        &self,
+        owner: &OwnerReference,
+        namespace: Option<&str>,
+    ) -> Result<bool, Error> {
         let served = {
             let Ok(graph) = self.graph.lock() else {
                 return Ok(true);
@@ -437,7 +461,8 @@ impl Collector {
             .iter()
             .filter(|o| !dangling.contains(&o.uid))
             .collect();
-        self.patch_owner_refs(&api, &node.name, uid, &remaining).await
+        self.patch_owner_refs(&api, &node.name, uid, &remaining)
+            .await
     }
 
     async fn patch_owner_refs(
@@ -448,9 +473,16 @@ impl Collector {
         remaining: &[&OwnerReference],
     ) -> Result<bool, Error> {
         // An empty list is dropped (null), as Go's omitempty would leave it.
-        let refs = if remaining.is_empty() { json!(null) } else { json!(remaining) };
+        let refs = if remaining.is_empty() {
+            json!(null)
+        } else {
+            json!(remaining)
+        };
         let patch = json!({"metadata": {"ownerReferences": refs, "uid": uid}});
-        match api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        match api
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
             Ok(_) => Ok(true),
             Err(err) if is_not_found(&err) => Ok(true),
             Err(err) => Err(err.into()),
@@ -481,7 +513,8 @@ impl Collector {
                 let remaining: Vec<&OwnerReference> =
                     dep.owners.iter().filter(|o| o.uid != uid).collect();
                 let api = api_for(&self.client, &dep.resource, dep.namespace.as_deref());
-                self.patch_owner_refs(&api, &dep.name, dep_uid, &remaining).await?;
+                self.patch_owner_refs(&api, &dep.name, dep_uid, &remaining)
+                    .await?;
             }
             return self.remove_finalizer(&node, uid, ORPHAN).await;
         }
@@ -519,7 +552,12 @@ impl Collector {
         Ok(true)
     }
 
-    async fn remove_finalizer(&self, node: &Node, uid: &str, finalizer: &str) -> Result<bool, Error> {
+    async fn remove_finalizer(
+        &self,
+        node: &Node,
+        uid: &str,
+        finalizer: &str,
+    ) -> Result<bool, Error> {
         let api = api_for(&self.client, &node.resource, node.namespace.as_deref());
         // Read fresh so other finalizers added meanwhile are kept.
         let Some(current) = api.get_metadata_opt(&node.name).await? else {
@@ -535,12 +573,19 @@ impl Collector {
             .into_iter()
             .filter(|f| f != finalizer)
             .collect();
-        let finalizers = if finalizers.is_empty() { json!(null) } else { json!(finalizers) };
+        let finalizers = if finalizers.is_empty() {
+            json!(null)
+        } else {
+            json!(finalizers)
+        };
         let patch = json!({"metadata": {
             "finalizers": finalizers,
             "resourceVersion": current.metadata.resource_version,
         }});
-        match api.patch(&node.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        match api
+            .patch(&node.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
             Ok(_) => Ok(true),
             Err(err) if is_not_found(&err) => Ok(true),
             Err(err) if is_conflict(&err) => Ok(false),

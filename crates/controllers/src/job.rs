@@ -284,14 +284,25 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
 
     // 1. Record newly finished pods as uncounted (with completed indexes).
     let mut uncounted = status.uncounted_terminated_pods.clone().unwrap_or_default();
-    let mut succeeded_uids: BTreeSet<String> =
-        uncounted.succeeded.clone().unwrap_or_default().into_iter().collect();
-    let mut failed_uids: BTreeSet<String> =
-        uncounted.failed.clone().unwrap_or_default().into_iter().collect();
+    let mut succeeded_uids: BTreeSet<String> = uncounted
+        .succeeded
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let mut failed_uids: BTreeSet<String> = uncounted
+        .failed
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     let mut completed = parse_indexes(status.completed_indexes.as_deref().unwrap_or(""));
     let mut newly_failed = 0;
     let mut last_failure: Option<Timestamp> = None;
-    for pod in pods.iter().filter(|p| has_finalizer(p) && is_finished_pod(p)) {
+    for pod in pods
+        .iter()
+        .filter(|p| has_finalizer(p) && is_finished_pod(p))
+    {
         let pod_uid = pod.metadata.uid.clone().unwrap_or_default();
         if succeeded_uids.contains(&pod_uid) || failed_uids.contains(&pod_uid) {
             continue;
@@ -316,7 +327,10 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
             newly_failed += 1;
         }
     }
-    for pod in pods.iter().filter(|p| crate::workload_util::pod_phase(p) == "Failed") {
+    for pod in pods
+        .iter()
+        .filter(|p| crate::workload_util::pod_phase(p) == "Failed")
+    {
         let finished = pod
             .status
             .as_ref()
@@ -388,10 +402,18 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
     // Terminal decisions.
     let mut failure: Option<(&str, &str)> = None;
     if failed > backoff_limit {
-        failure = Some(("BackoffLimitExceeded", "Job has reached the specified backoff limit"));
-    } else if let (Some(deadline), Some(start)) = (spec.active_deadline_seconds, status.start_time.as_ref()) {
+        failure = Some((
+            "BackoffLimitExceeded",
+            "Job has reached the specified backoff limit",
+        ));
+    } else if let (Some(deadline), Some(start)) =
+        (spec.active_deadline_seconds, status.start_time.as_ref())
+    {
         if now.as_second() - start.0.as_second() >= deadline && !spec.suspend.unwrap_or(false) {
-            failure = Some(("DeadlineExceeded", "Job was active longer than specified deadline"));
+            failure = Some((
+                "DeadlineExceeded",
+                "Job was active longer than specified deadline",
+            ));
         }
     }
     if has_condition(&status, "FailureTarget") {
@@ -403,8 +425,14 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
             .cloned();
         if let Some(c) = c {
             failure = Some(match c.reason.as_deref() {
-                Some("DeadlineExceeded") => ("DeadlineExceeded", "Job was active longer than specified deadline"),
-                _ => ("BackoffLimitExceeded", "Job has reached the specified backoff limit"),
+                Some("DeadlineExceeded") => (
+                    "DeadlineExceeded",
+                    "Job was active longer than specified deadline",
+                ),
+                _ => (
+                    "BackoffLimitExceeded",
+                    "Job has reached the specified backoff limit",
+                ),
             });
         }
     }
@@ -455,7 +483,12 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
             state
                 .ctx
                 .recorder
-                .record(&reference, clientkit::events::NORMAL, "Completed", "Job completed")
+                .record(
+                    &reference,
+                    clientkit::events::NORMAL,
+                    "Completed",
+                    "Job completed",
+                )
                 .await;
         } else {
             action = Action::requeue(Duration::from_secs(1));
@@ -463,11 +496,22 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
     } else if spec.suspend.unwrap_or(false) {
         delete_pods(&state, &pods_api, &key, &reference, &active).await;
         if !has_condition(&status, "Suspended") {
-            set_condition(&mut status, "Suspended", "JobSuspended", "Job suspended", now);
+            set_condition(
+                &mut status,
+                "Suspended",
+                "JobSuspended",
+                "Job suspended",
+                now,
+            );
             state
                 .ctx
                 .recorder
-                .record(&reference, clientkit::events::NORMAL, "Suspended", "Job suspended")
+                .record(
+                    &reference,
+                    clientkit::events::NORMAL,
+                    "Suspended",
+                    "Job suspended",
+                )
                 .await;
         }
     } else {
@@ -477,7 +521,12 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
             state
                 .ctx
                 .recorder
-                .record(&reference, clientkit::events::NORMAL, "Resumed", "Job resumed")
+                .record(
+                    &reference,
+                    clientkit::events::NORMAL,
+                    "Resumed",
+                    "Job resumed",
+                )
                 .await;
         }
         let store = &state.pods;
@@ -502,9 +551,22 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
                     .filter(|i| !completed.contains(i) && !running.contains(i))
                     .take(room.min(BURST_REPLICAS))
                     .collect();
-                create_pods(&state, &job, &pods_api, &key, &reference, &wanted.iter().map(|i| Some(*i)).collect::<Vec<_>>()).await;
+                create_pods(
+                    &state,
+                    &job,
+                    &pods_api,
+                    &key,
+                    &reference,
+                    &wanted.iter().map(|i| Some(*i)).collect::<Vec<_>>(),
+                )
+                .await;
             } else {
-                let want = want_active(parallelism, spec.completions, succeeded, active.len() as i32);
+                let want = want_active(
+                    parallelism,
+                    spec.completions,
+                    succeeded,
+                    active.len() as i32,
+                );
                 let diff = want - active.len() as i32;
                 if diff > 0 {
                     let slots = vec![None; (diff as usize).min(BURST_REPLICAS)];
@@ -519,7 +581,9 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
         } else {
             action = Action::requeue(Duration::from_secs(2));
         }
-        if let (Some(deadline), Some(start)) = (spec.active_deadline_seconds, status.start_time.as_ref()) {
+        if let (Some(deadline), Some(start)) =
+            (spec.active_deadline_seconds, status.start_time.as_ref())
+        {
             let left = start.0.as_second() + deadline - now.as_second();
             if left > 0 {
                 action = Action::requeue(Duration::from_secs(left as u64));
@@ -580,7 +644,11 @@ async fn remove_finalizer(pods_api: &Api<Pod>, pod: &Pod) -> Result<(), Error> {
         .filter(|f| *f != TRACKING_FINALIZER)
         .collect();
     // An emptied list is removed (null), as Go's omitempty would leave it.
-    let finalizers = if finalizers.is_empty() { json!(null) } else { json!(finalizers) };
+    let finalizers = if finalizers.is_empty() {
+        json!(null)
+    } else {
+        json!(finalizers)
+    };
     let patch = json!({"metadata": {"finalizers": finalizers, "uid": pod.metadata.uid}});
     match pods_api
         .patch(

@@ -207,10 +207,9 @@ async fn delete_content(client: &kube::Client, namespace: &str) -> Pass {
         }
     };
     let has = |s: &Served, verb: &str| s.verbs.iter().any(|v| v == verb);
-    for served in resources
-        .iter()
-        .filter(|s| s.namespaced && has(s, "list") && (has(s, "delete") || has(s, "deletecollection")))
-    {
+    for served in resources.iter().filter(|s| {
+        s.namespaced && has(s, "list") && (has(s, "delete") || has(s, "deletecollection"))
+    }) {
         let label = format!("{}.{}", served.resource.plural, served.resource.group);
         let api: Api<DynamicObject> =
             Api::namespaced_with(client.clone(), namespace, &served.resource);
@@ -226,7 +225,9 @@ async fn delete_content(client: &kube::Client, namespace: &str) -> Pass {
         if listed.is_empty() {
             continue;
         }
-        let needs_delete = listed.iter().any(|o| o.metadata.deletion_timestamp.is_none());
+        let needs_delete = listed
+            .iter()
+            .any(|o| o.metadata.deletion_timestamp.is_none());
         if needs_delete {
             let result = if has(served, "deletecollection") {
                 api.delete_collection(&DeleteParams::background(), &ListParams::default())

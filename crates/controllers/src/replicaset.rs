@@ -17,10 +17,10 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, ReplicationController};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::NamespaceResourceScope;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -30,9 +30,10 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::workload_util::{
-    controller_owner_ref, controller_ref, is_not_found, is_ready, reflect, run_loop, self_trigger, is_pod_active, is_pod_available,
-    is_pod_ready, key_of, pod_from_template, selector_is_empty, selector_matches,
-    slow_start_batch, sort_for_deletion, Expectations, BURST_REPLICAS,
+    controller_owner_ref, controller_ref, is_not_found, is_pod_active, is_pod_available,
+    is_pod_ready, is_ready, key_of, pod_from_template, reflect, run_loop, selector_is_empty,
+    selector_matches, self_trigger, slow_start_batch, sort_for_deletion, Expectations,
+    BURST_REPLICAS,
 };
 use crate::{Context, Error};
 
@@ -40,7 +41,11 @@ use crate::{Context, Error};
 pub trait ReplicaOwner:
     Resource<DynamicType = (), Scope = NamespaceResourceScope>
     + Clone
-    + DeserializeOwned + Debug + Send + Sync + 'static
+    + DeserializeOwned
+    + Debug
+    + Send
+    + Sync
+    + 'static
 {
     fn selector(&self) -> LabelSelector;
     fn replicas(&self) -> i32;
@@ -126,8 +131,14 @@ pub async fn run(ctx: Context) -> Result<(), Error> {
 }
 
 async fn run_for<K: ReplicaOwner>(ctx: Context) {
-    let (pods, pod_events) = reflect(Api::<Pod>::all(ctx.client.clone()), watcher::Config::default());
-    let (owners, owner_events) = reflect(Api::<K>::all(ctx.client.clone()), watcher::Config::default());
+    let (pods, pod_events) = reflect(
+        Api::<Pod>::all(ctx.client.clone()),
+        watcher::Config::default(),
+    );
+    let (owners, owner_events) = reflect(
+        Api::<K>::all(ctx.client.clone()),
+        watcher::Config::default(),
+    );
     let owners_for_pods = owners.clone();
     let pod_trigger = pod_events
         .flat_map(move |pod| futures::stream::iter(owners_of_pod::<K>(&owners_for_pods, &pod)))
@@ -376,7 +387,9 @@ async fn update_status<K: ReplicaOwner>(
         .iter()
         .filter(|p| {
             let labels = p.metadata.labels.clone().unwrap_or_default();
-            template_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+            template_labels
+                .iter()
+                .all(|(k, v)| labels.get(k) == Some(v))
         })
         .count();
     let ready = active.iter().filter(|p| is_pod_ready(p)).count();
@@ -420,11 +433,21 @@ async fn update_status<K: ReplicaOwner>(
         "observedGeneration": owner.meta().generation.unwrap_or(0),
         "conditions": if conditions.is_empty() { serde_json::Value::Null } else { json!(conditions) },
     });
-    let unchanged = ["replicas", "fullyLabeledReplicas", "readyReplicas", "availableReplicas", "observedGeneration"]
-        .iter()
-        .all(|f| current.get(*f).and_then(|v| v.as_i64()).unwrap_or(0) == status[*f].as_i64().unwrap_or(0))
-        && current.get("conditions").cloned().unwrap_or(serde_json::Value::Null)
-            == status["conditions"];
+    let unchanged = [
+        "replicas",
+        "fullyLabeledReplicas",
+        "readyReplicas",
+        "availableReplicas",
+        "observedGeneration",
+    ]
+    .iter()
+    .all(|f| {
+        current.get(*f).and_then(|v| v.as_i64()).unwrap_or(0) == status[*f].as_i64().unwrap_or(0)
+    }) && current
+        .get("conditions")
+        .cloned()
+        .unwrap_or(serde_json::Value::Null)
+        == status["conditions"];
     if unchanged {
         return Ok(());
     }

@@ -91,12 +91,18 @@ struct State {
 
 pub async fn run(ctx: Context) -> Result<(), Error> {
     let client = ctx.client.clone();
-    let (sets, set_events) = reflect(Api::<StatefulSet>::all(client.clone()), watcher::Config::default());
+    let (sets, set_events) = reflect(
+        Api::<StatefulSet>::all(client.clone()),
+        watcher::Config::default(),
+    );
     let (pods, pod_events) = reflect(Api::<Pod>::all(client), watcher::Config::default());
     let pod_trigger = pod_events
         .filter_map(|pod| async move {
             let owner = controller_ref(&pod.metadata).filter(|r| r.kind == "StatefulSet")?;
-            Some(ObjectRef::<StatefulSet>::new(&owner.name).within(pod.metadata.namespace.as_deref()?))
+            Some(
+                ObjectRef::<StatefulSet>::new(&owner.name)
+                    .within(pod.metadata.namespace.as_deref()?),
+            )
         })
         .boxed();
     let state = Arc::new(State {
@@ -147,7 +153,15 @@ async fn reconcile(set: Arc<StatefulSet>, state: Arc<State>) -> Result<Action, E
     // Revisions: the update revision is the template's; the current one
     // is what status says pods below the partition run.
     let collision = status.collision_count;
-    let update_hash = match current_revision(ctx, "StatefulSet", &set.metadata, &spec.template, collision).await {
+    let update_hash = match current_revision(
+        ctx,
+        "StatefulSet",
+        &set.metadata,
+        &spec.template,
+        collision,
+    )
+    .await
+    {
         Ok(hash) => hash,
         Err(Error::Other(message)) if message.contains("collision") => {
             let patch = json!({"status": {"collisionCount": collision.unwrap_or(0) + 1}});
@@ -163,7 +177,11 @@ async fn reconcile(set: Arc<StatefulSet>, state: Arc<State>) -> Result<Action, E
     let current_revision_name = status
         .current_revision
         .clone()
-        .filter(|r| revisions.iter().any(|x| x.metadata.name.as_deref() == Some(r.as_str())))
+        .filter(|r| {
+            revisions
+                .iter()
+                .any(|x| x.metadata.name.as_deref() == Some(r.as_str()))
+        })
         .unwrap_or_else(|| update_revision.clone());
     let current = revisions
         .iter()
@@ -175,7 +193,11 @@ async fn reconcile(set: Arc<StatefulSet>, state: Arc<State>) -> Result<Action, E
         .and_then(revision_template)
         .unwrap_or_else(|| spec.template.clone());
 
-    let rolling = spec.update_strategy.as_ref().and_then(|s| s.type_.as_deref()) != Some("OnDelete");
+    let rolling = spec
+        .update_strategy
+        .as_ref()
+        .and_then(|s| s.type_.as_deref())
+        != Some("OnDelete");
     let partition = spec
         .update_strategy
         .as_ref()
@@ -184,9 +206,7 @@ async fn reconcile(set: Arc<StatefulSet>, state: Arc<State>) -> Result<Action, E
         .unwrap_or(0);
     // Which revision ordinal `i` should run.
     let target_for = |ordinal: i32| -> (&String, &PodTemplateSpec) {
-        if rolling && ordinal >= partition {
-            (&update_hash, &spec.template)
-        } else if current_hash == update_hash {
+        if (rolling && ordinal >= partition) || current_hash == update_hash {
             (&update_hash, &spec.template)
         } else {
             (&current_hash, &current_template)
@@ -196,7 +216,7 @@ async fn reconcile(set: Arc<StatefulSet>, state: Arc<State>) -> Result<Action, E
     let mut pods: BTreeMap<i32, Pod> = BTreeMap::new();
     for pod in state.pods.state() {
         if pod.metadata.namespace.as_deref() != Some(namespace.as_str())
-            || !controller_ref(&pod.metadata).is_some_and(|r| r.uid == uid)
+            || controller_ref(&pod.metadata).is_none_or(|r| r.uid != uid)
         {
             continue;
         }
@@ -302,7 +322,11 @@ async fn reconcile(set: Arc<StatefulSet>, state: Arc<State>) -> Result<Action, E
         .any(|(k, v)| old.get(k).cloned().unwrap_or(json!(0)) != *v);
     if changed {
         match sets_api
-            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&json!({ "status": new_status })))
+            .patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(&json!({ "status": new_status })),
+            )
             .await
         {
             Ok(_) => {}
@@ -382,7 +406,9 @@ async fn create_pod(
                         reference,
                         clientkit::events::NORMAL,
                         "SuccessfulCreate",
-                        &format!("create Claim {claim_name} Pod {pod_name} in StatefulSet {name} success"),
+                        &format!(
+                        "create Claim {claim_name} Pod {pod_name} in StatefulSet {name} success"
+                    ),
                     )
                     .await
             }

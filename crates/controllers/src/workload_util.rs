@@ -301,7 +301,6 @@ impl Expectations {
         }
         false
     }
-
 }
 
 /// Run `count` calls of `create` in batches of 1, 2, 4, ... (upstream's

@@ -24,7 +24,10 @@ fn items(list: &Value) -> Vec<Value> {
 
 /// Pods matching a label selector in a namespace.
 fn pods(server: &Server, namespace: &str, selector: &str) -> Vec<Value> {
-    items(&get_json(server, &["pods", "-n", namespace, "-l", selector]))
+    items(&get_json(
+        server,
+        &["pods", "-n", namespace, "-l", selector],
+    ))
 }
 
 fn running_and_bound(pods: &[Value]) -> usize {
@@ -65,7 +68,13 @@ fn a_deployment_scales_rolls_out_rolls_back_and_is_garbage_collected() {
     let _nodes = server.sim_nodes(&["--count=3"]);
     server.kubectl_ok(
         KUBECTL,
-        &["create", "deployment", "web", "--image=busybox", "--replicas=5"],
+        &[
+            "create",
+            "deployment",
+            "web",
+            "--image=busybox",
+            "--replicas=5",
+        ],
     );
     server.wait_for("5 running pods", LONG, || {
         running_and_bound(&pods(&server, "default", "app=web")) == 5
@@ -90,9 +99,18 @@ fn a_deployment_scales_rolls_out_rolls_back_and_is_garbage_collected() {
         .to_string();
     assert_eq!(rs_name, format!("web-{hash}"));
     for pod in pods(&server, "default", "app=web") {
-        assert_eq!(pod["metadata"]["ownerReferences"][0]["name"], rs_name.as_str());
-        assert_eq!(pod["metadata"]["ownerReferences"][0]["blockOwnerDeletion"], true);
-        assert_eq!(pod["metadata"]["labels"]["pod-template-hash"], hash.as_str());
+        assert_eq!(
+            pod["metadata"]["ownerReferences"][0]["name"],
+            rs_name.as_str()
+        );
+        assert_eq!(
+            pod["metadata"]["ownerReferences"][0]["blockOwnerDeletion"],
+            true
+        );
+        assert_eq!(
+            pod["metadata"]["labels"]["pod-template-hash"],
+            hash.as_str()
+        );
         assert!(pod["metadata"]["name"]
             .as_str()
             .unwrap()
@@ -108,8 +126,14 @@ fn a_deployment_scales_rolls_out_rolls_back_and_is_garbage_collected() {
             .find(|c| c["type"] == t)
             .map(|c| c["reason"].as_str().unwrap_or_default().to_string())
     };
-    assert_eq!(reason("Available").as_deref(), Some("MinimumReplicasAvailable"));
-    assert_eq!(reason("Progressing").as_deref(), Some("NewReplicaSetAvailable"));
+    assert_eq!(
+        reason("Available").as_deref(),
+        Some("MinimumReplicasAvailable")
+    );
+    assert_eq!(
+        reason("Progressing").as_deref(),
+        Some("NewReplicaSetAvailable")
+    );
 
     // Scale up.
     server.kubectl_ok(KUBECTL, &["scale", "deployment/web", "--replicas=8"]);
@@ -167,7 +191,13 @@ fn foreground_and_orphan_deletion_follow_owner_references() {
     for name in ["fg", "orphaned"] {
         server.kubectl_ok(
             KUBECTL,
-            &["create", "deployment", name, "--image=busybox", "--replicas=2"],
+            &[
+                "create",
+                "deployment",
+                name,
+                "--image=busybox",
+                "--replicas=2",
+            ],
         );
     }
     for name in ["fg", "orphaned"] {
@@ -178,7 +208,13 @@ fn foreground_and_orphan_deletion_follow_owner_references() {
     // ReplicaSet and pods are gone, then goes.
     server.kubectl_ok(
         KUBECTL,
-        &["delete", "deployment", "fg", "--cascade=foreground", "--wait=false"],
+        &[
+            "delete",
+            "deployment",
+            "fg",
+            "--cascade=foreground",
+            "--wait=false",
+        ],
     );
     server.wait_for("foreground deletion to finish", LONG, || {
         !server
@@ -212,7 +248,8 @@ fn a_replicaset_replaces_deleted_pods_and_adopts_matching_orphans() {
       "spec":{"replicas":3,"selector":{"matchLabels":{"tier":"front"}},
       "template":{"metadata":{"labels":{"tier":"front"}},
       "spec":{"containers":[{"name":"c","image":"busybox"}]}}}}"#;
-    let (code, body) = support::post_json(&server, "/apis/apps/v1/namespaces/default/replicasets", rs);
+    let (code, body) =
+        support::post_json(&server, "/apis/apps/v1/namespaces/default/replicasets", rs);
     assert_eq!(code, 201, "{body}");
     server.wait_for("3 ready replicas", LONG, || {
         get_json(&server, &["rs", "front"])["status"]["readyReplicas"] == 3
@@ -235,7 +272,14 @@ fn a_replicaset_replaces_deleted_pods_and_adopts_matching_orphans() {
     server.wait_for("3 pods again", LONG, || {
         live(&pods(&server, "default", "tier=front")).len() == 3
     });
-    let events = server.kubectl_ok(KUBECTL, &["get", "events", "--field-selector=involvedObject.name=front"]);
+    let events = server.kubectl_ok(
+        KUBECTL,
+        &[
+            "get",
+            "events",
+            "--field-selector=involvedObject.name=front",
+        ],
+    );
     assert!(events.contains("SuccessfulCreate"), "{events}");
     assert!(events.contains("SuccessfulDelete"), "{events}");
 }
@@ -251,7 +295,10 @@ fn deleting_a_namespace_deletes_its_content_then_the_namespace() {
             .status
             .success()
             && server
-                .kubectl(KUBECTL, &["get", "configmap", "kube-root-ca.crt", "-n", "team"])
+                .kubectl(
+                    KUBECTL,
+                    &["get", "configmap", "kube-root-ca.crt", "-n", "team"],
+                )
                 .status
                 .success()
     });
@@ -263,7 +310,15 @@ fn deleting_a_namespace_deletes_its_content_then_the_namespace() {
     // A tampered root CA is repaired; a deleted one comes back.
     server.kubectl_ok(
         KUBECTL,
-        &["patch", "configmap", "kube-root-ca.crt", "-n", "team", "-p", r#"{"data":{"ca.crt":"x"}}"#],
+        &[
+            "patch",
+            "configmap",
+            "kube-root-ca.crt",
+            "-n",
+            "team",
+            "-p",
+            r#"{"data":{"ca.crt":"x"}}"#,
+        ],
     );
     server.wait_for("the root CA repaired", LONG, || {
         get_json(&server, &["configmap", "kube-root-ca.crt", "-n", "team"])["data"]["ca.crt"]
@@ -273,11 +328,26 @@ fn deleting_a_namespace_deletes_its_content_then_the_namespace() {
 
     server.kubectl_ok(
         KUBECTL,
-        &["create", "deployment", "app", "--image=busybox", "--replicas=2", "-n", "team"],
+        &[
+            "create",
+            "deployment",
+            "app",
+            "--image=busybox",
+            "--replicas=2",
+            "-n",
+            "team",
+        ],
     );
     server.kubectl_ok(
         KUBECTL,
-        &["create", "configmap", "settings", "--from-literal=a=b", "-n", "team"],
+        &[
+            "create",
+            "configmap",
+            "settings",
+            "--from-literal=a=b",
+            "-n",
+            "team",
+        ],
     );
     rollout_status(&server, "team", "deployment/app");
 
@@ -305,9 +375,10 @@ fn pods_of(server: &Server, owner: &str) -> Vec<Value> {
 }
 
 fn condition_true(object: &Value, type_: &str) -> bool {
-    object["status"]["conditions"]
-        .as_array()
-        .is_some_and(|c| c.iter().any(|c| c["type"] == type_ && c["status"] == "True"))
+    object["status"]["conditions"].as_array().is_some_and(|c| {
+        c.iter()
+            .any(|c| c["type"] == type_ && c["status"] == "True")
+    })
 }
 
 #[test]
@@ -323,7 +394,12 @@ fn jobs_run_to_completion_and_cronjobs_instantiate_jobs() {
     assert_eq!(code, 201, "{body}");
     server.kubectl_ok(
         KUBECTL,
-        &["wait", "--for=condition=complete", "job/crunch", "--timeout=90s"],
+        &[
+            "wait",
+            "--for=condition=complete",
+            "job/crunch",
+            "--timeout=90s",
+        ],
     );
     let job = get_json(&server, &["job", "crunch"]);
     assert_eq!(job["status"]["succeeded"], 4, "{job}");
@@ -341,11 +417,17 @@ fn jobs_run_to_completion_and_cronjobs_instantiate_jobs() {
     let indexed = r#"{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"shards"},
       "spec":{"completions":3,"parallelism":3,"completionMode":"Indexed",
       "template":{"spec":{"restartPolicy":"Never","containers":[{"name":"c","image":"busybox"}]}}}}"#;
-    let (code, body) = support::post_json(&server, "/apis/batch/v1/namespaces/default/jobs", indexed);
+    let (code, body) =
+        support::post_json(&server, "/apis/batch/v1/namespaces/default/jobs", indexed);
     assert_eq!(code, 201, "{body}");
     server.kubectl_ok(
         KUBECTL,
-        &["wait", "--for=condition=complete", "job/shards", "--timeout=90s"],
+        &[
+            "wait",
+            "--for=condition=complete",
+            "job/shards",
+            "--timeout=90s",
+        ],
     );
     let job = get_json(&server, &["job", "shards"]);
     assert_eq!(job["status"]["completedIndexes"], "0-2", "{job}");
@@ -364,12 +446,26 @@ fn jobs_run_to_completion_and_cronjobs_instantiate_jobs() {
     // A CronJob instantiated by hand runs like any job it owns.
     server.kubectl_ok(
         KUBECTL,
-        &["create", "cronjob", "nightly", "--image=busybox", "--schedule=0 3 * * *"],
+        &[
+            "create",
+            "cronjob",
+            "nightly",
+            "--image=busybox",
+            "--schedule=0 3 * * *",
+        ],
     );
-    server.kubectl_ok(KUBECTL, &["create", "job", "manual", "--from=cronjob/nightly"]);
     server.kubectl_ok(
         KUBECTL,
-        &["wait", "--for=condition=complete", "job/manual", "--timeout=90s"],
+        &["create", "job", "manual", "--from=cronjob/nightly"],
+    );
+    server.kubectl_ok(
+        KUBECTL,
+        &[
+            "wait",
+            "--for=condition=complete",
+            "job/manual",
+            "--timeout=90s",
+        ],
     );
     let manual = get_json(&server, &["job", "manual"]);
     assert_eq!(manual["metadata"]["ownerReferences"][0]["kind"], "CronJob");
@@ -381,7 +477,10 @@ fn jobs_run_to_completion_and_cronjobs_instantiate_jobs() {
     let (code, body) = support::post_json(&server, "/apis/batch/v1/namespaces/default/jobs", short);
     assert_eq!(code, 201, "{body}");
     server.wait_for("the finished job to expire", LONG, || {
-        !server.kubectl(KUBECTL, &["get", "job", "brief"]).status.success()
+        !server
+            .kubectl(KUBECTL, &["get", "job", "brief"])
+            .status
+            .success()
     });
 }
 
@@ -391,13 +490,22 @@ fn a_cronjob_creates_a_job_on_schedule() {
     let _nodes = server.sim_nodes(&["--count=1", "--job-run-seconds=1"]);
     server.kubectl_ok(
         KUBECTL,
-        &["create", "cronjob", "tick", "--image=busybox", "--schedule=*/1 * * * *"],
+        &[
+            "create",
+            "cronjob",
+            "tick",
+            "--image=busybox",
+            "--schedule=*/1 * * * *",
+        ],
     );
     let mut job_name = String::new();
     server.wait_for("a scheduled job", Duration::from_secs(100), || {
         let jobs = items(&get_json(&server, &["jobs"]));
         if let Some(job) = jobs.first() {
-            job_name = job["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            job_name = job["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             true
         } else {
             false
@@ -413,13 +521,21 @@ fn a_cronjob_creates_a_job_on_schedule() {
     assert!(stamp.ends_with(":00Z"), "{stamp}");
     server.kubectl_ok(
         KUBECTL,
-        &["wait", "--for=condition=complete", &format!("job/{job_name}"), "--timeout=90s"],
+        &[
+            "wait",
+            "--for=condition=complete",
+            &format!("job/{job_name}"),
+            "--timeout=90s",
+        ],
     );
     server.wait_for("lastSuccessfulTime", LONG, || {
         get_json(&server, &["cronjob", "tick"])["status"]["lastSuccessfulTime"].is_string()
     });
     let cj = get_json(&server, &["cronjob", "tick"]);
-    let last = cj["status"]["lastScheduleTime"].as_str().unwrap().to_string();
+    let last = cj["status"]["lastScheduleTime"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(minutes > 0 && last.ends_with(":00Z"), "{cj}");
 }
 
@@ -434,7 +550,8 @@ fn a_daemonset_runs_one_pod_per_node_including_nodes_added_later() {
       "spec":{"selector":{"matchLabels":{"app":"agent"}},
       "template":{"metadata":{"labels":{"app":"agent"}},
       "spec":{"containers":[{"name":"agent","image":"busybox"}]}}}}"#;
-    let (code, body) = support::post_json(&server, "/apis/apps/v1/namespaces/default/daemonsets", ds);
+    let (code, body) =
+        support::post_json(&server, "/apis/apps/v1/namespaces/default/daemonsets", ds);
     assert_eq!(code, 201, "{body}");
     let out = rollout_status(&server, "default", "daemonset/agent");
     assert!(out.contains("successfully rolled out"), "{out}");
@@ -442,18 +559,27 @@ fn a_daemonset_runs_one_pod_per_node_including_nodes_added_later() {
         let mut nodes: Vec<String> = live(&pods(server, "default", "app=agent"))
             .iter()
             .filter(|p| p["status"]["phase"] == "Running")
-            .map(|p| p["spec"]["nodeName"].as_str().unwrap_or_default().to_string())
+            .map(|p| {
+                p["spec"]["nodeName"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
             .collect();
         nodes.sort();
         nodes
     };
     assert_eq!(nodes_of(&server), ["sim-node-0", "sim-node-1"]);
     let pod = &pods(&server, "default", "app=agent")[0];
-    let term = &pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
-        ["nodeSelectorTerms"][0]["matchFields"][0];
+    let term = &pod["spec"]["affinity"]["nodeAffinity"]
+        ["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]["matchFields"]
+        [0];
     assert_eq!(term["key"], "metadata.name", "{pod}");
     let tolerations = pod["spec"]["tolerations"].to_string();
-    assert!(tolerations.contains("node.kubernetes.io/unschedulable"), "{tolerations}");
+    assert!(
+        tolerations.contains("node.kubernetes.io/unschedulable"),
+        "{tolerations}"
+    );
 
     // A node joining later gets its pod.
     let _more = server.sim_nodes(&["--count=1", "--start-index=2"]);
@@ -464,7 +590,10 @@ fn a_daemonset_runs_one_pod_per_node_including_nodes_added_later() {
     assert_eq!(ds["status"]["desiredNumberScheduled"], 3, "{ds}");
 
     // A new template rolls out to every node, recorded as revision 2.
-    server.kubectl_ok(KUBECTL, &["set", "image", "daemonset/agent", "agent=busybox:1.36"]);
+    server.kubectl_ok(
+        KUBECTL,
+        &["set", "image", "daemonset/agent", "agent=busybox:1.36"],
+    );
     rollout_status(&server, "default", "daemonset/agent");
     server.wait_for("every pod on the new image", LONG, || {
         let p = live(&pods(&server, "default", "app=agent"));
@@ -483,36 +612,59 @@ fn a_statefulset_creates_ordered_pods_with_claims_and_rolls_from_the_top() {
       "spec":{"replicas":3,"serviceName":"db","selector":{"matchLabels":{"app":"db"}},
       "template":{"metadata":{"labels":{"app":"db"}},
       "spec":{"containers":[{"name":"db","image":"busybox"}]}}}}"#;
-    let (code, body) = support::post_json(&server, "/apis/apps/v1/namespaces/default/statefulsets", sts);
+    let (code, body) = support::post_json(
+        &server,
+        "/apis/apps/v1/namespaces/default/statefulsets",
+        sts,
+    );
     assert_eq!(code, 201, "{body}");
     let out = rollout_status(&server, "default", "statefulset/db");
-    assert!(out.contains("complete") || out.contains("rolled out"), "{out}");
+    assert!(
+        out.contains("complete") || out.contains("rolled out"),
+        "{out}"
+    );
     let mut names: Vec<String> = live(&pods(&server, "default", "app=db"))
         .iter()
-        .map(|p| p["metadata"]["name"].as_str().unwrap_or_default().to_string())
+        .map(|p| {
+            p["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
         .collect();
     names.sort();
     assert_eq!(names, ["db-0", "db-1", "db-2"]);
     let db1 = get_json(&server, &["pod", "db-1"]);
     assert_eq!(db1["spec"]["hostname"], "db-1");
     assert_eq!(db1["spec"]["subdomain"], "db");
-    assert_eq!(db1["metadata"]["labels"]["apps.kubernetes.io/pod-index"], "1");
+    assert_eq!(
+        db1["metadata"]["labels"]["apps.kubernetes.io/pod-index"],
+        "1"
+    );
     // OrderedReady: each pod was created after the previous one was ready.
-    let created = |n: &str| get_json(&server, &["pod", n])["metadata"]["creationTimestamp"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let created = |n: &str| {
+        get_json(&server, &["pod", n])["metadata"]["creationTimestamp"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
     assert!(created("db-0") <= created("db-1") && created("db-1") <= created("db-2"));
 
     // A new image replaces every pod, highest ordinal first.
-    server.kubectl_ok(KUBECTL, &["set", "image", "statefulset/db", "db=busybox:1.36"]);
+    server.kubectl_ok(
+        KUBECTL,
+        &["set", "image", "statefulset/db", "db=busybox:1.36"],
+    );
     rollout_status(&server, "default", "statefulset/db");
     server.wait_for("every pod on the new image", LONG, || {
         let p = live(&pods(&server, "default", "app=db"));
         p.len() == 3 && images(&p).iter().all(|i| i == "busybox:1.36")
     });
     let s = get_json(&server, &["statefulset", "db"]);
-    assert_eq!(s["status"]["currentRevision"], s["status"]["updateRevision"], "{s}");
+    assert_eq!(
+        s["status"]["currentRevision"], s["status"]["updateRevision"],
+        "{s}"
+    );
 
     // Scale down removes the highest ordinals.
     server.kubectl_ok(KUBECTL, &["scale", "statefulset/db", "--replicas=1"]);
@@ -529,16 +681,26 @@ fn a_statefulset_creates_ordered_pods_with_claims_and_rolls_from_the_top() {
       "spec":{"containers":[{"name":"s","image":"busybox"}]}},
       "volumeClaimTemplates":[{"metadata":{"name":"data"},
       "spec":{"accessModes":["ReadWriteOnce"],"resources":{"requests":{"storage":"1Gi"}}}}]}}"#;
-    let (code, body) = support::post_json(&server, "/apis/apps/v1/namespaces/default/statefulsets", with_claims);
+    let (code, body) = support::post_json(
+        &server,
+        "/apis/apps/v1/namespaces/default/statefulsets",
+        with_claims,
+    );
     assert_eq!(code, 201, "{body}");
     server.wait_for("claims and pods", LONG, || {
         let claims = items(&get_json(&server, &["pvc"]));
         let mut names: Vec<String> = claims
             .iter()
-            .map(|c| c["metadata"]["name"].as_str().unwrap_or_default().to_string())
+            .map(|c| {
+                c["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
             .collect();
         names.sort();
-        names == ["data-store-0", "data-store-1"] && pods(&server, "default", "app=store").len() == 2
+        names == ["data-store-0", "data-store-1"]
+            && pods(&server, "default", "app=store").len() == 2
     });
     let pod = get_json(&server, &["pod", "store-0"]);
     let volumes = pod["spec"]["volumes"].to_string();
