@@ -706,3 +706,104 @@ fn a_statefulset_creates_ordered_pods_with_claims_and_rolls_from_the_top() {
     let volumes = pod["spec"]["volumes"].to_string();
     assert!(volumes.contains("data-store-0"), "{volumes}");
 }
+
+#[test]
+fn recreate_pause_and_the_progress_deadline_behave_as_upstream() {
+    let server = Server::start(&[]);
+    let _nodes = server.sim_nodes(&["--count=2"]);
+    let progressing = |name: &str| {
+        let d = get_json(&server, &["deployment", name]);
+        d["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "Progressing").cloned())
+            .map(|c| c["reason"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_default()
+    };
+
+    // Recreate: the old ReplicaSet is scaled to zero before the new one grows.
+    server.kubectl_ok(
+        KUBECTL,
+        &[
+            "create",
+            "deployment",
+            "rc",
+            "--image=busybox",
+            "--replicas=3",
+        ],
+    );
+    server.kubectl_ok(
+        KUBECTL,
+        &[
+            "patch",
+            "deployment",
+            "rc",
+            "-p",
+            r#"{"spec":{"strategy":{"type":"Recreate","rollingUpdate":null}}}"#,
+        ],
+    );
+    rollout_status(&server, "default", "deployment/rc");
+    server.kubectl_ok(
+        KUBECTL,
+        &["set", "image", "deployment/rc", "busybox=busybox:2"],
+    );
+    rollout_status(&server, "default", "deployment/rc");
+    let events = server.kubectl_ok(
+        KUBECTL,
+        &[
+            "get",
+            "events",
+            "--field-selector=involvedObject.name=rc",
+            "--sort-by=.firstTimestamp",
+        ],
+    );
+    let down = events.find("Scaled down").expect("a scale down event");
+    let second_up = events.rfind("Scaled up").expect("a scale up event");
+    assert!(down < second_up, "{events}");
+
+    // Paused: template changes wait for resume.
+    server.kubectl_ok(KUBECTL, &["rollout", "pause", "deployment/rc"]);
+    server.kubectl_ok(
+        KUBECTL,
+        &["set", "image", "deployment/rc", "busybox=busybox:3"],
+    );
+    server.wait_for("the paused condition", LONG, || {
+        progressing("rc") == "DeploymentPaused"
+    });
+    assert_eq!(items(&get_json(&server, &["rs", "-l", "app=rc"])).len(), 2);
+    server.kubectl_ok(KUBECTL, &["rollout", "resume", "deployment/rc"]);
+    rollout_status(&server, "default", "deployment/rc");
+    assert_eq!(items(&get_json(&server, &["rs", "-l", "app=rc"])).len(), 3);
+    assert_eq!(progressing("rc"), "NewReplicaSetAvailable");
+
+    // A rollout that cannot progress exceeds its deadline, and rollout
+    // status says so.
+    server.kubectl_ok(
+        KUBECTL,
+        &[
+            "create",
+            "deployment",
+            "stuck",
+            "--image=busybox",
+            "--replicas=2",
+        ],
+    );
+    rollout_status(&server, "default", "deployment/stuck");
+    server.kubectl_ok(
+        KUBECTL,
+        &["patch", "deployment", "stuck", "-p",
+          r#"{"spec":{"progressDeadlineSeconds":3,"template":{"spec":{"nodeSelector":{"nowhere":"x"}}}}}"#],
+    );
+    server.wait_for("the deadline to pass", LONG, || {
+        progressing("stuck") == "ProgressDeadlineExceeded"
+    });
+    let out = server.kubectl(
+        KUBECTL,
+        &["rollout", "status", "deployment/stuck", "--timeout=20s"],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("exceeded its progress deadline"),
+        "{stderr}"
+    );
+}
