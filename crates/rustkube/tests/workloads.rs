@@ -807,3 +807,60 @@ fn recreate_pause_and_the_progress_deadline_behave_as_upstream() {
         "{stderr}"
     );
 }
+
+#[test]
+fn failing_jobs_stop_at_the_backoff_limit_or_the_active_deadline() {
+    let server = Server::start(&[]);
+    let _nodes = server.sim_nodes(&["--count=1", "--job-run-seconds=1"]);
+    let failing = |name: &str, extra: &str| {
+        format!(
+            r#"{{"apiVersion":"batch/v1","kind":"Job","metadata":{{"name":"{name}"}},
+              "spec":{{{extra}
+              "template":{{"metadata":{{"annotations":{{"sim.rustkube.io/exit-code":"1"}}}},
+              "spec":{{"restartPolicy":"Never","containers":[{{"name":"c","image":"busybox"}}]}}}}}}}}"#
+        )
+    };
+    let reason_of = |name: &str, type_: &str| {
+        let job = get_json(&server, &["job", name]);
+        job["status"]["conditions"]
+            .as_array()
+            .and_then(|c| {
+                c.iter()
+                    .find(|c| c["type"] == type_ && c["status"] == "True")
+                    .cloned()
+            })
+            .map(|c| c["reason"].as_str().unwrap_or_default().to_string())
+    };
+
+    let (code, body) = support::post_json(
+        &server,
+        "/apis/batch/v1/namespaces/default/jobs",
+        &failing("flaky", r#""backoffLimit":1,"#),
+    );
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = support::post_json(
+        &server,
+        "/apis/batch/v1/namespaces/default/jobs",
+        &failing("slow", r#""backoffLimit":100,"activeDeadlineSeconds":4,"#),
+    );
+    assert_eq!(code, 201, "{body}");
+
+    server.wait_for("the deadline failure", LONG, || {
+        reason_of("slow", "Failed").as_deref() == Some("DeadlineExceeded")
+    });
+    assert_eq!(
+        reason_of("slow", "FailureTarget").as_deref(),
+        Some("DeadlineExceeded")
+    );
+
+    // Two failures (the second after the 10 s back-off) exceed backoffLimit 1.
+    server.wait_for("the backoff failure", LONG, || {
+        reason_of("flaky", "Failed").as_deref() == Some("BackoffLimitExceeded")
+    });
+    let job = get_json(&server, &["job", "flaky"]);
+    assert_eq!(job["status"]["failed"], 2, "{job}");
+    assert!(reason_of("flaky", "Complete").is_none());
+    assert!(pods_of(&server, "flaky")
+        .iter()
+        .all(|p| p["metadata"]["finalizers"].is_null()));
+}
