@@ -864,3 +864,36 @@ fn failing_jobs_stop_at_the_backoff_limit_or_the_active_deadline() {
         .iter()
         .all(|p| p["metadata"]["finalizers"].is_null()));
 }
+
+#[test]
+fn a_replication_controller_keeps_its_replicas_like_a_replicaset() {
+    let server = Server::start(&[]);
+    let _nodes = server.sim_nodes(&["--count=1"]);
+    let rc = r#"{"apiVersion":"v1","kind":"ReplicationController","metadata":{"name":"legacy"},
+      "spec":{"replicas":2,"selector":{"app":"legacy"},
+      "template":{"metadata":{"labels":{"app":"legacy"}},
+      "spec":{"containers":[{"name":"c","image":"busybox"}]}}}}"#;
+    let (code, body) = support::post_json(
+        &server,
+        "/api/v1/namespaces/default/replicationcontrollers",
+        rc,
+    );
+    assert_eq!(code, 201, "{body}");
+    server.wait_for("2 ready replicas", LONG, || {
+        get_json(&server, &["rc", "legacy"])["status"]["readyReplicas"] == 2
+    });
+    server.kubectl_ok(KUBECTL, &["scale", "rc/legacy", "--replicas=1"]);
+    server.wait_for("1 pod", LONG, || {
+        live(&pods(&server, "default", "app=legacy")).len() == 1
+    });
+    let rc = get_json(&server, &["rc", "legacy"]);
+    assert_eq!(
+        rc["status"]["observedGeneration"], rc["metadata"]["generation"],
+        "{rc}"
+    );
+    let pod = &live(&pods(&server, "default", "app=legacy"))[0];
+    assert_eq!(
+        pod["metadata"]["ownerReferences"][0]["kind"],
+        "ReplicationController"
+    );
+}
