@@ -15,12 +15,15 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 /// Beyond this many remembered events the memory is simply cleared.
 const REMEMBERED: usize = 4096;
 
+/// (object, reason, message) -> (namespace, event name, count).
+type Seen = HashMap<(String, String, String), (String, String, i32)>;
+
 #[derive(Clone)]
 pub struct EventRecorder {
     client: kube::Client,
     component: String,
     host: Option<String>,
-    seen: Arc<Mutex<HashMap<(String, String, String), (String, String, i32)>>>,
+    seen: Arc<Mutex<Seen>>,
 }
 
 pub const NORMAL: &str = "Normal";

@@ -330,6 +330,14 @@ pub fn first_pem_der(pem: &str) -> Result<Vec<u8>> {
 
 /// A fresh ECDSA P-256 key pair as (private PKCS#8 PEM, public SPKI PEM);
 /// used for the service-account token signing key.
+/// SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
 pub fn generate_key_pair_pem() -> Result<(String, String)> {
     let key = KeyPair::generate()?;
     Ok((key.serialize_pem(), key.public_key_pem()))

@@ -28,6 +28,51 @@ pub enum Command {
     Scheduler(SchedulerArgs),
     /// Register simulated nodes that run their pods without containers (for tests and scale benchmarks)
     SimNodes(SimNodesArgs),
+    /// Manage bootstrap tokens (for joining nodes)
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// Kubeconfig of an administrator (default: the server's admin kubeconfig under --data-dir)
+    #[arg(long, global = true, env = "RUSTKUBE_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// The server's data dir (default /var/lib/rustkube as root, ~/.rustkube otherwise)
+    #[arg(short = 'd', long, global = true, env = "RUSTKUBE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub action: TokenAction,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum TokenAction {
+    /// Create a bootstrap token and print it in the join form K10<ca-hash>::<id>.<secret>
+    Create {
+        /// The token to create (default: a random one)
+        token: Option<String>,
+        /// How long the token is valid, like 24h or 30m (0: forever)
+        #[arg(long, default_value = "24h")]
+        ttl: String,
+        /// Extra groups, each starting with system:bootstrappers:
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "system:bootstrappers:rustkube:default-node-token"
+        )]
+        groups: Vec<String>,
+        /// A human-readable description
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List bootstrap tokens
+    List,
+    /// Delete bootstrap tokens (by id, token or join token)
+    Delete {
+        #[arg(required = true)]
+        tokens: Vec<String>,
+    },
 }
 
 /// How a client component finds the API server and whether it competes

@@ -9,6 +9,7 @@ mod cli;
 mod components;
 mod config;
 mod server;
+mod token;
 
 use std::process::ExitCode;
 
@@ -91,6 +92,10 @@ fn main() -> ExitCode {
                 .map_err(|e| e.to_string())
             })
         }
+        cli::Command::Token(args) => {
+            init_logging("text", false);
+            block_on(async move { run_token(args).await })
+        }
         cli::Command::SimNodes(args) => {
             init_logging(&args.log_format, args.debug);
             block_on(async move {
@@ -113,6 +118,52 @@ fn main() -> ExitCode {
             })
         }
     }
+}
+
+async fn run_token(args: cli::TokenArgs) -> Result<(), String> {
+    let kubeconfig = match &args.kubeconfig {
+        Some(path) => path.clone(),
+        None => args
+            .data_dir
+            .clone()
+            .unwrap_or_else(server::default_data_dir)
+            .join("server/cred/admin.kubeconfig"),
+    };
+    let client = clientkit::client_from_kubeconfig(&kubeconfig)
+        .await
+        .map_err(|e| e.to_string())?;
+    match args.action {
+        cli::TokenAction::Create {
+            token,
+            ttl,
+            groups,
+            description,
+        } => {
+            let token = token.unwrap_or_else(token::generate);
+            if apiserver::authn::bootstrap_token::parse(&token).is_none() {
+                return Err(format!(
+                    "{token:?} is not a bootstrap token ([a-z0-9]{{6}}.[a-z0-9]{{16}})"
+                ));
+            }
+            let spec = token::TokenSpec {
+                token: &token,
+                ttl: Some(token::parse_ttl(&ttl)?),
+                description: &description,
+                groups: &groups,
+            };
+            token::create(client, &spec).await?;
+            let ca = token::ca_of_kubeconfig(&kubeconfig)?;
+            println!("{}", token::join_token(&ca, &token));
+        }
+        cli::TokenAction::List => print!("{}", token::list(client).await?),
+        cli::TokenAction::Delete { tokens } => {
+            for t in tokens {
+                let id = token::delete(client.clone(), &t).await?;
+                println!("bootstrap token {id:?} deleted");
+            }
+        }
+    }
+    Ok(())
 }
 
 fn seconds(value: f64) -> Result<std::time::Duration, String> {

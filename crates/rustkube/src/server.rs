@@ -30,7 +30,7 @@ pub enum ServerError {
     Io(String),
 }
 
-fn default_data_dir() -> PathBuf {
+pub fn default_data_dir() -> PathBuf {
     if is_root() {
         PathBuf::from("/var/lib/rustkube")
     } else {
@@ -311,6 +311,9 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
     let cred_dir = data_dir.join("server").join("cred");
     kubeconfig.write(&cred_dir.join("admin.kubeconfig"), 0o600)?;
     start_components(&args, &pki, &url, &cred_dir)?;
+    if let Err(err) = ensure_join_token(&data_dir, &pki.server_ca_pem, &cred_dir).await {
+        tracing::warn!(%err, "could not set up the join token");
+    }
     let path = kubeconfig_path(&args, &data_dir);
     kubeconfig.write(&path, args.write_kubeconfig_mode)?;
     tracing::info!(
@@ -325,6 +328,38 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
     tracing::info!("shutting down");
     server.shutdown().await;
     Ok(())
+}
+
+/// The server's join token (`<data-dir>/server/token`, mode 0600): a
+/// bootstrap token that never expires, in the join form that pins the
+/// cluster CA. Created on first start, its Secret re-created if missing.
+async fn ensure_join_token(data_dir: &Path, ca_pem: &str, cred_dir: &Path) -> Result<(), String> {
+    let path = data_dir.join("server").join("token");
+    let existing = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| t.trim().rsplit("::").next().map(str::to_string))
+        .filter(|t| apiserver::authn::bootstrap_token::parse(t).is_some());
+    let token = existing.unwrap_or_else(crate::token::generate);
+    let client = clientkit::client_from_kubeconfig(&cred_dir.join("admin.kubeconfig"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let groups = vec![crate::token::DEFAULT_GROUP.to_string()];
+    crate::token::ensure(
+        client,
+        &crate::token::TokenSpec {
+            token: &token,
+            ttl: None,
+            description: "rustkube join token",
+            groups: &groups,
+        },
+    )
+    .await?;
+    pki::files::write_atomic(
+        &path,
+        format!("{}\n", crate::token::join_token(ca_pem, &token)).as_bytes(),
+        0o600,
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// Start the controller manager and the scheduler as tasks, each with its

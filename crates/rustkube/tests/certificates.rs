@@ -296,3 +296,89 @@ fn a_bootstrap_token_gets_a_node_client_certificate_approved_automatically_and_n
     let status = server.kubectl_ok("1.33", &["get", "csr", "sneaky"]);
     assert!(status.contains("Pending"), "{status}");
 }
+
+fn rustkube(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rustkube"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn token_commands_manage_bootstrap_tokens_in_the_join_form() {
+    let server = Server::start(&["--disable-scheduler"]);
+    let kubeconfig = format!("--kubeconfig={}", server.kubeconfig.display());
+    let out = rustkube(&[
+        "token",
+        "create",
+        "--ttl=1h",
+        "--description=rack 7",
+        &kubeconfig,
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let join = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let (hash, token) = join.strip_prefix("K10").unwrap().split_once("::").unwrap();
+    // The hash pins the cluster CA.
+    let sum = Command::new("sha256sum")
+        .arg(server.tls_file("server-ca.crt"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&sum.stdout)
+            .split_whitespace()
+            .next(),
+        Some(hash)
+    );
+    server.wait_for("the new token", Duration::from_secs(10), || {
+        kubectl_with_token(&server, token, &["auth", "whoami"])
+            .status
+            .success()
+    });
+    let id = token.split('.').next().unwrap();
+    let me = kubectl_with_token(
+        &server,
+        token,
+        &[
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&me.stdout),
+        format!("system:bootstrap:{id}")
+    );
+
+    let list = rustkube(&["token", "list", &kubeconfig]);
+    let list = String::from_utf8_lossy(&list.stdout).into_owned();
+    assert!(list.starts_with("TOKEN"), "{list}");
+    let row = list.lines().find(|l| l.starts_with(token)).expect("listed");
+    assert!(
+        row.contains("rack 7") && row.contains("authentication,signing"),
+        "{row}"
+    );
+    assert!(
+        row.contains("system:bootstrappers:rustkube:default-node-token"),
+        "{row}"
+    );
+
+    let out = rustkube(&["token", "delete", id, &kubeconfig]);
+    assert!(out.status.success(), "{}", text(&out));
+    server.wait_for(
+        "the deleted token to be refused",
+        Duration::from_secs(10),
+        || text(&kubectl_with_token(&server, token, &["auth", "whoami"])).contains("Unauthorized"),
+    );
+    let bad = rustkube(&["token", "create", "NOT-A-TOKEN", &kubeconfig]);
+    assert!(!bad.status.success());
+
+    // The server's own join token is written at start and works.
+    let join = std::fs::read_to_string(server.data_dir.join("server/token")).unwrap();
+    let (_, token) = join.trim().split_once("::").unwrap();
+    server.wait_for("the join token", Duration::from_secs(10), || {
+        kubectl_with_token(&server, token, &["auth", "whoami"])
+            .status
+            .success()
+    });
+}

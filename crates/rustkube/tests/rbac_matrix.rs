@@ -51,7 +51,7 @@ fn request(server: &Server, who: &Identity, method: &str, path: &str) -> u16 {
 
 fn body_for(path: &str) -> String {
     if path.ends_with("/configmaps") {
-        format!(r#"{{"metadata":{{"generateName":"m-"}}}}"#)
+        r#"{"metadata":{"generateName":"m-"}}"#.to_string()
     } else if path.ends_with("/binding") {
         r#"{"apiVersion":"v1","kind":"Binding","metadata":{"name":"p"},"target":{"kind":"Node","name":"n1"}}"#.into()
     } else if path.ends_with("/clusterrolebindings") {
