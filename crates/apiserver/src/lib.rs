@@ -66,6 +66,8 @@ pub struct Config {
     pub cluster_ca_pem: Option<String>,
     /// Audit policy and log (`--audit-policy-file`, `--audit-log-path`).
     pub audit: Option<Arc<audit::Auditor>>,
+    /// `--authorization-mode`, in order.
+    pub authorization_modes: Vec<authz::Mode>,
     /// Service ClusterIP network (address, prefix length).
     pub service_cidr: (IpAddr, u8),
     /// NodePort range, inclusive.
@@ -87,6 +89,7 @@ pub struct ApiServer {
     pub cache: Arc<cacher::Cacher>,
     pub cluster_ca_pem: Option<String>,
     pub audit: Option<Arc<audit::Auditor>>,
+    pub authorization_modes: Vec<authz::Mode>,
 }
 
 /// A started server: where it listens, and a handle to stop it.
@@ -158,6 +161,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         authenticators: config.authenticators,
         cluster_ca_pem: config.cluster_ca_pem,
         audit: config.audit,
+        authorization_modes: config.authorization_modes,
         service_ips: allocator::IpRange::new(config.service_cidr.0, config.service_cidr.1),
         node_ports: allocator::Range {
             key: "/registry/ranges/servicenodeports".into(),

@@ -284,6 +284,14 @@ pub struct ServerArgs {
     #[arg(long, env = "RUSTKUBE_TOKEN_AUTH_FILE")]
     pub token_auth_file: Option<PathBuf>,
 
+    /// Authorizers in order: Node, RBAC, AlwaysAllow, AlwaysDeny (members of system:masters are always allowed)
+    #[arg(long, env = "RUSTKUBE_AUTHORIZATION_MODE", default_value = "Node,RBAC")]
+    pub authorization_mode: String,
+
+    /// DEPRECATED, legacy: HTTP basic credentials, a CSV file of password,user,uid,"group1,group2"
+    #[arg(long, env = "RUSTKUBE_BASIC_AUTH_FILE")]
+    pub basic_auth_file: Option<PathBuf>,
+
     /// Serve requests without credentials as system:anonymous (they still need authorization)
     #[arg(long, env = "RUSTKUBE_ANONYMOUS_AUTH", default_value_t = false, action = clap::ArgAction::Set)]
     pub anonymous_auth: bool,

@@ -174,6 +174,8 @@ fn validated(command: Command) -> Result<Command, LoadError> {
 }
 
 fn check_server(args: &ServerArgs) -> Result<(), String> {
+    apiserver::authz::Mode::parse_list(&args.authorization_mode)
+        .map_err(|e| format!("--authorization-mode: {e}"))?;
     if let Some(path) = &args.audit_policy_file {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("--audit-policy-file {}: {e}", path.display()))?;

@@ -253,6 +253,18 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
         ),
         None => None,
     };
+    let basic_auth = match &args.basic_auth_file {
+        Some(path) => {
+            tracing::warn!(
+                "--basic-auth-file is deprecated: HTTP basic authentication sends passwords with every request; prefer client certificates or tokens"
+            );
+            Some(
+                apiserver::authn::token_file::TokenFile::load(path)
+                    .map_err(|e| ServerError::Io(format!("--basic-auth-file: {e}")))?,
+            )
+        }
+        None => None,
+    };
     let service_accounts = {
         let key = std::fs::read_to_string(tls_dir.join("service.key"))
             .map_err(|e| ServerError::Io(format!("service-account key: {e}")))?;
@@ -282,11 +294,14 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
         store,
         authenticators: apiserver::authn::Authenticators {
             token_file,
+            basic_auth,
             service_accounts: Some(service_accounts),
             anonymous: args.anonymous_auth,
         },
         cluster_ca_pem: Some(pki.server_ca_pem.clone()),
         audit,
+        authorization_modes: apiserver::authz::Mode::parse_list(&args.authorization_mode)
+            .map_err(ServerError::Io)?,
         service_cidr: (args.service_cidr.addr, args.service_cidr.prefix),
         service_node_port_range: args.service_node_port_range,
     })

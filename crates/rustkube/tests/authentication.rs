@@ -7,11 +7,17 @@ mod support;
 use support::{json, Server};
 
 fn server_with_tokens() -> (Server, tempfile::TempDir) {
+    server_with_tokens_and(&[])
+}
+
+fn server_with_tokens_and(extra: &[&str]) -> (Server, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens.csv");
-    std::fs::write(&tokens, "admintoken0123456789,ops-admin,uid-1,\"system:masters,ops\"\nplaintoken0123456789,dev,uid-2\n").unwrap();
+    std::fs::write(&tokens, "admintoken0123456789,ops-admin,uid-1,\"system:masters,ops\"\nplaintoken0123456789,dev,uid-2\nnobodytoken0123456789,nobody,uid-3\n").unwrap();
     let arg = format!("--token-auth-file={}", tokens.display());
-    (Server::start(&[&arg]), dir)
+    let mut args = vec![arg.as_str()];
+    args.extend_from_slice(extra);
+    (Server::start(&args), dir)
 }
 
 #[test]
@@ -116,5 +122,36 @@ fn anonymous_requests_are_refused_unless_enabled_and_then_see_only_public_info()
         .contains("User \"system:anonymous\" cannot list"));
     // A bad credential is not downgraded to anonymous.
     let (code, _) = server.curl_anonymous(&["-H", "Authorization: Bearer nope", "/version"]);
+    assert_eq!(code, 401);
+}
+
+#[test]
+fn legacy_basic_auth_works_only_when_its_file_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("basic.csv");
+    std::fs::write(&file, "s3cret,carol,uid-carol,\"system:masters\"\n").unwrap();
+    let server = Server::start(&[&format!("--basic-auth-file={}", file.display())]);
+    let (code, body) = server.curl_anonymous(&["-u", "carol:s3cret", "/api/v1/namespaces"]);
+    assert_eq!(code, 200, "{body}");
+    let (code, _) = server.curl_anonymous(&["-u", "carol:wrong", "/api/v1/namespaces"]);
+    assert_eq!(code, 401);
+    let (code, _) = server.curl_anonymous(&["-u", "mallory:s3cret", "/api/v1/namespaces"]);
+    assert_eq!(code, 401);
+    drop(server);
+    let server = Server::start(&[]);
+    let (code, _) = server.curl_anonymous(&["-u", "carol:s3cret", "/api/v1/namespaces"]);
+    assert_eq!(code, 401);
+}
+
+#[test]
+fn authorization_mode_always_allow_lets_any_authenticated_user_in() {
+    let (server, _dir) = server_with_tokens_and(&["--authorization-mode=AlwaysAllow"]);
+    let (code, body) = server.curl_anonymous(&[
+        "-H",
+        "Authorization: Bearer nobodytoken0123456789",
+        "/api/v1/namespaces/kube-system/secrets",
+    ]);
+    assert_eq!(code, 200, "{body}");
+    let (code, _) = server.curl_anonymous(&["/api/v1/namespaces"]);
     assert_eq!(code, 401);
 }

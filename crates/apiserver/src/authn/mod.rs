@@ -1,7 +1,8 @@
 //! Authentication: who is asking. A chain of authenticators; the first that
 //! recognises the request's credential decides: x509 client certificates
-//! (already verified against the client CA during the TLS handshake), then
-//! bearer tokens: the static token file ([`token_file`]), bootstrap tokens
+//! (already verified against the client CA during the TLS handshake), HTTP
+//! basic credentials from the legacy `--basic-auth-file` (only when given),
+//! then bearer tokens: the static token file ([`token_file`]), bootstrap tokens
 //! ([`bootstrap_token`]), service-account JWTs ([`service_account`]). A
 //! bearer token no authenticator recognises is a 401, as is no credential
 //! at all (anonymous requests are off unless `--anonymous-auth=true`).
@@ -56,6 +57,9 @@ fn from_client_certificate(cert: &PeerCertificate) -> Option<UserInfo> {
 #[derive(Debug, Default)]
 pub struct Authenticators {
     pub token_file: Option<token_file::TokenFile>,
+    /// `--basic-auth-file` (legacy HTTP basic authentication; off unless
+    /// given).
+    pub basic_auth: Option<token_file::TokenFile>,
     /// Service-account token signing and verification (also used by the
     /// TokenRequest API and the legacy token Secrets).
     pub service_accounts: Option<service_account::ServiceAccountTokens>,
@@ -66,6 +70,20 @@ pub struct Authenticators {
 
 pub const USER_ANONYMOUS: &str = "system:anonymous";
 pub const GROUP_UNAUTHENTICATED: &str = "system:unauthenticated";
+
+/// The user and password of an `Authorization: Basic` header, if any.
+fn basic_credentials(headers: &http::HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
 
 /// The bearer token of an `Authorization` header, if any.
 fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
@@ -109,10 +127,19 @@ pub fn authenticate(
     headers: &http::HeaderMap,
 ) -> Option<UserInfo> {
     let authenticators = &state.authenticators;
-    let user = peer.and_then(from_client_certificate).or_else(|| {
-        let token = bearer_token(headers)?;
-        authenticate_token(state, token, None)
-    });
+    let user = peer
+        .and_then(from_client_certificate)
+        .or_else(|| {
+            let (name, password) = basic_credentials(headers)?;
+            authenticators
+                .basic_auth
+                .as_ref()?
+                .authenticate_basic(&name, &password)
+        })
+        .or_else(|| {
+            let token = bearer_token(headers)?;
+            authenticate_token(state, token, None)
+        });
     let no_credential = peer.is_none() && headers.get(http::header::AUTHORIZATION).is_none();
     let mut user = match user {
         Some(u) => u,

@@ -1,5 +1,7 @@
 //! Static bearer tokens from `--token-auth-file`: a CSV of
 //! `token,user,uid,"group1,group2"` (groups optional), read once at start.
+//! The legacy `--basic-auth-file` has the same layout with a password in
+//! the first column ([`TokenFile::authenticate_basic`]).
 
 use std::path::Path;
 
@@ -111,6 +113,22 @@ impl TokenFile {
         for (candidate, user) in &self.entries {
             if constant_time_eq(candidate, token.as_bytes()) && found.is_none() {
                 found = Some(user.clone());
+            }
+        }
+        found
+    }
+}
+
+impl TokenFile {
+    /// HTTP basic credentials: the password compared in constant time
+    /// against every entry, the user name required to match.
+    pub fn authenticate_basic(&self, user: &str, password: &str) -> Option<UserInfo> {
+        let mut found = None;
+        for (candidate, info) in &self.entries {
+            let password_ok = constant_time_eq(candidate, password.as_bytes());
+            let user_ok = constant_time_eq(info.name.as_bytes(), user.as_bytes());
+            if password_ok && user_ok && found.is_none() {
+                found = Some(info.clone());
             }
         }
         found

@@ -28,13 +28,56 @@ pub enum Decision {
     Deny,
 }
 
+/// One entry of `--authorization-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    AlwaysAllow,
+    AlwaysDeny,
+    Node,
+    Rbac,
+}
+
+impl Mode {
+    /// Parse `--authorization-mode` (comma-separated, upstream's names).
+    pub fn parse_list(text: &str) -> Result<Vec<Mode>, String> {
+        text.split(',')
+            .map(str::trim)
+            .map(|m| match m {
+                "AlwaysAllow" => Ok(Mode::AlwaysAllow),
+                "AlwaysDeny" => Ok(Mode::AlwaysDeny),
+                "Node" => Ok(Mode::Node),
+                "RBAC" => Ok(Mode::Rbac),
+                other => Err(format!(
+                    "unknown authorization mode {other:?} (AlwaysAllow, AlwaysDeny, Node, RBAC)"
+                )),
+            })
+            .collect()
+    }
+}
+
+/// The default chain: `Node,RBAC`.
+pub const DEFAULT_MODES: &[Mode] = &[Mode::Node, Mode::Rbac];
+
 /// The authorize stage of the pipeline.
 pub async fn authorize(state: &ApiServer, user: &UserInfo, info: &RequestInfo) -> Decision {
     if user.in_group(GROUP_MASTERS) {
         return Decision::Allow;
     }
-    if node::authorize(state, user, info) == Some(Decision::Allow) {
-        return Decision::Allow;
+    for mode in &state.authorization_modes {
+        match mode {
+            Mode::AlwaysAllow => return Decision::Allow,
+            Mode::AlwaysDeny => return Decision::Deny,
+            Mode::Node => {
+                if node::authorize(state, user, info) == Some(Decision::Allow) {
+                    return Decision::Allow;
+                }
+            }
+            Mode::Rbac => {
+                if rbac::authorize(state, user, info).await == Decision::Allow {
+                    return Decision::Allow;
+                }
+            }
+        }
     }
-    rbac::authorize(state, user, info).await
+    Decision::Deny
 }
