@@ -392,6 +392,14 @@ impl Monitor {
             }
 
             if silent && status != "Unknown" {
+                // Our cache may lag behind a busy API server: before
+                // declaring the node dead, read its Lease directly.
+                if self.lease_renewed_since(&name, &renew).await {
+                    if let Some(health) = self.health.get_mut(&name) {
+                        health.observed = Instant::now();
+                    }
+                    continue;
+                }
                 self.mark_unknown(&node).await;
                 // The next pass sees the Unknown node and taints it.
                 continue;
@@ -406,6 +414,19 @@ impl Monitor {
             self.reconcile_taints(&node).await;
             self.evict(&node, by_node.get(&name).map(Vec::as_slice).unwrap_or(&[]))
                 .await;
+        }
+    }
+
+    /// Whether the node's Lease, read from the API server rather than our
+    /// cache, was renewed after `seen` (the renewTime we last observed).
+    async fn lease_renewed_since(&self, node: &str, seen: &str) -> bool {
+        let api: Api<Lease> = Api::namespaced(self.ctx.client.clone(), LEASE_NAMESPACE);
+        match api.get_opt(node).await {
+            Ok(Some(lease)) => lease
+                .spec
+                .and_then(|s| s.renew_time)
+                .is_some_and(|t| t.0.to_string() != seen),
+            _ => false,
         }
     }
 

@@ -16,7 +16,7 @@ use crate::Options;
 /// Requests in flight at once across all simulated nodes. Enough to keep
 /// thousands of heartbeats on schedule, few enough not to starve other
 /// clients of a small API server.
-pub const MAX_IN_FLIGHT: usize = 32;
+pub const MAX_IN_FLIGHT: usize = 128;
 /// Longest wait for one API call.
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
