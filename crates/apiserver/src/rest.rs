@@ -50,6 +50,7 @@ pub fn storage_error(err: StorageError, resource: &str, group: &str, name: &str)
         StorageError::Unavailable(m) => {
             ApiError::unavailable(format!("datastore unavailable: {m}"))
         }
+        StorageError::Internal(m) => ApiError::internal(m),
     }
 }
 

@@ -312,6 +312,10 @@ pub struct ServerArgs {
     #[arg(long, env = "RUSTKUBE_AUDIT_LOG_MAXBACKUP", default_value_t = 0)]
     pub audit_log_maxbackup: usize,
 
+    /// EncryptionConfiguration (apiserver.config.k8s.io/v1): which resources are encrypted at rest, and how
+    #[arg(long, env = "RUSTKUBE_ENCRYPTION_PROVIDER_CONFIG")]
+    pub encryption_provider_config: Option<PathBuf>,
+
     /// Do not run the controller manager in the server
     #[arg(long, env = "RUSTKUBE_DISABLE_CONTROLLER_MANAGER")]
     pub disable_controller_manager: bool,

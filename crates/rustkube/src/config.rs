@@ -174,6 +174,17 @@ fn validated(command: Command) -> Result<Command, LoadError> {
 }
 
 fn check_server(args: &ServerArgs) -> Result<(), String> {
+    if let Some(path) = &args.encryption_provider_config {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("--encryption-provider-config {}: {e}", path.display()))?;
+        storage::encryption::EncryptionConfig::parse(&text).map_err(|e| {
+            format!(
+                "--encryption-provider-config {}: {}",
+                path.display(),
+                e.lines().next().unwrap_or("")
+            )
+        })?;
+    }
     apiserver::authz::Mode::parse_list(&args.authorization_mode)
         .map_err(|e| format!("--authorization-mode: {e}"))?;
     if let Some(path) = &args.audit_policy_file {

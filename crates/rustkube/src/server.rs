@@ -243,7 +243,14 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
             .await
             .map_err(|e| ServerError::Io(e.to_string()))??
     };
-    let store = open_datastore(&args, &data_dir).await?;
+    let mut store = open_datastore(&args, &data_dir).await?;
+    if let Some(path) = &args.encryption_provider_config {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ServerError::Io(format!("--encryption-provider-config: {e}")))?;
+        let config = storage::encryption::EncryptionConfig::parse(&text)
+            .map_err(|e| ServerError::Io(format!("--encryption-provider-config: {e}")))?;
+        store = Arc::new(storage::encryption::EncryptedStore::new(store, config));
+    }
     tracing::info!(backend = store.backend_name(), data_dir = %data_dir.display(), "datastore ready");
 
     let token_file = match &args.token_auth_file {

@@ -21,6 +21,7 @@
 
 mod compactor;
 pub mod conformance;
+pub mod encryption;
 pub mod etcd;
 mod request;
 pub mod sqlite;
@@ -116,6 +117,10 @@ pub enum StorageError {
     InvalidRequest(String),
     #[error("datastore unavailable: {0}")]
     Unavailable(String),
+    /// Stored data that cannot be read back (e.g. a value that does not
+    /// decrypt with the configured keys).
+    #[error("internal datastore error: {0}")]
+    Internal(String),
 }
 
 pub type Result<T> = std::result::Result<T, StorageError>;
