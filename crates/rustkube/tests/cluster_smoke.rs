@@ -2,19 +2,26 @@
 
 mod support;
 
+/// The API server alone: these tests check its own behaviour, so no
+/// controller (for example the root CA publisher, adding a ConfigMap to
+/// every namespace, or the namespace controller) changes what they see.
+fn api_server() -> Server {
+    Server::start(&["--disable-controller-manager", "--disable-scheduler"])
+}
+
 use std::process::Command;
 
 use support::{json, Server};
 
 #[test]
 fn kubectl_and_curl_work_against_the_embedded_datastore() {
-    let server = Server::start(&[]);
+    let server = api_server();
     support::api_smoke(&server);
 }
 
 #[test]
 fn malformed_and_oversized_bodies_get_status_errors() {
-    let server = Server::start(&[]);
+    let server = api_server();
     let path = "/api/v1/namespaces/default/configmaps";
     let cases: &[(&str, &str, u16)] = &[
         ("application/json", "{\"metadata\": ", 400),
@@ -74,7 +81,7 @@ fn malformed_and_oversized_bodies_get_status_errors() {
 
 #[test]
 fn restart_keeps_data_ca_and_kubeconfig_and_a_fresh_dir_gets_a_new_ca() {
-    let mut server = Server::start(&[]);
+    let mut server = api_server();
     server.kubectl_ok("1.33", &["get", "ns"]);
     let (code, _) = server.curl_admin(&[
         "-X",
@@ -110,7 +117,7 @@ fn restart_keeps_data_ca_and_kubeconfig_and_a_fresh_dir_gets_a_new_ca() {
     );
     assert_eq!(out, "b");
 
-    let other = Server::start(&[]);
+    let other = api_server();
     let other_ca = std::fs::read_to_string(other.tls_file("server-ca.crt")).unwrap();
     assert_ne!(other_ca, ca_before);
     // The first cluster's credentials are not accepted by the second.
@@ -194,7 +201,7 @@ fn version_and_server_help_list_everything() {
 #[test]
 fn config_file_sets_serving_sans_and_kubeconfig_mode() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Server::start(&[]);
+    let mut server = api_server();
     // Restart the same server with settings from the environment and file.
     server.stop();
     let config = dir.path().join("c.yaml");
@@ -248,7 +255,7 @@ fn create_cm(server: &Server, ns: &str, name: &str) -> u16 {
 
 #[test]
 fn lists_paginate_with_limit_and_continue_at_one_revision() {
-    let server = Server::start(&[]);
+    let server = api_server();
     for i in 0..5 {
         assert_eq!(create_cm(&server, "default", &format!("page-{i}")), 201);
     }
@@ -289,7 +296,7 @@ fn lists_paginate_with_limit_and_continue_at_one_revision() {
 
 #[test]
 fn kubectl_tables_yaml_and_field_selectors_work_for_configmaps() {
-    let server = Server::start(&[]);
+    let server = api_server();
     assert_eq!(create_cm(&server, "kube-public", "shown"), 201);
     let out = server.kubectl_ok("1.33", &["get", "configmaps", "-A"]);
     assert!(
@@ -317,7 +324,7 @@ fn kubectl_tables_yaml_and_field_selectors_work_for_configmaps() {
 
 #[test]
 fn namespace_lifecycle_guards_content_and_system_namespaces() {
-    let server = Server::start(&[]);
+    let server = api_server();
     assert_eq!(create_cm(&server, "missing", "x"), 404);
     let (code, body) = server.curl_admin(&["-X", "DELETE", "/api/v1/namespaces/kube-system"]);
     assert_eq!(code, 403, "{body}");
@@ -364,7 +371,7 @@ fn namespace_lifecycle_guards_content_and_system_namespaces() {
 
 #[test]
 fn watch_without_resource_version_starts_with_existing_objects() {
-    let server = Server::start(&[]);
+    let server = api_server();
     assert_eq!(create_cm(&server, "default", "early"), 201);
     let (code, body) =
         server.curl_admin(&["/api/v1/namespaces/default/configmaps?watch=1&timeoutSeconds=1"]);
