@@ -221,10 +221,16 @@ fn pods_get_their_priority_and_default_tolerations_at_admission() {
         volume["projected"]["sources"][0]["serviceAccountToken"]["expirationSeconds"],
         3607
     );
-    assert_eq!(volume["projected"]["sources"][1]["configMap"]["name"], "kube-root-ca.crt");
+    assert_eq!(
+        volume["projected"]["sources"][1]["configMap"]["name"],
+        "kube-root-ca.crt"
+    );
     let mount = &pod["spec"]["containers"][0]["volumeMounts"][0];
     assert_eq!(mount["name"], volume_name);
-    assert_eq!(mount["mountPath"], "/var/run/secrets/kubernetes.io/serviceaccount");
+    assert_eq!(
+        mount["mountPath"],
+        "/var/run/secrets/kubernetes.io/serviceaccount"
+    );
     assert_eq!(mount["readOnly"], true);
     let (code, out) = support::post_json(
         &server,

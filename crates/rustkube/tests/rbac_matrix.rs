@@ -26,9 +26,19 @@ struct Identity {
 
 fn request(server: &Server, who: &Identity, method: &str, path: &str) -> u16 {
     let mut cmd = Command::new("curl");
-    cmd.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "30", "-X", method])
-        .arg("--cacert")
-        .arg(server.tls_file("server-ca.crt"));
+    cmd.args([
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--max-time",
+        "30",
+        "-X",
+        method,
+    ])
+    .arg("--cacert")
+    .arg(server.tls_file("server-ca.crt"));
     match &who.credential {
         Credential::Cert(file) => {
             cmd.arg("--cert")
@@ -46,7 +56,10 @@ fn request(server: &Server, who: &Identity, method: &str, path: &str) -> u16 {
         cmd.arg(body_for(path));
     }
     let out = cmd.arg(server.url(path)).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
 }
 
 fn body_for(path: &str) -> String {
@@ -66,10 +79,22 @@ fn node_cert(server: &Server) {
     let key = dir.join("test-node-n1.key");
     let csr = dir.join("test-node-n1.csr");
     let ext = dir.join("test-node-n1.ext");
-    std::fs::write(&ext, "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n").unwrap();
+    std::fs::write(
+        &ext,
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
     let ok = |c: &mut Command| assert!(c.output().unwrap().status.success());
     ok(Command::new("openssl")
-        .args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+        .args([
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
@@ -93,15 +118,41 @@ fn node_cert(server: &Server) {
 fn every_identity_gets_exactly_what_the_default_policy_grants() {
     let dir = tempfile::tempdir().unwrap();
     let tokens: PathBuf = dir.path().join("tokens.csv");
-    std::fs::write(&tokens, "editor-token,jane,1,\nviewer-token,vic,2,\nnobody-token,nobody,3,\n").unwrap();
+    std::fs::write(
+        &tokens,
+        "editor-token,jane,1,\nviewer-token,vic,2,\nnobody-token,nobody,3,\n",
+    )
+    .unwrap();
     let server = Server::start(&[
         &format!("--token-auth-file={}", tokens.display()),
         "--disable-scheduler",
         "--disable-controller-manager",
     ]);
     server.kubectl_ok("1.33", &["create", "namespace", "team"]);
-    server.kubectl_ok("1.33", &["create", "rolebinding", "jane-edit", "--clusterrole=edit", "--user=jane", "-n", "team"]);
-    server.kubectl_ok("1.33", &["create", "rolebinding", "vic-view", "--clusterrole=view", "--user=vic", "-n", "team"]);
+    server.kubectl_ok(
+        "1.33",
+        &[
+            "create",
+            "rolebinding",
+            "jane-edit",
+            "--clusterrole=edit",
+            "--user=jane",
+            "-n",
+            "team",
+        ],
+    );
+    server.kubectl_ok(
+        "1.33",
+        &[
+            "create",
+            "rolebinding",
+            "vic-view",
+            "--clusterrole=view",
+            "--user=vic",
+            "-n",
+            "team",
+        ],
+    );
     server.kubectl_ok("1.33", &["create", "serviceaccount", "robot", "-n", "team"]);
     server.kubectl_ok("1.33", &["run", "p", "--image=busybox", "-n", "team"]);
     let (code, out) = support::post_json(&server, "/api/v1/nodes", r#"{"metadata":{"name":"n1"}}"#);
@@ -109,23 +160,68 @@ fn every_identity_gets_exactly_what_the_default_policy_grants() {
     let robot = server.kubectl_ok("1.33", &["create", "token", "robot", "-n", "team"]);
     node_cert(&server);
     server.wait_for("the bindings", Duration::from_secs(10), || {
-        server.kubectl("1.33", &["auth", "can-i", "get", "pods", "-n", "team", "--as=vic"]).status.success()
+        server
+            .kubectl(
+                "1.33",
+                &["auth", "can-i", "get", "pods", "-n", "team", "--as=vic"],
+            )
+            .status
+            .success()
     });
 
     let ids = [
-        Identity { name: "admin", credential: Credential::Cert("client-admin") },
-        Identity { name: "editor", credential: Credential::Token("editor-token".into()) },
-        Identity { name: "viewer", credential: Credential::Token("viewer-token".into()) },
-        Identity { name: "serviceaccount", credential: Credential::Token(robot.trim().to_string()) },
-        Identity { name: "node", credential: Credential::Cert("test-node-n1") },
-        Identity { name: "controller-manager", credential: Credential::Cert("client-controller-manager") },
-        Identity { name: "scheduler", credential: Credential::Cert("client-scheduler") },
-        Identity { name: "kube-proxy", credential: Credential::Cert("client-kube-proxy") },
-        Identity { name: "dns", credential: Credential::Cert("client-dns") },
-        Identity { name: "kubelet-client", credential: Credential::Cert("client-kube-apiserver-kubelet-client") },
-        Identity { name: "nobody", credential: Credential::Token("nobody-token".into()) },
-        Identity { name: "anonymous", credential: Credential::Nothing },
-        Identity { name: "bad-token", credential: Credential::Token("forged".into()) },
+        Identity {
+            name: "admin",
+            credential: Credential::Cert("client-admin"),
+        },
+        Identity {
+            name: "editor",
+            credential: Credential::Token("editor-token".into()),
+        },
+        Identity {
+            name: "viewer",
+            credential: Credential::Token("viewer-token".into()),
+        },
+        Identity {
+            name: "serviceaccount",
+            credential: Credential::Token(robot.trim().to_string()),
+        },
+        Identity {
+            name: "node",
+            credential: Credential::Cert("test-node-n1"),
+        },
+        Identity {
+            name: "controller-manager",
+            credential: Credential::Cert("client-controller-manager"),
+        },
+        Identity {
+            name: "scheduler",
+            credential: Credential::Cert("client-scheduler"),
+        },
+        Identity {
+            name: "kube-proxy",
+            credential: Credential::Cert("client-kube-proxy"),
+        },
+        Identity {
+            name: "dns",
+            credential: Credential::Cert("client-dns"),
+        },
+        Identity {
+            name: "kubelet-client",
+            credential: Credential::Cert("client-kube-apiserver-kubelet-client"),
+        },
+        Identity {
+            name: "nobody",
+            credential: Credential::Token("nobody-token".into()),
+        },
+        Identity {
+            name: "anonymous",
+            credential: Credential::Nothing,
+        },
+        Identity {
+            name: "bad-token",
+            credential: Credential::Token("forged".into()),
+        },
     ];
     // Columns: the identities above, in order. Y = allowed (2xx), N = 403,
     // U = 401.
@@ -159,12 +255,18 @@ fn every_identity_gets_exactly_what_the_default_policy_grants() {
                 403 => "N",
                 401 => "U",
                 other => {
-                    wrong.push(format!("{method} {path} as {}: unexpected {other}", who.name));
+                    wrong.push(format!(
+                        "{method} {path} as {}: unexpected {other}",
+                        who.name
+                    ));
                     continue;
                 }
             };
             if got != want {
-                wrong.push(format!("{method} {path} as {}: want {want}, got {got} ({code})", who.name));
+                wrong.push(format!(
+                    "{method} {path} as {}: want {want}, got {got} ({code})",
+                    who.name
+                ));
             }
         }
     }
