@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::ready;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -52,7 +53,19 @@ struct Stores {
     controllers: Store<ReplicationController>,
 }
 
+/// Counters reported in the periodic progress log line.
+#[derive(Default)]
+struct Stats {
+    attempts: AtomicU64,
+    bound: AtomicU64,
+    bind_failures: AtomicU64,
+    unschedulable: AtomicU64,
+    /// Summed bind latency in microseconds.
+    bind_micros: AtomicU64,
+}
+
 struct Shared {
+    stats: Stats,
     client: kube::Client,
     config: Config,
     cache: Mutex<Cache>,
@@ -127,6 +140,7 @@ pub async fn run(client: kube::Client, config: Config) -> Result<(), Error> {
         })
         .collect();
     let shared = Arc::new(Shared {
+        stats: Stats::default(),
         queue: SchedulingQueue::new(config.pod_initial_backoff, config.pod_max_backoff),
         cache: Mutex::new(Cache::new()),
         stores: Stores {
@@ -177,6 +191,7 @@ pub async fn run(client: kube::Client, config: Config) -> Result<(), Error> {
             s.queue.flush(Instant::now());
         }
     });
+    tasks.spawn(report_progress(shared.clone()));
     let s = shared.clone();
     tasks.spawn(async move {
         // Decisions on a half-listed cluster would be wrong.
@@ -189,6 +204,37 @@ pub async fn run(client: kube::Client, config: Config) -> Result<(), Error> {
         Some(Ok(Ok(()))) | None => Err(Error::Other("a scheduler task stopped".into())),
         Some(Ok(Err(e))) => Err(e),
         Some(Err(join)) => Err(Error::Other(format!("scheduler task failed: {join}"))),
+    }
+}
+
+/// Every 10 s with activity: what was done since the last line.
+async fn report_progress(shared: Arc<Shared>) -> Result<(), Error> {
+    let mut last = [0u64; 5];
+    loop {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let st = &shared.stats;
+        let now = [
+            st.attempts.load(Relaxed),
+            st.bound.load(Relaxed),
+            st.bind_failures.load(Relaxed),
+            st.unschedulable.load(Relaxed),
+            st.bind_micros.load(Relaxed),
+        ];
+        if now[0] == last[0] && now[1] == last[1] {
+            continue;
+        }
+        let bound = now[1] - last[1];
+        tracing::info!(
+            attempts = now[0] - last[0],
+            bound,
+            bound_per_second = bound / 10,
+            bind_failures = now[2] - last[2],
+            unschedulable = now[3] - last[3],
+            mean_bind_ms = (now[4] - last[4]) / bound.max(1) / 1000,
+            pending = shared.queue.len(),
+            "scheduling progress (last 10s)"
+        );
+        last = now;
     }
 }
 
@@ -512,6 +558,7 @@ async fn scheduling_loop(shared: Arc<Shared>) -> Result<(), Error> {
             shared.queue.delete(&queued.info.key);
             continue;
         };
+        shared.stats.attempts.fetch_add(1, Relaxed);
         let decision = decide(&shared, &profile, &queued, &mut next_start, &mut rng);
         match decision {
             Decision::Bind { node } => {
@@ -532,6 +579,7 @@ async fn scheduling_loop(shared: Arc<Shared>) -> Result<(), Error> {
                 preemption,
                 lower_nominated,
             } => {
+                shared.stats.unschedulable.fetch_add(1, Relaxed);
                 let s = shared.clone();
                 let info = queued.info.clone();
                 let name = profile.scheduler_name.clone();
@@ -629,6 +677,7 @@ async fn bind(shared: &Shared, profile: &str, info: Arc<PodInfo>, node: &str) {
             ..Default::default()
         },
     };
+    let started = Instant::now();
     let result = api
         .create_subresource::<_, serde_json::Value>(
             "binding",
@@ -637,8 +686,13 @@ async fn bind(shared: &Shared, profile: &str, info: Arc<PodInfo>, node: &str) {
             &binding,
         )
         .await;
+    shared
+        .stats
+        .bind_micros
+        .fetch_add(started.elapsed().as_micros() as u64, Relaxed);
     match result {
         Ok(_) => {
+            shared.stats.bound.fetch_add(1, Relaxed);
             shared.record(
                 profile,
                 reference(info.pod.as_ref()),
@@ -648,6 +702,7 @@ async fn bind(shared: &Shared, profile: &str, info: Arc<PodInfo>, node: &str) {
             );
         }
         Err(err) => {
+            shared.stats.bind_failures.fetch_add(1, Relaxed);
             tracing::info!(pod = %info.key, node, %err, "binding failed");
             shared.cache().forget(&info.key);
             let gone = matches!(&err, kube::Error::Api(s) if s.code == 404);
