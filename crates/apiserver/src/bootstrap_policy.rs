@@ -4,9 +4,9 @@
 //! second. Each is labelled `kubernetes.io/bootstrapping: rbac-defaults`
 //! and annotated `rbac.authorization.kubernetes.io/autoupdate: "true"`.
 //!
-//! [`ensure`] creates the ones that are missing at start. Reconciling
-//! changed defaults into existing objects (upstream's autoupdate) is not
-//! done yet.
+//! [`ensure`] creates the ones that are missing at start and reconciles
+//! the existing ones as upstream's autoupdate does (missing default rules
+//! and subjects are added back unless the object opts out).
 
 use apimachinery::ApiError;
 use serde_json::{json, Value};
@@ -715,19 +715,88 @@ pub async fn ensure(state: &ApiServer) -> Result<(), ApiError> {
                 state,
                 strategy.as_ref(),
                 "",
-                obj,
+                obj.clone(),
                 &crate::rest::WriteOptions::INTERNAL,
                 &mut Vec::new(),
             )
             .await
             {
                 Ok(_) => tracing::debug!(%plural, %name, "created bootstrap RBAC object"),
-                Err(e) if e.code == 409 => {}
+                Err(e) if e.code == 409 => reconcile(state, strategy.as_ref(), &name, &obj).await?,
                 Err(e) => return Err(e),
             }
         }
     }
     Ok(())
+}
+
+/// Upstream's auto-update of default RBAC objects: unless an existing one
+/// is annotated `rbac.authorization.kubernetes.io/autoupdate: "false"`,
+/// missing default rules (or the aggregation rule) and missing subjects
+/// are added back; what an administrator added stays.
+async fn reconcile(
+    state: &ApiServer,
+    strategy: &dyn crate::registry::Strategy,
+    name: &str,
+    default: &Value,
+) -> Result<(), ApiError> {
+    let (mut existing, _) = crate::rest::get_object(state, strategy, "", name).await?;
+    let autoupdate = existing
+        .pointer("/metadata/annotations/rbac.authorization.kubernetes.io~1autoupdate")
+        .and_then(Value::as_str);
+    if autoupdate == Some("false") {
+        return Ok(());
+    }
+    let Some(merged) = merge_defaults(&existing, default) else {
+        return Ok(());
+    };
+    existing = merged;
+    crate::rest::update_object(
+        state,
+        strategy,
+        "",
+        name,
+        existing,
+        crate::rest::Subresource::None,
+        &crate::rest::WriteOptions::INTERNAL,
+        &mut Vec::new(),
+    )
+    .await?;
+    tracing::info!(%name, "reconciled a default RBAC object");
+    Ok(())
+}
+
+/// `existing` with what `default` has and it lacks; None when complete.
+fn merge_defaults(existing: &Value, default: &Value) -> Option<Value> {
+    let mut merged = existing.clone();
+    let mut changed = false;
+    if let Some(rule) = default.get("aggregationRule") {
+        if existing.get("aggregationRule") != Some(rule) {
+            merged["aggregationRule"] = rule.clone();
+            changed = true;
+        }
+    }
+    for field in ["rules", "subjects"] {
+        let Some(wanted) = default.get(field).and_then(Value::as_array) else {
+            continue;
+        };
+        if default.get("aggregationRule").is_some() && field == "rules" {
+            continue;
+        }
+        let mut have = existing
+            .get(field)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for item in wanted {
+            if !have.contains(item) {
+                have.push(item.clone());
+                changed = true;
+            }
+        }
+        merged[field] = Value::Array(have);
+    }
+    changed.then_some(merged)
 }
 
 #[cfg(test)]
@@ -777,6 +846,23 @@ mod tests {
             path: p.into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn reconciling_adds_missing_defaults_and_keeps_additions() {
+        let default = cluster_role("r", &[], vec![rule(READ, "", &["pods"])]);
+        let mut edited = default.clone();
+        edited["rules"] = json!([rule(&["get"], "", &["secrets"])]);
+        let merged = merge_defaults(&edited, &default).expect("a rule was missing");
+        assert_eq!(merged["rules"].as_array().unwrap().len(), 2);
+        assert!(merge_defaults(&merged, &default).is_none());
+        let b = binding("cluster-admin", &["system:masters"]);
+        let mut no_subjects = b.clone();
+        no_subjects["subjects"] = json!([]);
+        assert_eq!(
+            merge_defaults(&no_subjects, &b).unwrap()["subjects"],
+            b["subjects"]
+        );
     }
 
     #[test]

@@ -36,6 +36,14 @@ fn events(path: &std::path::Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The test's own Secret (the server also creates its join token's Secret
+/// in kube-system).
+fn secret_created_in_default(e: &serde_json::Value) -> bool {
+    e["verb"] == "create"
+        && e["objectRef"]["resource"] == "secrets"
+        && e["objectRef"]["namespace"] == "default"
+}
+
 #[test]
 fn each_request_is_one_audit_event_at_the_level_the_policy_chose() {
     let dir = tempfile::tempdir().unwrap();
@@ -58,10 +66,7 @@ fn each_request_is_one_audit_event_at_the_level_the_policy_chose() {
     let mut all = Vec::new();
     server.wait_for("the audit events", Duration::from_secs(10), || {
         all = events(&log);
-        all.iter()
-            .filter(|e| e["verb"] == "create" && e["objectRef"]["resource"] == "secrets")
-            .count()
-            == 1
+        all.iter().filter(|e| secret_created_in_default(e)).count() == 1
     });
     for e in &all {
         assert_eq!(e["apiVersion"], "audit.k8s.io/v1");
@@ -90,10 +95,7 @@ fn each_request_is_one_audit_event_at_the_level_the_policy_chose() {
         .starts_with("kubectl"));
     assert_eq!(created["sourceIPs"][0], "127.0.0.1");
 
-    let secret = all
-        .iter()
-        .find(|e| e["verb"] == "create" && e["objectRef"]["resource"] == "secrets")
-        .unwrap();
+    let secret = all.iter().find(|e| secret_created_in_default(e)).unwrap();
     assert_eq!(secret["level"], "RequestResponse");
 
     let forbidden = all

@@ -25,7 +25,8 @@ const CONFIGMAPS: &str = "/api/v1/namespaces/durability/configmaps";
 
 #[test]
 fn acknowledged_creates_survive_kill_9() {
-    let mut server = Server::start(&[]);
+    // Only the test writes: no controllers.
+    let mut server = Server::start(&["--disable-controller-manager", "--disable-scheduler"]);
     create_namespace(&server);
 
     let logs = crash_during_writes(&mut server, create_until_failure);
@@ -82,7 +83,8 @@ fn acknowledged_creates_survive_kill_9() {
 
 #[test]
 fn acknowledged_updates_survive_kill_9() {
-    let mut server = Server::start(&[]);
+    // Only the test writes: no controllers.
+    let mut server = Server::start(&["--disable-controller-manager", "--disable-scheduler"]);
     create_namespace(&server);
     let mut created = Vec::new();
     for writer in 0..WRITERS {

@@ -194,8 +194,11 @@ fn datastore_args(config: &EtcdConfig) -> Vec<String> {
     args
 }
 
+/// The API server alone on etcd: these tests check the datastore, so no
+/// controller writes behind their back.
 fn start_server(args: &[String]) -> Server {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.extend(["--disable-controller-manager", "--disable-scheduler"]);
     Server::start(&args)
 }
 
