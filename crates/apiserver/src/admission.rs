@@ -81,6 +81,7 @@ pub async fn mutate(
     let info = strategy.info();
     if op == Operation::Create && info.group.is_empty() && info.plural == "pods" {
         service_account(state, obj)?;
+        limit_ranger(state, obj)?;
         priority(state, obj).await?;
         default_toleration_seconds(obj);
     }
@@ -428,4 +429,233 @@ pub fn node_restriction(
         }
         _ => Ok(()),
     }
+}
+
+/// LimitRanger: the LimitRanges of the pod's namespace fill in container
+/// requests and limits the pod leaves out (`defaultRequest`, `default`,
+/// noting it in the `kubernetes.io/limit-ranger` annotation), then check
+/// `min`, `max` and `maxLimitRequestRatio` per container and per pod.
+fn limit_ranger(state: &ApiServer, pod: &mut Value) -> Result<(), ApiError> {
+    use apimachinery::quantity::parse_milli;
+    let namespace = meta::namespace(pod).to_string();
+    let Some(ranges) = state.registry.lookup("", "v1", "limitranges") else {
+        return Ok(());
+    };
+    let prefix = ranges.info().list_prefix(&namespace);
+    let items: Vec<Value> = state
+        .cache
+        .list_now(&prefix)
+        .iter()
+        .flat_map(|lr| {
+            lr.pointer("/spec/limits")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect();
+    if items.is_empty() {
+        return Ok(());
+    }
+    let name = meta::name(pod).to_string();
+    let mut notes: Vec<String> = Vec::new();
+    // Defaults, container by container.
+    for item in items
+        .iter()
+        .filter(|i| i.get("type").and_then(Value::as_str) == Some("Container"))
+    {
+        for field in ["initContainers", "containers"] {
+            let Some(containers) = pod
+                .pointer_mut(&format!("/spec/{field}"))
+                .and_then(Value::as_array_mut)
+            else {
+                continue;
+            };
+            for c in containers.iter_mut() {
+                let cname = c
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                for (source, target, what) in [
+                    ("default", "limits", "limit"),
+                    ("defaultRequest", "requests", "request"),
+                ] {
+                    let Some(defaults) = item.get(source).and_then(Value::as_object) else {
+                        continue;
+                    };
+                    let mut set = Vec::new();
+                    for (resource, value) in defaults {
+                        let present = c
+                            .pointer(&format!("/resources/{target}/{resource}"))
+                            .is_some();
+                        if !present {
+                            if !c["resources"].is_object() {
+                                c["resources"] = json!({});
+                            }
+                            if !c["resources"][target].is_object() {
+                                c["resources"][target] = json!({});
+                            }
+                            c["resources"][target][resource] = value.clone();
+                            set.push(resource.clone());
+                        }
+                    }
+                    if !set.is_empty() {
+                        notes.push(format!(
+                            "{} {what} for {} {cname}",
+                            set.join(", "),
+                            if field == "initContainers" {
+                                "init container"
+                            } else {
+                                "container"
+                            }
+                        ));
+                    }
+                }
+                // A request defaults to its limit, as the pod defaults do.
+                if let Some(limits) = c
+                    .pointer("/resources/limits")
+                    .and_then(Value::as_object)
+                    .cloned()
+                {
+                    for (resource, value) in limits {
+                        if c.pointer(&format!("/resources/requests/{resource}"))
+                            .is_none()
+                        {
+                            if !c["resources"]["requests"].is_object() {
+                                c["resources"]["requests"] = json!({});
+                            }
+                            c["resources"]["requests"][resource] = value;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if !notes.is_empty() {
+        if !pod["metadata"]["annotations"].is_object() {
+            pod["metadata"]["annotations"] = json!({});
+        }
+        pod["metadata"]["annotations"]["kubernetes.io/limit-ranger"] =
+            json!(format!("LimitRanger plugin set: {}", notes.join("; ")));
+    }
+    // Checks.
+    let qty = |v: Option<&Value>| v.and_then(Value::as_str).and_then(parse_milli);
+    let mut problems: Vec<String> = Vec::new();
+    let containers: Vec<Value> = ["initContainers", "containers"]
+        .iter()
+        .flat_map(|f| {
+            pod.pointer(&format!("/spec/{f}"))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect();
+    for item in &items {
+        let kind = item.get("type").and_then(Value::as_str).unwrap_or("");
+        let scope = match kind {
+            "Container" => "Container",
+            "Pod" => "Pod",
+            _ => continue,
+        };
+        // (request, limit) per resource: each container, or the pod's sums.
+        let subjects: Vec<Vec<(String, Option<i128>, Option<i128>)>> = if scope == "Container" {
+            containers
+                .iter()
+                .map(|c| {
+                    resources_named(item)
+                        .into_iter()
+                        .map(|r| {
+                            let req = qty(c.pointer(&format!("/resources/requests/{r}")));
+                            let lim = qty(c.pointer(&format!("/resources/limits/{r}")));
+                            (r, req, lim)
+                        })
+                        .collect()
+                })
+                .collect()
+        } else {
+            vec![resources_named(item)
+                .into_iter()
+                .map(|r| {
+                    let sum = |which: &str| -> Option<i128> {
+                        let vals: Vec<Option<i128>> = containers
+                            .iter()
+                            .map(|c| qty(c.pointer(&format!("/resources/{which}/{r}"))))
+                            .collect();
+                        if vals.iter().all(Option::is_some) && !vals.is_empty() {
+                            Some(vals.into_iter().flatten().sum())
+                        } else {
+                            None
+                        }
+                    };
+                    (r.clone(), sum("requests"), sum("limits"))
+                })
+                .collect()]
+        };
+        for subject in subjects {
+            for (resource, request, limit) in subject {
+                let text = |v: &Value| v.as_str().unwrap_or("").to_string();
+                if let Some(min_v) = item.pointer(&format!("/min/{resource}")) {
+                    let min = qty(Some(min_v)).unwrap_or(0);
+                    match request {
+                        Some(r) if r < min => problems.push(format!(
+                            "minimum {resource} usage per {scope} is {}, but request is {}",
+                            text(min_v),
+                            apimachinery::quantity::format_milli(r)
+                        )),
+                        None => problems.push(format!(
+                            "minimum {resource} usage per {scope} is {}.  No request is specified",
+                            text(min_v)
+                        )),
+                        _ => {}
+                    }
+                }
+                if let Some(max_v) = item.pointer(&format!("/max/{resource}")) {
+                    let max = qty(Some(max_v)).unwrap_or(0);
+                    match limit {
+                        Some(l) if l > max => problems.push(format!(
+                            "maximum {resource} usage per {scope} is {}, but limit is {}",
+                            text(max_v),
+                            apimachinery::quantity::format_milli(l)
+                        )),
+                        None => problems.push(format!(
+                            "maximum {resource} usage per {scope} is {}.  No limit is specified",
+                            text(max_v)
+                        )),
+                        _ => {}
+                    }
+                }
+                if let Some(ratio_v) = item.pointer(&format!("/maxLimitRequestRatio/{resource}")) {
+                    let ratio = qty(Some(ratio_v)).unwrap_or(0);
+                    if let (Some(r), Some(l)) = (request, limit) {
+                        if r > 0 && l * 1000 > ratio * r {
+                            problems.push(format!(
+                                "{resource} max limit to request ratio per {scope} is {}, but provided ratio is {:.6}",
+                                text(ratio_v),
+                                l as f64 / r as f64
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::forbidden_message(format!(
+        "pods \"{name}\" is forbidden: [{}]",
+        problems.join(", ")
+    )))
+}
+
+/// The resources a LimitRange item constrains.
+fn resources_named(item: &Value) -> Vec<String> {
+    let mut names: Vec<String> = ["min", "max", "maxLimitRequestRatio"]
+        .iter()
+        .filter_map(|k| item.get(*k).and_then(Value::as_object))
+        .flat_map(|m| m.keys().cloned())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }

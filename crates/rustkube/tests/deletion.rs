@@ -281,3 +281,48 @@ fn pods_get_their_priority_and_default_tolerations_at_admission() {
     assert_eq!(pod["spec"]["priority"], 1000);
     assert_eq!(pod["spec"]["priorityClassName"], "normal");
 }
+
+#[test]
+fn limit_ranges_fill_in_and_bound_container_resources() {
+    let server = server();
+    let (code, out) = support::post_json(
+        &server,
+        "/api/v1/namespaces/default/limitranges",
+        r#"{"metadata":{"name":"bounds"},"spec":{"limits":[{"type":"Container","default":{"cpu":"500m"},"defaultRequest":{"cpu":"100m"},"min":{"cpu":"50m"},"max":{"cpu":"1"}}]}}"#,
+    );
+    assert_eq!(code, 201, "{out}");
+    let pod = |name: &str, resources: &str| {
+        support::post_json(
+            &server,
+            "/api/v1/namespaces/default/pods",
+            &format!(
+                r#"{{"metadata":{{"name":"{name}"}},"spec":{{"containers":[{{"name":"c","image":"busybox","resources":{resources}}}]}}}}"#
+            ),
+        )
+    };
+    let (code, out) = pod("plain", "{}");
+    assert_eq!(code, 201, "{out}");
+    let created = json(&out);
+    let resources = &created["spec"]["containers"][0]["resources"];
+    assert_eq!(resources["limits"]["cpu"], "500m", "{created}");
+    assert_eq!(resources["requests"]["cpu"], "100m", "{created}");
+    assert_eq!(
+        created["metadata"]["annotations"]["kubernetes.io/limit-ranger"],
+        "LimitRanger plugin set: cpu limit for container c; cpu request for container c"
+    );
+    let (code, out) = pod("greedy", r#"{"limits":{"cpu":"2"}}"#);
+    assert_eq!(code, 403, "{out}");
+    assert!(
+        json(&out)["message"]
+            .as_str()
+            .unwrap()
+            .contains("maximum cpu usage per Container is 1, but limit is 2"),
+        "{out}"
+    );
+    let (code, out) = pod("tiny", r#"{"requests":{"cpu":"10m"}}"#);
+    assert_eq!(code, 403, "{out}");
+    assert!(
+        out.contains("minimum cpu usage per Container is 50m, but request is 10m"),
+        "{out}"
+    );
+}
