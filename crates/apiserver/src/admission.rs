@@ -558,7 +558,7 @@ fn limit_ranger(state: &ApiServer, pod: &mut Value) -> Result<(), ApiError> {
             _ => continue,
         };
         // (request, limit) per resource: each container, or the pod's sums.
-        let subjects: Vec<Vec<(String, Option<i128>, Option<i128>)>> = if scope == "Container" {
+        let subjects: Vec<Vec<Usage>> = if scope == "Container" {
             containers
                 .iter()
                 .map(|c| {
@@ -647,6 +647,9 @@ fn limit_ranger(state: &ApiServer, pod: &mut Value) -> Result<(), ApiError> {
         problems.join(", ")
     )))
 }
+
+/// A resource's (name, request, limit) in thousandths.
+type Usage = (String, Option<i128>, Option<i128>);
 
 /// The resources a LimitRange item constrains.
 fn resources_named(item: &Value) -> Vec<String> {
