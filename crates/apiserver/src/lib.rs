@@ -26,6 +26,7 @@ pub mod health;
 pub mod impersonation;
 pub mod openapi;
 pub mod pipeline;
+pub mod pod_security;
 pub mod query;
 pub mod registry;
 pub mod request_info;

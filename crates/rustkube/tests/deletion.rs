@@ -326,3 +326,55 @@ fn limit_ranges_fill_in_and_bound_container_resources() {
         "{out}"
     );
 }
+
+#[test]
+fn pod_security_labels_enforce_and_warn_per_namespace() {
+    let server = server();
+    server.kubectl_ok("1.33", &["create", "namespace", "guarded"]);
+    server.kubectl_ok(
+        "1.33",
+        &[
+            "label",
+            "namespace",
+            "guarded",
+            "pod-security.kubernetes.io/enforce=baseline",
+            "pod-security.kubernetes.io/warn=restricted",
+        ],
+    );
+    let out = server.kubectl(
+        "1.33",
+        &[
+            "run",
+            "priv",
+            "--image=busybox",
+            "--privileged",
+            "-n",
+            "guarded",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(r#"pods "priv" is forbidden: violates PodSecurity "baseline:latest": privileged (container "priv" must not set securityContext.privileged=true)"#),
+        "{err}"
+    );
+    let out = server.kubectl(
+        "1.33",
+        &["run", "plain", "--image=busybox", "-n", "guarded"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let warning = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warning.contains(r#"Warning: would violate PodSecurity "restricted:latest": allowPrivilegeEscalation != false"#),
+        "{warning}"
+    );
+    // Namespaces without labels are privileged.
+    server.kubectl_ok(
+        "1.33",
+        &["run", "anything", "--image=busybox", "--privileged"],
+    );
+}
