@@ -8,26 +8,26 @@
 //! returns only on a fatal error.
 
 pub mod certificates;
-pub mod token_cleaner;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod disruption;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod gc;
 pub mod job;
 pub mod namespace;
-pub mod replicaset;
-pub mod serviceaccount;
-pub mod statefulset;
-mod workload_util;
 mod node_informer;
 pub mod node_ipam;
 pub mod node_lifecycle;
 mod node_podutil;
 mod node_services;
-pub mod endpoints;
-pub mod endpointslice;
 pub mod podgc;
-pub mod disruption;
+pub mod replicaset;
+pub mod serviceaccount;
+pub mod statefulset;
+pub mod token_cleaner;
+mod workload_util;
 
 use std::sync::Arc;
 use std::time::Duration;
