@@ -12,8 +12,11 @@ use tokio::task::JoinHandle;
 
 use crate::{Revision, StorageError, Store};
 
-/// Every `interval`, compact `store` up to `current_revision - keep_revisions`
-/// (when that is past the last compaction this task did).
+/// Every `interval`, compact `store` up to the revision it was at one
+/// interval earlier (as upstream's compactor does, so that at least one
+/// interval of history stays readable for watches and list continuations
+/// however fast writes come), and never past `current_revision -
+/// keep_revisions`.
 ///
 /// The task holds only a weak reference: it ends by itself once the store is
 /// dropped. Abort the returned handle to stop it earlier. Must be called from
@@ -32,6 +35,8 @@ where
         // interval after startup.
         ticker.tick().await;
         let mut compacted: Revision = 0;
+        // The revision seen at the previous tick: what this tick may compact.
+        let mut previous: Revision = 0;
         loop {
             ticker.tick().await;
             let Some(store) = store.upgrade() else {
@@ -44,7 +49,8 @@ where
                     continue;
                 }
             };
-            let target = current - keep_revisions;
+            let target = previous.min(current - keep_revisions);
+            previous = current;
             if target <= compacted || target <= 0 {
                 continue;
             }
