@@ -95,7 +95,18 @@ pub struct Cacher {
     prefix: String,
     state: Mutex<State>,
     changed: Notify,
+    /// Bumped whenever an RBAC object changes, so the authorizer knows
+    /// when to rebuild its index.
+    rbac_generation: std::sync::atomic::AtomicU64,
 }
+
+/// Datastore prefixes of the RBAC kinds.
+const RBAC_PREFIXES: [&str; 4] = [
+    "/registry/clusterroles/",
+    "/registry/clusterrolebindings/",
+    "/registry/roles/",
+    "/registry/rolebindings/",
+];
 
 /// Where a watcher starts.
 pub struct WatchStart {
@@ -127,6 +138,7 @@ impl Cacher {
                 ready: false,
             }),
             changed: Notify::new(),
+            rbac_generation: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -178,10 +190,13 @@ impl Cacher {
             st.live = live;
             st.ready = true;
         }
+        self.rbac_generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.changed.notify_waiters();
         while let Some(ev) = events.next().await {
             let ev = ev.map_err(|e| storage_error(e, "", "", ""))?;
             let object = Arc::new(decode_stored(&ev.kv)?);
+            let rbac_changed = RBAC_PREFIXES.iter().any(|p| ev.kv.key.starts_with(p));
             let mut st = lock(&self.state);
             let prev = match ev.event_type {
                 EventType::Put => st.objects.insert(ev.kv.key.clone(), object.clone()),
@@ -207,6 +222,12 @@ impl Cacher {
             st.ring.push_back(event.clone());
             let _ = st.live.send(event);
             drop(st);
+            // After the object is in: an index built for this generation
+            // always sees it.
+            if rbac_changed {
+                self.rbac_generation
+                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            }
             self.changed.notify_waiters();
         }
         Err(ApiError::unavailable("datastore watch ended"))
@@ -246,6 +267,12 @@ impl Cacher {
                 ));
             }
         }
+    }
+
+    /// Changes whenever an RBAC object changed (a relist counts).
+    pub fn rbac_generation(&self) -> u64 {
+        self.rbac_generation
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// One object by datastore key, as the cache holds it now (no

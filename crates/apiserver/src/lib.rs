@@ -91,6 +91,8 @@ pub struct ApiServer {
     pub cluster_ca_pem: Option<String>,
     pub audit: Option<Arc<audit::Auditor>>,
     pub authorization_modes: Vec<authz::Mode>,
+    /// RBAC grants by subject, rebuilt when RBAC objects change.
+    pub rbac_index: std::sync::Mutex<Option<Arc<authz::rbac::RbacIndex>>>,
 }
 
 /// A started server: where it listens, and a handle to stop it.
@@ -163,6 +165,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         cluster_ca_pem: config.cluster_ca_pem,
         audit: config.audit,
         authorization_modes: config.authorization_modes,
+        rbac_index: std::sync::Mutex::new(None),
         service_ips: allocator::IpRange::new(config.service_cidr.0, config.service_cidr.1),
         node_ports: allocator::Range {
             key: "/registry/ranges/servicenodeports".into(),

@@ -15,7 +15,10 @@
 //! 4. watch delivery latency: 1,000 watches opened from the LIST's
 //!    resourceVersion, then pods created at a moderate rate; latency is the
 //!    time from the create's response to the event's arrival at each watcher;
-//! 5. server RSS after the creates, against the pods' total JSON size.
+//! 5. server RSS after the creates, against the pods' total JSON size;
+//! 6. authorization overhead: a bearer-token user reading pods through one
+//!    RoleBinding among 10,000, with `--authorization-mode=Node,RBAC`
+//!    against the same requests with authorization off (`AlwaysAllow`).
 //!
 //! Every phase has a timeout; the server is stopped by PID (SIGTERM, then
 //! SIGKILL) and etcd is killed when its handle drops.
@@ -166,6 +169,27 @@ fn proc_status_kib(pid: u32, field: &str) -> u64 {
 
 // ---------------------------------------------------------------- client
 
+/// TLS that verifies the server but presents no client certificate (for
+/// bearer-token clients).
+fn tls_config_without_cert(server: &Server) -> Result<Arc<rustls::ClientConfig>> {
+    let pem = std::fs::read(server.tls_file("server-ca.crt")).map_err(|e| e.to_string())?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots
+            .add(cert.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
 fn tls_config(server: &Server) -> Result<Arc<rustls::ClientConfig>> {
     let read =
         |name: &str| std::fs::read(server.tls_file(name)).map_err(|e| format!("read {name}: {e}"));
@@ -200,6 +224,8 @@ struct Client {
     drivers: Vec<JoinHandle<()>>,
     next: AtomicUsize,
     base: String,
+    /// `Authorization` header value, for clients without a certificate.
+    authorization: Option<String>,
 }
 
 impl Client {
@@ -233,6 +259,7 @@ impl Client {
             drivers,
             next: AtomicUsize::new(0),
             base: format!("https://127.0.0.1:{port}"),
+            authorization: None,
         })
     }
 
@@ -250,6 +277,9 @@ impl Client {
             .header("accept", "application/json");
         if body.is_some() {
             req = req.header("content-type", "application/json");
+        }
+        if let Some(value) = &self.authorization {
+            req = req.header("authorization", value.as_str());
         }
         let req = req
             .body(Full::new(body.unwrap_or_default()))
@@ -816,6 +846,81 @@ async fn run_backend(
     fig
 }
 
+// ------------------------------------------------- authorization overhead
+
+const AUTH_PODS: usize = 1000;
+const AUTH_BINDINGS: usize = 10_000;
+
+/// GETs/s of a bearer-token user who may read pods through one RoleBinding
+/// among `AUTH_BINDINGS`, with `mode` as `--authorization-mode`.
+async fn token_gets(dir: &Path, mode: &str, seed: bool) -> Result<f64> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let tokens = dir.join("tokens.csv");
+    std::fs::write(&tokens, "reader-token-0123456789,reader,uid-reader,\n")
+        .map_err(|e| e.to_string())?;
+    let args = vec![
+        format!("--token-auth-file={}", tokens.display()),
+        format!("--authorization-mode={mode}"),
+        "--disable-controller-manager".into(),
+        "--disable-scheduler".into(),
+    ];
+    // A restart on the same data dir: the old kubeconfig must not pass for
+    // readiness.
+    let _ = std::fs::remove_file(dir.join("kubeconfig.yaml"));
+    let mut server = Server::start(dir, &args)?;
+    let admin = Arc::new(Client::connect(tls_config(&server)?, server.port, CRUD_CONNS).await?);
+    let until = Instant::now() + Duration::from_secs(60);
+    while admin.call(Method::GET, "/readyz", None).await.map(|r| r.0) != Ok(StatusCode::OK) {
+        if Instant::now() > until {
+            return Err("server not ready".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if seed {
+        creates(&admin, AUTH_PODS).await?;
+        let path = format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{NS}/rolebindings");
+        let next = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..CONCURRENCY {
+            let (admin, next, path) = (admin.clone(), next.clone(), path.clone());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= AUTH_BINDINGS {
+                        return Ok::<_, String>(());
+                    }
+                    let user = if i == AUTH_BINDINGS - 1 { "reader".to_string() } else { format!("user-{i}") };
+                    let body = format!(
+                        r#"{{"metadata":{{"name":"b-{i}"}},"roleRef":{{"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole","name":"view"}},"subjects":[{{"kind":"User","name":"{user}"}}]}}"#
+                    );
+                    let (status, resp) = admin.call(Method::POST, &path, Some(Bytes::from(body))).await?;
+                    if status != StatusCode::CREATED {
+                        return Err(format!("rolebinding {i}: {status}: {}", show(&resp)));
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.map_err(|e| e.to_string())??;
+        }
+    }
+    let mut reader =
+        Client::connect(tls_config_without_cert(&server)?, server.port, CRUD_CONNS).await?;
+    reader.authorization = Some("Bearer reader-token-0123456789".into());
+    let reader = Arc::new(reader);
+    let rate = gets(&reader, AUTH_PODS).await;
+    server.stop();
+    rate
+}
+
+/// Token-authenticated GETs with `Node,RBAC` against the same with
+/// authorization off (`AlwaysAllow`), 10,000 RoleBindings present.
+async fn authorization_overhead(dir: &Path) -> Result<(f64, f64)> {
+    let rbac = token_gets(dir, "Node,RBAC", true).await?;
+    let open = token_gets(dir, "AlwaysAllow", false).await?;
+    Ok((rbac, open))
+}
+
 fn fmt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
     v.map(f).unwrap_or_else(|| "n/a".into())
 }
@@ -858,6 +963,7 @@ fn main() {
         drop(etcd);
         fig
     });
+    let auth = rt.block_on(authorization_overhead(&tmp.path().join("auth")));
     rt.shutdown_timeout(Duration::from_secs(5));
 
     println!("\nsummary ({n} pods; RSS goal is for 100,000 pods: 2 x their JSON + 40 MiB)");
@@ -913,6 +1019,22 @@ fn main() {
         &|f| fmt(f.datastore_rss_mib, |v| format!("{v:.1} MiB")),
         "",
     );
+    match auth {
+        Ok((rbac, open)) => {
+            println!(
+                "\nauthorization overhead (embedded SQLite, bearer token, {AUTH_BINDINGS} RoleBindings, {AUTH_PODS} pods):"
+            );
+            println!("| authorization | gets/s (64 concurrent) |");
+            println!("|---|---|");
+            println!("| Node,RBAC | {rbac:.0} |");
+            println!("| AlwaysAllow (off) | {open:.0} |");
+            println!(
+                "| throughput loss | {:.1}% (goal < 5%) |",
+                (1.0 - rbac / open) * 100.0
+            );
+        }
+        Err(e) => println!("error (authorization overhead): {e}"),
+    }
     for (name, f) in [("embedded", &embedded), ("etcd", &etcd)] {
         for e in &f.errors {
             println!("error ({name}): {e}");

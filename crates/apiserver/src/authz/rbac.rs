@@ -15,7 +15,7 @@
 //! `rules` of an aggregated role are ignored, which gives the same answers
 //! as upstream's steady state.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -39,14 +39,158 @@ pub struct PolicySnapshot {
 }
 
 pub async fn authorize(state: &ApiServer, user: &UserInfo, info: &RequestInfo) -> Decision {
-    match snapshot(state, &info.namespace).await {
-        Some(policy) if allows(&policy, user, info) => Decision::Allow,
-        Some(_) => Decision::Deny,
-        None => {
-            tracing::warn!("RBAC policy unavailable; denying");
-            Decision::Deny
+    let Some(index) = index(state).await else {
+        tracing::warn!("RBAC policy unavailable; denying");
+        return Decision::Deny;
+    };
+    if index.allows(user, info) {
+        Decision::Allow
+    } else {
+        Decision::Deny
+    }
+}
+
+/// The grants of every subject, resolved once per change of the RBAC
+/// objects, so a decision costs the user's own bindings and not a scan of
+/// all of them.
+#[derive(Default)]
+pub struct RbacIndex {
+    generation: u64,
+    /// Subject key -> the rule lists granted cluster-wide.
+    cluster: HashMap<String, Vec<Arc<Vec<Value>>>>,
+    /// (namespace, subject key) -> the rule lists granted in that namespace.
+    namespaced: HashMap<(String, String), Vec<Arc<Vec<Value>>>>,
+}
+
+/// `User:<name>`, `Group:<name>`, `ServiceAccount:<ns>:<name>`.
+fn subject_keys(user: &UserInfo) -> Vec<String> {
+    let mut keys = vec![format!("User:{}", user.name)];
+    keys.extend(user.groups.iter().map(|g| format!("Group:{g}")));
+    if let Some(rest) = user.name.strip_prefix("system:serviceaccount:") {
+        keys.push(format!("ServiceAccount:{rest}"));
+    }
+    keys
+}
+
+fn subject_key(subject: &Value, namespace: &str) -> Option<String> {
+    let name = str_of(&subject["name"]);
+    match str_of(&subject["kind"]) {
+        "User" => Some(format!("User:{name}")),
+        "Group" => Some(format!("Group:{name}")),
+        "ServiceAccount" => {
+            let ns = match str_of(&subject["namespace"]) {
+                "" => namespace,
+                ns => ns,
+            };
+            (!ns.is_empty()).then(|| format!("ServiceAccount:{ns}:{name}"))
+        }
+        _ => None,
+    }
+}
+
+impl RbacIndex {
+    fn build(policy: &PolicySnapshot, generation: u64) -> RbacIndex {
+        let mut index = RbacIndex {
+            generation,
+            ..Default::default()
+        };
+        let mut cluster_rules: HashMap<String, Arc<Vec<Value>>> = HashMap::new();
+        let mut rules_of = |name: &str| -> Arc<Vec<Value>> {
+            cluster_rules
+                .entry(name.to_string())
+                .or_insert_with(|| {
+                    Arc::new(
+                        cluster_role_rules(policy, name)
+                            .into_iter()
+                            .cloned()
+                            .collect(),
+                    )
+                })
+                .clone()
+        };
+        for binding in &policy.cluster_role_bindings {
+            if str_of(&binding["roleRef"]["kind"]) != "ClusterRole" {
+                continue;
+            }
+            let rules = rules_of(str_of(&binding["roleRef"]["name"]));
+            for subject in array(&binding["subjects"]) {
+                if let Some(key) = subject_key(subject, "") {
+                    index.cluster.entry(key).or_default().push(rules.clone());
+                }
+            }
+        }
+        let roles: HashMap<(&str, &str), Arc<Vec<Value>>> = policy
+            .roles
+            .iter()
+            .map(|r| {
+                (
+                    (namespace_of(r), name_of(r)),
+                    Arc::new(array(&r["rules"]).to_vec()),
+                )
+            })
+            .collect();
+        for binding in &policy.role_bindings {
+            let ns = namespace_of(binding);
+            let role_name = str_of(&binding["roleRef"]["name"]);
+            let rules = match str_of(&binding["roleRef"]["kind"]) {
+                "ClusterRole" => rules_of(role_name),
+                "Role" => match roles.get(&(ns, role_name)) {
+                    Some(r) => r.clone(),
+                    None => continue,
+                },
+                _ => continue,
+            };
+            for subject in array(&binding["subjects"]) {
+                if let Some(key) = subject_key(subject, ns) {
+                    index
+                        .namespaced
+                        .entry((ns.to_string(), key))
+                        .or_default()
+                        .push(rules.clone());
+                }
+            }
+        }
+        index
+    }
+
+    pub fn allows(&self, user: &UserInfo, info: &RequestInfo) -> bool {
+        let keys = subject_keys(user);
+        let grants = |lists: Option<&Vec<Arc<Vec<Value>>>>| {
+            lists.is_some_and(|lists| {
+                lists
+                    .iter()
+                    .any(|rules| rules.iter().any(|r| rule_allows(r, info)))
+            })
+        };
+        if keys.iter().any(|k| grants(self.cluster.get(k))) {
+            return true;
+        }
+        !info.namespace.is_empty()
+            && keys
+                .iter()
+                .any(|k| grants(self.namespaced.get(&(info.namespace.clone(), k.clone()))))
+    }
+}
+
+/// The current index, rebuilt when the RBAC objects changed.
+async fn index(state: &ApiServer) -> Option<Arc<RbacIndex>> {
+    let generation = state.cache.rbac_generation();
+    if let Ok(current) = state.rbac_index.lock() {
+        if let Some(index) = current.as_ref().filter(|i| i.generation == generation) {
+            return Some(index.clone());
         }
     }
+    let policy = PolicySnapshot {
+        cluster_roles: list(state, "clusterroles", "").await?,
+        cluster_role_bindings: list(state, "clusterrolebindings", "").await?,
+        roles: list(state, "roles", "").await?,
+        role_bindings: list(state, "rolebindings", "").await?,
+    };
+    let built = Arc::new(RbacIndex::build(&policy, generation));
+    if let Ok(mut current) = state.rbac_index.lock() {
+        *current = Some(built.clone());
+    }
+    Some(built)
 }
 
 pub(crate) async fn snapshot(state: &ApiServer, namespace: &str) -> Option<PolicySnapshot> {
