@@ -585,6 +585,7 @@ fn default_daemon_set(daemon_set: &mut Value) {
 
 /// `SetDefaults_Job`.
 fn default_job(job: &mut Value) {
+    generate_job_selector(job);
     let template_labels = job
         .pointer("/spec/template/metadata/labels")
         .filter(|l| is_non_empty_map(l))
@@ -594,6 +595,48 @@ fn default_job(job: &mut Value) {
     }
     if let Some(labels) = template_labels {
         default_labels(job, labels);
+    }
+}
+
+/// Upstream's Job strategy on create: unless `manualSelector` is true, the
+/// selector is the Job's uid, and the pod template carries the uid and job
+/// name labels (new and legacy keys), which the Job's own labels then
+/// default from.
+fn generate_job_selector(job: &mut Value) {
+    let uid = job
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let name = job
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let manual = job.pointer("/spec/manualSelector").and_then(Value::as_bool) == Some(true);
+    let has_selector = job.pointer("/spec/selector").is_some_and(|s| !s.is_null());
+    let Some(uid) = uid.filter(|_| !manual && !has_selector) else {
+        return;
+    };
+    let Some(spec) = ensure_object(job, "spec") else {
+        return;
+    };
+    spec["selector"] = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
+    let Some(template) = ensure_object(spec, "template") else {
+        return;
+    };
+    let Some(metadata) = ensure_object(template, "metadata") else {
+        return;
+    };
+    let Some(labels) = ensure_object(metadata, "labels") else {
+        return;
+    };
+    for (key, value) in [
+        ("batch.kubernetes.io/controller-uid", &uid),
+        ("batch.kubernetes.io/job-name", &name),
+        ("controller-uid", &uid),
+        ("job-name", &name),
+    ] {
+        labels[key] = json!(value);
     }
 }
 
@@ -766,6 +809,37 @@ fn default_role_binding(binding: &mut Value) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn jobs_select_their_pods_by_uid_unless_the_selector_is_manual() {
+        let job = defaulted(
+            "batch",
+            "Job",
+            json!({"metadata": {"name": "crunch", "uid": "u-1"}, "spec": {"template": {"spec": {"containers": []}}}}),
+        );
+        assert_eq!(
+            job["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"],
+            "u-1"
+        );
+        let labels = &job["spec"]["template"]["metadata"]["labels"];
+        assert_eq!(labels["batch.kubernetes.io/job-name"], "crunch");
+        assert_eq!(labels["job-name"], "crunch");
+        assert_eq!(labels["controller-uid"], "u-1");
+        assert_eq!(job["metadata"]["labels"]["job-name"], "crunch");
+        let manual = defaulted(
+            "batch",
+            "Job",
+            json!({"metadata": {"name": "m", "uid": "u-2"}, "spec": {"manualSelector": true, "selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}}}}}),
+        );
+        assert_eq!(
+            manual["spec"]["selector"],
+            json!({"matchLabels": {"a": "b"}})
+        );
+        assert!(manual["spec"]["template"]["metadata"]["labels"]
+            .get("job-name")
+            .is_none());
+    }
+
     use super::*;
     use apimachinery::resource::ALL_VERBS;
     use apimachinery::Scope;
