@@ -516,9 +516,20 @@ def section_deployments(apps, ns):
     check("deployment spec.replicas 3 after scale", after.spec.replicas == 3, after.spec.replicas)
     check("deployment generation bumped by scale", after.metadata.generation == 2, after.metadata.generation)
 
-    got.spec.replicas = 2
-    replaced = call("deployment replace scale (read Scale, replicas 2)",
-                    apps.replace_namespaced_deployment_scale, name, ns, got)
+    # The deployment controller updates the status meanwhile, so a replace
+    # carrying the Scale's resourceVersion may meet a 409: re-read and
+    # retry, as real clients do.
+    def replace_scale():
+        for _ in range(10):
+            current = apps.read_namespaced_deployment_scale(name, ns)
+            current.spec.replicas = 2
+            try:
+                return apps.replace_namespaced_deployment_scale(name, ns, current)
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+        raise RuntimeError("still conflicting after 10 attempts")
+    replaced = call("deployment replace scale (read Scale, replicas 2)", replace_scale)
     check("replace scale: replicas 2", replaced.spec.replicas == 2, replaced.spec)
     check("deployment spec.replicas 2 after replace scale",
           apps.read_namespaced_deployment(name, ns).spec.replicas == 2)
