@@ -6,34 +6,9 @@
 
 mod support;
 
-use std::process::Output;
-
 use support::{json, Server};
 
 const VERSIONS: &[&str] = &["1.29", "1.33"];
-
-/// kubectl with only a bearer token (no client certificate).
-fn kubectl_with_token(server: &Server, version: &str, token: &str, args: &[&str]) -> Output {
-    std::process::Command::new(support::kubectl_bin(version))
-        .arg("--kubeconfig=/dev/null")
-        .arg(format!("--server=https://127.0.0.1:{}", server.port))
-        .arg(format!(
-            "--certificate-authority={}",
-            server.tls_file("server-ca.crt").display()
-        ))
-        .arg(format!("--token={token}"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 fn server() -> Server {
     Server::start(&["--disable-scheduler"])
@@ -141,9 +116,9 @@ fn whoami_and_can_i_answer_for_the_admin_and_for_impersonated_users() {
         let denied = server.kubectl(v, &["get", "secrets", "--as=jane"]);
         assert!(!denied.status.success());
         assert!(
-            text(&denied).contains(r#"User "jane" cannot list resource "secrets" in API group "" in the namespace "default""#),
+            support::output_text(&denied).contains(r#"User "jane" cannot list resource "secrets" in API group "" in the namespace "default""#),
             "{}",
-            text(&denied)
+            support::output_text(&denied)
         );
     }
     // A group without a user is refused.
@@ -181,12 +156,12 @@ fn only_users_granted_impersonate_may_impersonate() {
         .extra_args
         .push(format!("--token-auth-file={}", tokens.display()));
     server.relaunch();
-    let out = kubectl_with_token(&server, "1.33", "jane-token", &["get", "pods", "--as=bob"]);
+    let out = server.kubectl_with_token("1.33", "jane-token", &["get", "pods", "--as=bob"]);
     assert!(!out.status.success());
     assert!(
-        text(&out).contains(r#"users "bob" is forbidden: User "jane" cannot impersonate resource "users" in API group "" at the cluster scope"#),
+        support::output_text(&out).contains(r#"users "bob" is forbidden: User "jane" cannot impersonate resource "users" in API group "" at the cluster scope"#),
         "{}",
-        text(&out)
+        support::output_text(&out)
     );
     server.kubectl_ok(
         "1.33",
@@ -212,18 +187,13 @@ fn only_users_granted_impersonate_may_impersonate() {
         "jane may impersonate",
         std::time::Duration::from_secs(10),
         || {
-            kubectl_with_token(
-                &server,
-                "1.33",
-                "jane-token",
-                &["auth", "whoami", "--as=bob"],
-            )
-            .status
-            .success()
+            server
+                .kubectl_with_token("1.33", "jane-token", &["auth", "whoami", "--as=bob"])
+                .status
+                .success()
         },
     );
-    let out = kubectl_with_token(
-        &server,
+    let out = server.kubectl_with_token(
         "1.33",
         "jane-token",
         &[
@@ -244,8 +214,8 @@ fn service_account_tokens_authenticate_until_what_they_are_bound_to_is_gone() {
     for v in VERSIONS {
         let token = server.kubectl_ok(v, &["create", "token", "robot", "--duration=15m"]);
         let token = token.trim();
-        let out = kubectl_with_token(&server, v, token, &["auth", "whoami", "-o", "json"]);
-        assert!(out.status.success(), "{}", text(&out));
+        let out = server.kubectl_with_token(v, token, &["auth", "whoami", "-o", "json"]);
+        assert!(out.status.success(), "{}", support::output_text(&out));
         let me = json(&String::from_utf8_lossy(&out.stdout));
         assert_eq!(
             me["status"]["userInfo"]["username"],
@@ -263,17 +233,22 @@ fn service_account_tokens_authenticate_until_what_they_are_bound_to_is_gone() {
                 .starts_with("JTI=")
         );
         // Authenticated but not authorized to list secrets.
-        let out = kubectl_with_token(&server, v, token, &["get", "secrets"]);
+        let out = server.kubectl_with_token(v, token, &["get", "secrets"]);
         assert!(
-            text(&out).contains("Forbidden") || text(&out).contains("forbidden"),
+            support::output_text(&out).contains("Forbidden")
+                || support::output_text(&out).contains("forbidden"),
             "{}",
-            text(&out)
+            support::output_text(&out)
         );
     }
     // A token for another audience is not accepted by the API server.
     let other = server.kubectl_ok("1.33", &["create", "token", "robot", "--audience=vault"]);
-    let out = kubectl_with_token(&server, "1.33", other.trim(), &["auth", "whoami"]);
-    assert!(text(&out).contains("Unauthorized"), "{}", text(&out));
+    let out = server.kubectl_with_token("1.33", other.trim(), &["auth", "whoami"]);
+    assert!(
+        support::output_text(&out).contains("Unauthorized"),
+        "{}",
+        support::output_text(&out)
+    );
 
     // Bound to a pod: valid while the pod exists.
     let (code, pod) = support::post_json(
@@ -293,8 +268,8 @@ fn service_account_tokens_authenticate_until_what_they_are_bound_to_is_gone() {
         ],
     );
     let bound = bound.trim();
-    let out = kubectl_with_token(&server, "1.33", bound, &["auth", "whoami", "-o", "json"]);
-    assert!(out.status.success(), "{}", text(&out));
+    let out = server.kubectl_with_token("1.33", bound, &["auth", "whoami", "-o", "json"]);
+    assert!(out.status.success(), "{}", support::output_text(&out));
     let me = json(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(
         me["status"]["userInfo"]["extra"]["authentication.kubernetes.io/pod-name"][0],
@@ -308,13 +283,8 @@ fn service_account_tokens_authenticate_until_what_they_are_bound_to_is_gone() {
         "the bound token to be refused",
         std::time::Duration::from_secs(10),
         || {
-            text(&kubectl_with_token(
-                &server,
-                "1.33",
-                bound,
-                &["auth", "whoami"],
-            ))
-            .contains("Unauthorized")
+            support::output_text(&server.kubectl_with_token("1.33", bound, &["auth", "whoami"]))
+                .contains("Unauthorized")
         },
     );
 
@@ -325,8 +295,7 @@ fn service_account_tokens_authenticate_until_what_they_are_bound_to_is_gone() {
         "the token to be refused",
         std::time::Duration::from_secs(10),
         || {
-            text(&kubectl_with_token(
-                &server,
+            support::output_text(&server.kubectl_with_token(
                 "1.33",
                 token.trim(),
                 &["auth", "whoami"],
@@ -339,9 +308,9 @@ fn service_account_tokens_authenticate_until_what_they_are_bound_to_is_gone() {
     server.kubectl_ok("1.33", &["create", "serviceaccount", "short"]);
     let out = server.kubectl("1.33", &["create", "token", "short", "--duration=5m"]);
     assert!(
-        text(&out).contains("may not specify a duration less than 10 minutes"),
+        support::output_text(&out).contains("may not specify a duration less than 10 minutes"),
         "{}",
-        text(&out)
+        support::output_text(&out)
     );
 }
 
@@ -363,8 +332,7 @@ fn legacy_token_secrets_are_filled_in_and_authenticate() {
         base64::Engine::decode(&base64::engine::general_purpose::STANDARD, token).unwrap(),
     )
     .unwrap();
-    let out = kubectl_with_token(
-        &server,
+    let out = server.kubectl_with_token(
         "1.33",
         &token,
         &[
@@ -378,20 +346,15 @@ fn legacy_token_secrets_are_filled_in_and_authenticate() {
         String::from_utf8_lossy(&out.stdout),
         "system:serviceaccount:default:builder",
         "{}",
-        text(&out)
+        support::output_text(&out)
     );
     server.kubectl_ok("1.33", &["delete", "secret", "builder-token"]);
     server.wait_for(
         "the legacy token to be refused",
         std::time::Duration::from_secs(10),
         || {
-            text(&kubectl_with_token(
-                &server,
-                "1.33",
-                &token,
-                &["auth", "whoami"],
-            ))
-            .contains("Unauthorized")
+            support::output_text(&server.kubectl_with_token("1.33", &token, &["auth", "whoami"]))
+                .contains("Unauthorized")
         },
     );
 }
@@ -421,18 +384,13 @@ fn bootstrap_tokens_authenticate_until_they_expire() {
         "the bootstrap token",
         std::time::Duration::from_secs(10),
         || {
-            kubectl_with_token(
-                &server,
-                "1.33",
-                "abcdef.0123456789abcdef",
-                &["auth", "whoami"],
-            )
-            .status
-            .success()
+            server
+                .kubectl_with_token("1.33", "abcdef.0123456789abcdef", &["auth", "whoami"])
+                .status
+                .success()
         },
     );
-    let out = kubectl_with_token(
-        &server,
+    let out = server.kubectl_with_token(
         "1.33",
         "abcdef.0123456789abcdef",
         &["auth", "whoami", "-o", "json"],
@@ -452,11 +410,11 @@ fn bootstrap_tokens_authenticate_until_they_expire() {
     );
     // Wrong secret and expired tokens are 401.
     for token in ["abcdef.0123456789abcdee", "expird.0123456789abcdef"] {
-        let out = kubectl_with_token(&server, "1.33", token, &["auth", "whoami"]);
+        let out = server.kubectl_with_token("1.33", token, &["auth", "whoami"]);
         assert!(
-            text(&out).contains("Unauthorized"),
+            support::output_text(&out).contains("Unauthorized"),
             "{token}: {}",
-            text(&out)
+            support::output_text(&out)
         );
     }
 }
@@ -520,13 +478,12 @@ fn review_apis_answer_for_other_subjects_and_the_issuer_is_discoverable() {
     assert_eq!(code, 422, "{invalid}");
 
     // Service accounts may read the issuer documents.
-    let config = kubectl_with_token(
-        &server,
+    let config = server.kubectl_with_token(
         "1.33",
         token.trim(),
         &["get", "--raw", "/.well-known/openid-configuration"],
     );
-    assert!(config.status.success(), "{}", text(&config));
+    assert!(config.status.success(), "{}", support::output_text(&config));
     let config = json(&String::from_utf8_lossy(&config.stdout));
     assert_eq!(
         config["issuer"],
@@ -616,10 +573,11 @@ fn users_cannot_grant_permissions_they_do_not_hold() {
             ],
         );
         assert!(
-            text(&out).contains("is attempting to grant RBAC permissions not currently held")
-                && text(&out).contains(r#"Resources:["secrets"]"#),
+            support::output_text(&out)
+                .contains("is attempting to grant RBAC permissions not currently held")
+                && support::output_text(&out).contains(r#"Resources:["secrets"]"#),
             "{}",
-            text(&out)
+            support::output_text(&out)
         );
         let out = server.kubectl(
             v,
@@ -633,9 +591,10 @@ fn users_cannot_grant_permissions_they_do_not_hold() {
             ],
         );
         assert!(
-            text(&out).contains("is attempting to grant RBAC permissions not currently held"),
+            support::output_text(&out)
+                .contains("is attempting to grant RBAC permissions not currently held"),
             "{}",
-            text(&out)
+            support::output_text(&out)
         );
         server.kubectl_ok(
             v,

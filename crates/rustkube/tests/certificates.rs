@@ -11,38 +11,6 @@ use std::time::Duration;
 
 use support::{json, Server};
 
-fn openssl_csr(dir: &Path, name: &str, subject: &str) -> (String, std::path::PathBuf) {
-    let key = dir.join(format!("{name}.key"));
-    let csr = dir.join(format!("{name}.csr"));
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&csr)
-        .args(["-subj", subject])
-        .output()
-        .expect("openssl runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let pem = std::fs::read(&csr).unwrap();
-    (
-        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, pem),
-        key,
-    )
-}
-
 fn csr_manifest(name: &str, request: &str, signer: &str, usages: &[&str]) -> String {
     serde_json::json!({
         "apiVersion": "certificates.k8s.io/v1",
@@ -80,49 +48,12 @@ fn issued_certificate(server: &Server, name: &str, dir: &Path) -> std::path::Pat
     path
 }
 
-fn kubectl_with_cert(server: &Server, cert: &Path, key: &Path, args: &[&str]) -> Output {
-    Command::new(support::kubectl_bin("1.33"))
-        .arg("--kubeconfig=/dev/null")
-        .arg(format!("--server=https://127.0.0.1:{}", server.port))
-        .arg(format!(
-            "--certificate-authority={}",
-            server.tls_file("server-ca.crt").display()
-        ))
-        .arg(format!("--client-certificate={}", cert.display()))
-        .arg(format!("--client-key={}", key.display()))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn kubectl_with_token(server: &Server, token: &str, args: &[&str]) -> Output {
-    Command::new(support::kubectl_bin("1.33"))
-        .arg("--kubeconfig=/dev/null")
-        .arg(format!("--server=https://127.0.0.1:{}", server.port))
-        .arg(format!(
-            "--certificate-authority={}",
-            server.tls_file("server-ca.crt").display()
-        ))
-        .arg(format!("--token={token}"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 #[test]
 fn an_approved_client_csr_yields_a_certificate_that_authenticates() {
     let server = Server::start(&["--disable-scheduler"]);
     let dir = tempfile::tempdir().unwrap();
     for (version, name) in [("1.29", "jane-29"), ("1.33", "jane-33")] {
-        let (request, key) = openssl_csr(dir.path(), name, "/CN=jane/O=dev/O=qa");
+        let (request, key) = support::openssl_csr(dir.path(), name, "/CN=jane/O=dev/O=qa");
         apply(
             &server,
             &csr_manifest(
@@ -142,8 +73,8 @@ fn an_approved_client_csr_yields_a_certificate_that_authenticates() {
         let cert = issued_certificate(&server, name, dir.path());
         let listed = server.kubectl_ok(version, &["get", "csr", name]);
         assert!(listed.contains("Approved,Issued"), "{listed}");
-        let out = kubectl_with_cert(&server, &cert, &key, &["auth", "whoami", "-o", "json"]);
-        assert!(out.status.success(), "{}", text(&out));
+        let out = server.kubectl_with_cert("1.33", &cert, &key, &["auth", "whoami", "-o", "json"]);
+        assert!(out.status.success(), "{}", support::output_text(&out));
         let me = json(&String::from_utf8_lossy(&out.stdout));
         assert_eq!(me["status"]["userInfo"]["username"], "jane");
         assert_eq!(
@@ -153,7 +84,7 @@ fn an_approved_client_csr_yields_a_certificate_that_authenticates() {
     }
 
     // A denied request is never signed.
-    let (request, _) = openssl_csr(dir.path(), "mallory", "/CN=mallory");
+    let (request, _) = support::openssl_csr(dir.path(), "mallory", "/CN=mallory");
     apply(
         &server,
         &csr_manifest(
@@ -181,7 +112,7 @@ fn an_approved_client_csr_yields_a_certificate_that_authenticates() {
     assert!(cert.is_empty());
 
     // The signer refuses to mint system:masters.
-    let (request, _) = openssl_csr(dir.path(), "root", "/CN=root/O=system:masters");
+    let (request, _) = support::openssl_csr(dir.path(), "root", "/CN=root/O=system:masters");
     apply(
         &server,
         &csr_manifest(
@@ -225,7 +156,8 @@ fn a_bootstrap_token_gets_a_node_client_certificate_approved_automatically_and_n
     assert_eq!(code, 201, "{out}");
     let token = "k8node.0123456789abcdef";
     server.wait_for("the bootstrap token", Duration::from_secs(10), || {
-        kubectl_with_token(&server, token, &["auth", "whoami"])
+        server
+            .kubectl_with_token("1.33", token, &["auth", "whoami"])
             .status
             .success()
     });
@@ -235,14 +167,16 @@ fn a_bootstrap_token_gets_a_node_client_certificate_approved_automatically_and_n
         &["get", "secrets", "-n", "kube-system"],
         &["get", "nodes"],
     ] {
-        let out = kubectl_with_token(&server, token, args);
+        let out = server.kubectl_with_token("1.33", token, args);
         assert!(
-            text(&out).contains("Forbidden") || text(&out).contains("forbidden"),
+            support::output_text(&out).contains("Forbidden")
+                || support::output_text(&out).contains("forbidden"),
             "{args:?}: {}",
-            text(&out)
+            support::output_text(&out)
         );
     }
-    let (request, key) = openssl_csr(dir.path(), "node-n1", "/O=system:nodes/CN=system:node:n1");
+    let (request, key) =
+        support::openssl_csr(dir.path(), "node-n1", "/O=system:nodes/CN=system:node:n1");
     let file = dir.path().join("csr.json");
     std::fs::write(
         &file,
@@ -254,14 +188,14 @@ fn a_bootstrap_token_gets_a_node_client_certificate_approved_automatically_and_n
         ),
     )
     .unwrap();
-    let out = kubectl_with_token(&server, token, &["create", "-f", file.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out));
+    let out = server.kubectl_with_token("1.33", token, &["create", "-f", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", support::output_text(&out));
     let cert = issued_certificate(&server, "node-csr-n1", dir.path());
     let csr = json(&server.kubectl_ok("1.33", &["get", "csr", "node-csr-n1", "-o", "json"]));
     assert_eq!(csr["spec"]["username"], "system:bootstrap:k8node");
     assert_eq!(csr["status"]["conditions"][0]["reason"], "AutoApproved");
-    let out = kubectl_with_cert(
-        &server,
+    let out = server.kubectl_with_cert(
+        "1.33",
         &cert,
         &key,
         &[
@@ -275,11 +209,11 @@ fn a_bootstrap_token_gets_a_node_client_certificate_approved_automatically_and_n
         String::from_utf8_lossy(&out.stdout),
         "system:node:n1",
         "{}",
-        text(&out)
+        support::output_text(&out)
     );
 
     // A client certificate for an ordinary user is not auto-approved.
-    let (request, _) = openssl_csr(dir.path(), "sneaky", "/CN=sneaky");
+    let (request, _) = support::openssl_csr(dir.path(), "sneaky", "/CN=sneaky");
     std::fs::write(
         &file,
         csr_manifest(
@@ -290,8 +224,8 @@ fn a_bootstrap_token_gets_a_node_client_certificate_approved_automatically_and_n
         ),
     )
     .unwrap();
-    let out = kubectl_with_token(&server, token, &["create", "-f", file.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out));
+    let out = server.kubectl_with_token("1.33", token, &["create", "-f", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", support::output_text(&out));
     std::thread::sleep(Duration::from_secs(1));
     let status = server.kubectl_ok("1.33", &["get", "csr", "sneaky"]);
     assert!(status.contains("Pending"), "{status}");
@@ -315,7 +249,7 @@ fn token_commands_manage_bootstrap_tokens_in_the_join_form() {
         "--description=rack 7",
         &kubeconfig,
     ]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", support::output_text(&out));
     let join = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let (hash, token) = join.strip_prefix("K10").unwrap().split_once("::").unwrap();
     // The hash pins the cluster CA.
@@ -330,13 +264,14 @@ fn token_commands_manage_bootstrap_tokens_in_the_join_form() {
         Some(hash)
     );
     server.wait_for("the new token", Duration::from_secs(10), || {
-        kubectl_with_token(&server, token, &["auth", "whoami"])
+        server
+            .kubectl_with_token("1.33", token, &["auth", "whoami"])
             .status
             .success()
     });
     let id = token.split('.').next().unwrap();
-    let me = kubectl_with_token(
-        &server,
+    let me = server.kubectl_with_token(
+        "1.33",
         token,
         &[
             "auth",
@@ -364,11 +299,14 @@ fn token_commands_manage_bootstrap_tokens_in_the_join_form() {
     );
 
     let out = rustkube(&["token", "delete", id, &kubeconfig]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", support::output_text(&out));
     server.wait_for(
         "the deleted token to be refused",
         Duration::from_secs(10),
-        || text(&kubectl_with_token(&server, token, &["auth", "whoami"])).contains("Unauthorized"),
+        || {
+            support::output_text(&server.kubectl_with_token("1.33", token, &["auth", "whoami"]))
+                .contains("Unauthorized")
+        },
     );
     let bad = rustkube(&["token", "create", "NOT-A-TOKEN", &kubeconfig]);
     assert!(!bad.status.success());
@@ -377,7 +315,8 @@ fn token_commands_manage_bootstrap_tokens_in_the_join_form() {
     let join = std::fs::read_to_string(server.data_dir.join("server/token")).unwrap();
     let (_, token) = join.trim().split_once("::").unwrap();
     server.wait_for("the join token", Duration::from_secs(10), || {
-        kubectl_with_token(&server, token, &["auth", "whoami"])
+        server
+            .kubectl_with_token("1.33", token, &["auth", "whoami"])
             .status
             .success()
     });

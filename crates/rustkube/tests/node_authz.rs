@@ -5,61 +5,10 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Output;
 
 use support::{json, Server};
-
-/// A client certificate for `subject` signed with the server's client CA.
-fn client_cert(server: &Server, dir: &Path, name: &str, subject: &str) -> (PathBuf, PathBuf) {
-    let key = dir.join(format!("{name}.key"));
-    let csr = dir.join(format!("{name}.csr"));
-    let crt = dir.join(format!("{name}.crt"));
-    let run = |cmd: &mut Command| {
-        let out = cmd.output().expect("openssl runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(Command::new("openssl")
-        .args([
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&csr)
-        .args(["-subj", subject]));
-    // Extensions make it an X.509 v3 client certificate, as TLS requires.
-    let ext = dir.join("client.ext");
-    std::fs::write(
-        &ext,
-        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n",
-    )
-    .unwrap();
-    run(Command::new("openssl")
-        .args(["x509", "-req", "-days", "1"])
-        .arg("-extfile")
-        .arg(&ext)
-        .arg("-in")
-        .arg(&csr)
-        .arg("-CA")
-        .arg(server.tls_file("client-ca.crt"))
-        .arg("-CAkey")
-        .arg(server.tls_file("client-ca.key"))
-        .arg("-CAcreateserial")
-        .arg("-out")
-        .arg(&crt));
-    (crt, key)
-}
 
 struct Node<'a> {
     server: &'a Server,
@@ -69,18 +18,8 @@ struct Node<'a> {
 
 impl Node<'_> {
     fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new(support::kubectl_bin("1.33"))
-            .arg("--kubeconfig=/dev/null")
-            .arg(format!("--server=https://127.0.0.1:{}", self.server.port))
-            .arg(format!(
-                "--certificate-authority={}",
-                self.server.tls_file("server-ca.crt").display()
-            ))
-            .arg(format!("--client-certificate={}", self.cert.display()))
-            .arg(format!("--client-key={}", self.key.display()))
-            .args(args)
-            .output()
-            .unwrap()
+        self.server
+            .kubectl_with_cert("1.33", &self.cert, &self.key, args)
     }
 
     fn allowed(&self, args: &[&str]) -> String {
@@ -152,12 +91,8 @@ fn a_node_reads_only_what_its_own_pods_use_and_writes_only_its_own_objects() {
             "--from-literal=k=v",
         ],
     );
-    let (cert, key) = client_cert(
-        &server,
-        dir.path(),
-        "n1",
-        "/O=system:nodes/CN=system:node:n1",
-    );
+    let (cert, key) =
+        server.openssl_client_cert(dir.path(), "n1", "/O=system:nodes/CN=system:node:n1");
     let n1 = Node {
         server: &server,
         cert,
@@ -219,7 +154,7 @@ fn a_node_reads_only_what_its_own_pods_use_and_writes_only_its_own_objects() {
     n1.allowed(&["delete", "pod", "pod-n1", "--grace-period=0", "--force"]);
 
     // Something calling itself a node without the group is not one.
-    let (cert, key) = client_cert(&server, dir.path(), "fake", "/CN=system:node:n1");
+    let (cert, key) = server.openssl_client_cert(dir.path(), "fake", "/CN=system:node:n1");
     let fake = Node {
         server: &server,
         cert,

@@ -75,43 +75,9 @@ fn body_for(path: &str) -> String {
 }
 
 fn node_cert(server: &Server) {
+    // Into the tls dir, where the matrix finds every identity's files.
     let dir = server.data_dir.join("server/tls");
-    let key = dir.join("test-node-n1.key");
-    let csr = dir.join("test-node-n1.csr");
-    let ext = dir.join("test-node-n1.ext");
-    std::fs::write(
-        &ext,
-        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n",
-    )
-    .unwrap();
-    let ok = |c: &mut Command| assert!(c.output().unwrap().status.success());
-    ok(Command::new("openssl")
-        .args([
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&csr)
-        .args(["-subj", "/O=system:nodes/CN=system:node:n1"]));
-    ok(Command::new("openssl")
-        .args(["x509", "-req", "-days", "1", "-CAcreateserial"])
-        .arg("-extfile")
-        .arg(&ext)
-        .arg("-in")
-        .arg(&csr)
-        .arg("-CA")
-        .arg(dir.join("client-ca.crt"))
-        .arg("-CAkey")
-        .arg(dir.join("client-ca.key"))
-        .arg("-out")
-        .arg(dir.join("test-node-n1.crt")));
+    server.openssl_client_cert(&dir, "test-node-n1", "/O=system:nodes/CN=system:node:n1");
 }
 
 #[test]

@@ -524,3 +524,122 @@ fn configmap_lifecycle(server: &Server) {
         Some(rv1.as_str())
     );
 }
+
+// ------------------------------------------------ other clients' credentials
+
+impl Server {
+    /// kubectl with no kubeconfig: the server's CA and `credential` flags
+    /// (e.g. `--token=...`, or `--client-certificate=` and `--client-key=`).
+    pub fn kubectl_as(&self, version: &str, credential: &[String], args: &[&str]) -> Output {
+        Command::new(kubectl_bin(version))
+            .arg("--kubeconfig=/dev/null")
+            .arg(format!("--server=https://127.0.0.1:{}", self.port))
+            .arg(format!(
+                "--certificate-authority={}",
+                self.tls_file("server-ca.crt").display()
+            ))
+            .args(credential)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// kubectl with only a bearer token.
+    pub fn kubectl_with_token(&self, version: &str, token: &str, args: &[&str]) -> Output {
+        self.kubectl_as(version, &[format!("--token={token}")], args)
+    }
+
+    /// kubectl with a client certificate and key of its own.
+    pub fn kubectl_with_cert(
+        &self,
+        version: &str,
+        cert: &Path,
+        key: &Path,
+        args: &[&str],
+    ) -> Output {
+        let credential = [
+            format!("--client-certificate={}", cert.display()),
+            format!("--client-key={}", key.display()),
+        ];
+        self.kubectl_as(version, &credential, args)
+    }
+
+    /// A client certificate for `subject` (`/O=group/CN=user`) signed by
+    /// the server's client CA with openssl, written to `dir` as
+    /// `<name>.crt` and `<name>.key`.
+    pub fn openssl_client_cert(&self, dir: &Path, name: &str, subject: &str) -> (PathBuf, PathBuf) {
+        let (_, key) = openssl_csr(dir, name, subject);
+        let crt = dir.join(format!("{name}.crt"));
+        // Extensions make it an X.509 v3 client certificate, as TLS requires.
+        let ext = dir.join(format!("{name}.ext"));
+        std::fs::write(
+            &ext,
+            "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n",
+        )
+        .unwrap();
+        let out = Command::new("openssl")
+            .args(["x509", "-req", "-days", "1", "-CAcreateserial"])
+            .arg("-extfile")
+            .arg(&ext)
+            .arg("-in")
+            .arg(dir.join(format!("{name}.csr")))
+            .arg("-CA")
+            .arg(self.tls_file("client-ca.crt"))
+            .arg("-CAkey")
+            .arg(self.tls_file("client-ca.key"))
+            .arg("-out")
+            .arg(&crt)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (crt, key)
+    }
+}
+
+/// A P-256 key and a CSR for `subject` made with openssl in `dir`
+/// (`<name>.key`, `<name>.csr`); returns the CSR PEM in base64 (as the
+/// certificates API wants it) and the key's path.
+pub fn openssl_csr(dir: &Path, name: &str, subject: &str) -> (String, PathBuf) {
+    let key = dir.join(format!("{name}.key"));
+    let csr = dir.join(format!("{name}.csr"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&csr)
+        .args(["-subj", subject])
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pem = std::fs::read(&csr).unwrap();
+    (
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, pem),
+        key,
+    )
+}
+
+/// stdout and stderr of a command, together.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
