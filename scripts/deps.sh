@@ -9,6 +9,10 @@ command -v curl >/dev/null || need+=(curl)
 if [ "${1:-}" = "--test" ]; then
   [ -x /usr/bin/etcd ] || need+=(etcd-server)
   command -v etcdctl >/dev/null || need+=(etcd-client)
+  # CSRs and client certificates in the certificate tests.
+  command -v openssl >/dev/null || need+=(openssl)
+  # CronJob time zones.
+  [ -d /usr/share/zoneinfo ] || need+=(tzdata)
   if [ ! -x /usr/lib/google-cloud-sdk/bin/kubectl.1.33 ] && ! command -v kubectl >/dev/null; then
     need+=(kubernetes-client)
   fi
