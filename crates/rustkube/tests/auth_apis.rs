@@ -651,3 +651,33 @@ fn users_cannot_grant_permissions_they_do_not_hold() {
         },
     );
 }
+
+#[test]
+fn auth_reconcile_creates_and_extends_rbac_objects() {
+    let server = server();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rbac.yaml");
+    let manifest = |verbs: &str| {
+        format!(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: reconciled\n  namespace: default\nrules:\n- apiGroups: [\"\"]\n  resources: [\"pods\"]\n  verbs: [{verbs}]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: reconciled\n  namespace: default\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n  name: reconciled\nsubjects:\n- apiGroup: rbac.authorization.k8s.io\n  kind: User\n  name: rita\n"
+        )
+    };
+    for v in VERSIONS {
+        std::fs::write(&file, manifest("\"get\"")).unwrap();
+        let out = server.kubectl_ok(v, &["auth", "reconcile", "-f", file.to_str().unwrap()]);
+        assert!(out.contains("reconciled"), "{out}");
+        std::fs::write(&file, manifest("\"get\", \"list\"")).unwrap();
+        server.kubectl_ok(v, &["auth", "reconcile", "-f", file.to_str().unwrap()]);
+        let role =
+            support::json(&server.kubectl_ok(v, &["get", "role", "reconciled", "-o", "json"]));
+        let verbs = role["rules"].to_string();
+        assert!(verbs.contains("\"list\""), "{role}");
+        server.wait_for("rita's grant", std::time::Duration::from_secs(10), || {
+            server
+                .kubectl(v, &["auth", "can-i", "list", "pods", "--as=rita"])
+                .status
+                .success()
+        });
+        server.kubectl_ok(v, &["delete", "rolebinding,role", "reconciled"]);
+    }
+}
