@@ -33,9 +33,9 @@ use serde_json::json;
 
 use crate::deployment::scaled_value;
 use crate::workload_util::{
-    controller_owner_ref, controller_ref, is_conflict, is_not_found, is_pod_available,
-    is_pod_ready, is_ready, key_of, pod_from_template, pod_phase, reflect, run_loop, safe_hash,
-    self_trigger, slow_start_batch, zero_free, Expectations, BURST_REPLICAS,
+    controller_owner_ref, controller_ref, create_controlled_pod, is_conflict, is_not_found,
+    is_pod_available, is_pod_ready, is_ready, key_of, pod_from_template, pod_phase, reflect,
+    run_loop, safe_hash, self_trigger, slow_start_batch, zero_free, Expectations, BURST_REPLICAS,
 };
 use crate::{Context, Error};
 
@@ -626,36 +626,15 @@ async fn reconcile(ds: Arc<DaemonSet>, state: Arc<State>) -> Result<Action, Erro
                 let key = key.clone();
                 let state = state.clone();
                 async move {
-                    match pods_api.create(&PostParams::default(), &pod).await {
-                        Ok(created) => {
-                            let created_name = created.metadata.name.unwrap_or_default();
-                            state.expectations.expect_creation(&key, &created_name);
-                            state
-                                .ctx
-                                .recorder
-                                .record(
-                                    &reference,
-                                    clientkit::events::NORMAL,
-                                    "SuccessfulCreate",
-                                    &format!("Created pod: {created_name}"),
-                                )
-                                .await;
-                            Ok(())
-                        }
-                        Err(err) => {
-                            state
-                                .ctx
-                                .recorder
-                                .record(
-                                    &reference,
-                                    clientkit::events::WARNING,
-                                    "FailedCreate",
-                                    &format!("Error creating: {err}"),
-                                )
-                                .await;
-                            Err(err)
-                        }
-                    }
+                    create_controlled_pod(
+                        &state.ctx.recorder,
+                        &state.expectations,
+                        &key,
+                        &reference,
+                        &pods_api,
+                        &pod,
+                    )
+                    .await
                 }
             })
             .await;

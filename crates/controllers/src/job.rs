@@ -24,16 +24,16 @@ use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus, UncountedTermina
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PropagationPolicy};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use serde_json::json;
 
 use crate::workload_util::{
-    controller_owner_ref, controller_ref, is_not_found, is_pod_ready, is_ready, key_of,
-    pod_from_template, reflect, run_loop, self_trigger, slow_start_batch, sort_for_deletion,
-    Expectations, BURST_REPLICAS,
+    controller_owner_ref, controller_ref, create_controlled_pod, is_not_found, is_pod_ready,
+    is_ready, key_of, pod_from_template, reflect, run_loop, self_trigger, slow_start_batch,
+    sort_for_deletion, Expectations, BURST_REPLICAS,
 };
 use crate::{Context, Error};
 
@@ -721,36 +721,15 @@ async fn create_pods(
         }
         let pods_api = pods_api.clone();
         async move {
-            match pods_api.create(&PostParams::default(), &pod).await {
-                Ok(created) => {
-                    let created_name = created.metadata.name.unwrap_or_default();
-                    state.expectations.expect_creation(key, &created_name);
-                    state
-                        .ctx
-                        .recorder
-                        .record(
-                            reference,
-                            clientkit::events::NORMAL,
-                            "SuccessfulCreate",
-                            &format!("Created pod: {created_name}"),
-                        )
-                        .await;
-                    Ok(())
-                }
-                Err(err) => {
-                    state
-                        .ctx
-                        .recorder
-                        .record(
-                            reference,
-                            clientkit::events::WARNING,
-                            "FailedCreate",
-                            &format!("Error creating: {err}"),
-                        )
-                        .await;
-                    Err(err)
-                }
-            }
+            create_controlled_pod(
+                &state.ctx.recorder,
+                &state.expectations,
+                key,
+                reference,
+                &pods_api,
+                &pod,
+            )
+            .await
         }
     })
     .await;

@@ -21,7 +21,7 @@ use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, ReplicationController};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::jiff::Timestamp;
 use k8s_openapi::NamespaceResourceScope;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
@@ -30,10 +30,10 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::workload_util::{
-    controller_owner_ref, controller_ref, is_not_found, is_pod_active, is_pod_available,
-    is_pod_ready, is_ready, key_of, pod_from_template, reflect, run_loop, selector_is_empty,
-    selector_matches, self_trigger, slow_start_batch, sort_for_deletion, Expectations,
-    BURST_REPLICAS,
+    controller_owner_ref, controller_ref, create_controlled_pod, is_not_found, is_pod_active,
+    is_pod_available, is_pod_ready, is_ready, key_of, pod_from_template, reflect, run_loop,
+    selector_is_empty, selector_matches, self_trigger, slow_start_batch, sort_for_deletion,
+    Expectations, BURST_REPLICAS,
 };
 use crate::{Context, Error};
 
@@ -288,40 +288,15 @@ async fn manage_replicas<K: ReplicaOwner>(
             let pod = pod.clone();
             let reference = reference.clone();
             async move {
-                match pods_api.create(&PostParams::default(), &pod).await {
-                    Ok(created) => {
-                        let created_name = created.metadata.name.unwrap_or_default();
-                        state.expectations.expect_creation(key, &created_name);
-                        state
-                            .ctx
-                            .recorder
-                            .record(
-                                &reference,
-                                clientkit::events::NORMAL,
-                                "SuccessfulCreate",
-                                &format!("Created pod: {created_name}"),
-                            )
-                            .await;
-                        Ok(())
-                    }
-                    Err(err) => {
-                        let message = match &err {
-                            kube::Error::Api(status) => status.message.clone(),
-                            other => other.to_string(),
-                        };
-                        state
-                            .ctx
-                            .recorder
-                            .record(
-                                &reference,
-                                clientkit::events::WARNING,
-                                "FailedCreate",
-                                &format!("Error creating: {message}"),
-                            )
-                            .await;
-                        Err(message)
-                    }
-                }
+                create_controlled_pod(
+                    &state.ctx.recorder,
+                    &state.expectations,
+                    key,
+                    &reference,
+                    &pods_api,
+                    &pod,
+                )
+                .await
             }
         })
         .await;

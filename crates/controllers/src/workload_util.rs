@@ -479,6 +479,49 @@ where
     stream.map(|object| ObjectRef::from_obj(&object)).boxed()
 }
 
+/// Create one pod for a controller: on success the expectations learn its
+/// name and a `SuccessfulCreate` event is recorded; on failure a
+/// `FailedCreate` event with the API's message. Returns that message.
+pub async fn create_controlled_pod(
+    recorder: &clientkit::EventRecorder,
+    expectations: &Expectations,
+    key: &str,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    pods: &Api<Pod>,
+    pod: &Pod,
+) -> Result<(), String> {
+    match pods.create(&kube::api::PostParams::default(), pod).await {
+        Ok(created) => {
+            let name = created.metadata.name.unwrap_or_default();
+            expectations.expect_creation(key, &name);
+            recorder
+                .record(
+                    reference,
+                    clientkit::events::NORMAL,
+                    "SuccessfulCreate",
+                    &format!("Created pod: {name}"),
+                )
+                .await;
+            Ok(())
+        }
+        Err(err) => {
+            let message = match &err {
+                kube::Error::Api(status) => status.message.clone(),
+                other => other.to_string(),
+            };
+            recorder
+                .record(
+                    reference,
+                    clientkit::events::WARNING,
+                    "FailedCreate",
+                    &format!("Error creating: {message}"),
+                )
+                .await;
+            Err(message)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
