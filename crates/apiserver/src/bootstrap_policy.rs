@@ -314,8 +314,9 @@ pub fn cluster_roles() -> Vec<Value> {
     roles
 }
 
-/// Upstream's `system:kube-scheduler` role.
-fn scheduler_rules() -> Vec<Value> {
+/// What every leader-elected component may do: record events and hold its
+/// own lock (a Lease, and the legacy Endpoints lock) named `lock`.
+fn events_and_leader_lock(lock: &str) -> Vec<Value> {
     vec![
         rule(&["create", "patch", "update"], "", &["events"]),
         rule(&["create", "patch", "update"], "events.k8s.io", &["events"]),
@@ -324,10 +325,17 @@ fn scheduler_rules() -> Vec<Value> {
             &["get", "update"],
             "coordination.k8s.io",
             &["leases"],
-            &["kube-scheduler"],
+            &[lock],
         ),
         rule(&["create"], "", &["endpoints"]),
-        named(&["get", "update"], "", &["endpoints"], &["kube-scheduler"]),
+        named(&["get", "update"], "", &["endpoints"], &[lock]),
+    ]
+}
+
+/// Upstream's `system:kube-scheduler` role.
+fn scheduler_rules() -> Vec<Value> {
+    let mut rules = events_and_leader_lock("kube-scheduler");
+    rules.extend(vec![
         rule(READ, "", &["nodes"]),
         rule(&["delete", "get", "list", "watch"], "", &["pods"]),
         rule(&["create"], "", &["bindings", "pods/binding"]),
@@ -353,7 +361,8 @@ fn scheduler_rules() -> Vec<Value> {
             ],
         ),
         rule(READ, "", &["namespaces"]),
-    ]
+    ]);
+    rules
 }
 
 /// The union of the per-controller roles the controllers use.
@@ -401,23 +410,8 @@ fn controllers_rules() -> Vec<Value> {
 
 /// Upstream's `system:kube-controller-manager` role.
 fn controller_manager_rules() -> Vec<Value> {
-    vec![
-        rule(&["create", "patch", "update"], "", &["events"]),
-        rule(&["create", "patch", "update"], "events.k8s.io", &["events"]),
-        rule(&["create"], "coordination.k8s.io", &["leases"]),
-        named(
-            &["get", "update"],
-            "coordination.k8s.io",
-            &["leases"],
-            &["kube-controller-manager"],
-        ),
-        rule(&["create"], "", &["endpoints"]),
-        named(
-            &["get", "update"],
-            "",
-            &["endpoints"],
-            &["kube-controller-manager"],
-        ),
+    let mut rules = events_and_leader_lock("kube-controller-manager");
+    rules.extend(vec![
         rule(&["create"], "", &["secrets", "serviceaccounts"]),
         rule(&["delete"], "", &["secrets"]),
         rule(
@@ -434,7 +428,8 @@ fn controller_manager_rules() -> Vec<Value> {
         ),
         rule(&["list", "watch"], "*", &["*"]),
         rule(&["create"], "", &["serviceaccounts/token"]),
-    ]
+    ]);
+    rules
 }
 
 fn named(verbs: &[&str], group: &str, resources: &[&str], names: &[&str]) -> Value {
