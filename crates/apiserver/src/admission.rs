@@ -662,33 +662,3 @@ fn resources_named(item: &Value) -> Vec<String> {
     names.dedup();
     names
 }
-
-/// PodSecurity on a new pod: its namespace's `pod-security.kubernetes.io`
-/// labels choose the level enforced (403) and warned about.
-pub fn pod_security(
-    state: &ApiServer,
-    strategy: &dyn Strategy,
-    pod: &Value,
-    warnings: &mut Vec<String>,
-) -> Result<(), ApiError> {
-    let info = strategy.info();
-    if !(info.group.is_empty() && info.plural == "pods") {
-        return Ok(());
-    }
-    let namespace = meta::namespace(pod);
-    let Some(ns) = crate::authn::service_account::cached(state, "", "namespaces", "", namespace)
-    else {
-        return Ok(());
-    };
-    let labels = apimachinery::selector::labels_of(&ns);
-    match crate::pod_security::admit(&labels, pod) {
-        Ok(found) => {
-            warnings.extend(found);
-            Ok(())
-        }
-        Err(message) => Err(ApiError::forbidden_message(format!(
-            "pods \"{}\" is forbidden: {message}",
-            meta::name(pod)
-        ))),
-    }
-}

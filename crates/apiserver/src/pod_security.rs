@@ -6,7 +6,11 @@
 //! create, as upstream checks pods (workload templates get warnings only
 //! upstream; here they are not checked).
 
+use apimachinery::{meta, ApiError};
 use serde_json::Value;
+
+use crate::registry::Strategy;
+use crate::ApiServer;
 
 /// The checks of the baseline level (also part of restricted).
 fn baseline(pod: &Value) -> Vec<String> {
@@ -353,6 +357,36 @@ fn quoted_containers(names: &[&str]) -> String {
         format!("container {list}")
     } else {
         format!("containers {list}")
+    }
+}
+
+/// PodSecurity on a new pod: its namespace's `pod-security.kubernetes.io`
+/// labels choose the level enforced (403) and warned about.
+pub fn admission(
+    state: &ApiServer,
+    strategy: &dyn Strategy,
+    pod: &Value,
+    warnings: &mut Vec<String>,
+) -> Result<(), ApiError> {
+    let info = strategy.info();
+    if !(info.group.is_empty() && info.plural == "pods") {
+        return Ok(());
+    }
+    let namespace = meta::namespace(pod);
+    let Some(ns) = crate::authn::service_account::cached(state, "", "namespaces", "", namespace)
+    else {
+        return Ok(());
+    };
+    let labels = apimachinery::selector::labels_of(&ns);
+    match admit(&labels, pod) {
+        Ok(found) => {
+            warnings.extend(found);
+            Ok(())
+        }
+        Err(message) => Err(ApiError::forbidden_message(format!(
+            "pods \"{}\" is forbidden: {message}",
+            meta::name(pod)
+        ))),
     }
 }
 

@@ -992,7 +992,7 @@ pub async fn create_object(
     if let Some(node) = &opts.node {
         admission::node_restriction(node, s, &obj, None)?;
     }
-    admission::pod_security(state, s, &obj, warnings)?;
+    crate::pod_security::admission(state, s, &obj, warnings)?;
     if let (Some(user), "rbac.authorization.k8s.io") = (&opts.user, info.group) {
         crate::authz::escalation::check(state, user, info.plural, &obj).await?;
     }
