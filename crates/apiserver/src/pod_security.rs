@@ -361,15 +361,17 @@ fn quoted_containers(names: &[&str]) -> String {
 }
 
 /// PodSecurity on a new pod: its namespace's `pod-security.kubernetes.io`
-/// labels choose the level enforced (403) and warned about.
+/// labels choose the level enforced (403) and warned about. `old` is the
+/// stored object on an update (updates are not checked yet).
 pub fn admission(
     state: &ApiServer,
     strategy: &dyn Strategy,
     pod: &Value,
+    old: Option<&Value>,
     warnings: &mut Vec<String>,
 ) -> Result<(), ApiError> {
     let info = strategy.info();
-    if !(info.group.is_empty() && info.plural == "pods") {
+    if old.is_some() || !(info.group.is_empty() && info.plural == "pods") {
         return Ok(());
     }
     let namespace = meta::namespace(pod);

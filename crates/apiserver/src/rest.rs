@@ -992,7 +992,7 @@ pub async fn create_object(
     if let Some(node) = &opts.node {
         admission::node_restriction(node, s, &obj, None)?;
     }
-    crate::pod_security::admission(state, s, &obj, warnings)?;
+    crate::pod_security::admission(state, s, &obj, None, warnings)?;
     if let (Some(user), "rbac.authorization.k8s.io") = (&opts.user, info.group) {
         crate::authz::escalation::check(state, user, info.plural, &obj).await?;
     }
@@ -1141,6 +1141,9 @@ pub async fn update_object(
     admission::admit(state, Operation::Update, s, namespace, name).await?;
     if let Some(node) = &opts.node {
         admission::node_restriction(node, s, &obj, Some(&old))?;
+    }
+    if subresource == Subresource::None {
+        crate::pod_security::admission(state, s, &obj, Some(&old), warnings)?;
     }
     if let (Some(user), "rbac.authorization.k8s.io") = (&opts.user, info.group) {
         crate::authz::escalation::check(state, user, info.plural, &obj).await?;
