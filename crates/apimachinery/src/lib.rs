@@ -13,6 +13,8 @@
 //!   to and from JSON, for every built-in type.
 //! - [`patch`]: the PATCH engines (JSON patch, merge patch, strategic merge
 //!   patch) and the strategic merge metadata of built-in kinds.
+//! - [`quota`]: what an object charges against a ResourceQuota (shared by
+//!   the admission plugin and the resource quota controller).
 //!
 //! It must not know about storage, HTTP servers or authentication.
 
@@ -21,6 +23,7 @@ pub mod meta;
 pub mod patch;
 pub mod protobuf;
 pub mod quantity;
+pub mod quota;
 pub mod resource;
 pub mod selector;
 pub mod status;
