@@ -3,7 +3,8 @@
 //! LimitRanger, ResourceQuota, then webhooks. [`mutate`] runs the
 //! mutating plugins on a new object before validation (Priority,
 //! DefaultTolerationSeconds); [`admit`] the validating ones after it
-//! (NamespaceLifecycle).
+//! (NamespaceLifecycle). ResourceQuota, the last validating plugin, is
+//! `crate::quota::admission`, called by the create and update handlers.
 
 use apimachinery::{meta, ApiError};
 use serde_json::{json, Value};

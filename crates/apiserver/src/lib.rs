@@ -28,6 +28,7 @@ pub mod openapi;
 pub mod pipeline;
 pub mod pod_security;
 pub mod query;
+pub mod quota;
 pub mod registry;
 pub mod request_info;
 pub mod response;

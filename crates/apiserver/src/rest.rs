@@ -996,6 +996,7 @@ pub async fn create_object(
     if let (Some(user), "rbac.authorization.k8s.io") = (&opts.user, info.group) {
         crate::authz::escalation::check(state, user, info.plural, &obj).await?;
     }
+    crate::quota::admission(state, s, namespace, &obj, None, opts.dry_run).await?;
     if opts.dry_run {
         return Ok(obj);
     }
@@ -1147,6 +1148,9 @@ pub async fn update_object(
     }
     if let (Some(user), "rbac.authorization.k8s.io") = (&opts.user, info.group) {
         crate::authz::escalation::check(state, user, info.plural, &obj).await?;
+    }
+    if subresource == Subresource::None {
+        crate::quota::admission(state, s, namespace, &obj, Some(&old), opts.dry_run).await?;
     }
     meta::set_meta(&mut obj, "resourceVersion", json!(current_rev.to_string()));
     if opts.dry_run {
