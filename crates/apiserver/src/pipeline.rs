@@ -184,18 +184,13 @@ async fn route(
         p if p.starts_with("/api/") || p.starts_with("/apis/") => {
             crate::discovery::serve(state, &ctx, req.headers())
         }
-        "/openapi/v2" => {
-            let accept = req
-                .headers()
-                .get(http::header::ACCEPT)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            let (content_type, body) = crate::openapi::serve_v2(accept);
-            Ok(response::bytes(200, content_type, body))
-        }
-        p if p == "/openapi/v3" || p.starts_with("/openapi/v3/") => {
-            crate::openapi::serve_v3(&state.registry, p).map(|doc| response::json(200, &doc))
-        }
+        "/openapi/v2" => Ok(crate::openapi::serve_v2(&state.registry, req.headers())),
+        p if p == "/openapi/v3" || p.starts_with("/openapi/v3/") => crate::openapi::serve_v3(
+            &state.registry,
+            p,
+            req.uri().query().unwrap_or(""),
+            req.headers(),
+        ),
         "/.well-known/openid-configuration" | "/openid/v1/jwks" => {
             let tokens = state
                 .authenticators
