@@ -1,5 +1,5 @@
-//! OpenAPI: `kubectl explain` (v3, and v2 protobuf for kubectl 1.27 with
-//! OpenAPI v3 explain turned off), field validation of `kubectl create`,
+//! OpenAPI: `kubectl explain` (v3, and v2 protobuf for kubectl 1.27's
+//! `plaintext-openapiv2` output), field validation of `kubectl create`,
 //! and the shape of the served documents.
 
 mod support;
@@ -9,28 +9,22 @@ use std::process::{Command, Stdio};
 
 use support::{json, output_text, Server};
 
-/// kubectl with extra environment variables; returns stdout and stderr.
-fn kubectl_env(
-    server: &Server,
-    version: &str,
-    env: &[(&str, &str)],
-    args: &[&str],
-) -> (bool, String) {
+/// kubectl with its own cache dir; returns success and stdout+stderr.
+fn kubectl(server: &Server, version: &str, args: &[&str]) -> (bool, String) {
     let cache = server.data_dir.join(format!("kubectl-cache-{version}"));
     let out = Command::new(support::kubectl_bin(version))
         .arg(format!("--kubeconfig={}", server.kubeconfig.display()))
         .arg(format!("--cache-dir={}", cache.display()))
         .args(args)
-        .envs(env.iter().copied())
         .output()
         .unwrap();
     (out.status.success(), output_text(&out))
 }
 
-fn explain(server: &Server, version: &str, env: &[(&str, &str)], args: &[&str]) -> String {
+fn explain(server: &Server, version: &str, args: &[&str]) -> String {
     let mut all = vec!["explain"];
     all.extend_from_slice(args);
-    let (ok, text) = kubectl_env(server, version, env, &all);
+    let (ok, text) = kubectl(server, version, &all);
     assert!(ok, "kubectl {version} explain {args:?} failed:\n{text}");
     text
 }
@@ -57,16 +51,11 @@ fn assert_probe_explained(text: &str, who: &str) {
 fn kubectl_explain_prints_a_nested_fields_description_and_its_sub_fields() {
     let server = Server::start(&[]);
     for version in ["1.27", "1.33"] {
-        let text = explain(
-            &server,
-            version,
-            &[],
-            &["pod.spec.containers.livenessProbe"],
-        );
+        let text = explain(&server, version, &["pod.spec.containers.livenessProbe"]);
         assert_probe_explained(&text, version);
         assert!(text.contains("KIND:") && text.contains("Pod"), "{text}");
     }
-    let text = explain(&server, "1.33", &[], &["svc.spec.ports"]);
+    let text = explain(&server, "1.33", &["svc.spec.ports"]);
     assert!(text.contains("ServicePort"), "{text}");
     assert!(text.contains("targetPort"), "{text}");
     assert!(text.contains("<IntOrString>"), "{text}");
@@ -74,37 +63,40 @@ fn kubectl_explain_prints_a_nested_fields_description_and_its_sub_fields() {
 
 #[test]
 fn kubectl_1_27_explains_from_the_protobuf_openapi_v2_document() {
+    // `plaintext-openapiv2` makes kubectl 1.27 read /openapi/v2, which it
+    // asks for as gnostic protobuf.
     let server = Server::start(&[]);
-    let env = [("KUBECTL_EXPLAIN_OPENAPIV3", "false")];
+    let v2 = ["--output=plaintext-openapiv2"];
     let text = explain(
         &server,
         "1.27",
-        &env,
-        &["pod.spec.containers.livenessProbe"],
+        &["pod.spec.containers.livenessProbe", v2[0]],
     );
-    assert_probe_explained(&text, "1.27 with OpenAPI v2");
+    assert!(text.contains("RESOURCE: livenessProbe <Object>"), "{text}");
+    assert!(
+        text.contains("Periodic probe of container liveness"),
+        "{text}"
+    );
+    assert!(text.contains("Probe describes a health check"), "{text}");
+    assert!(text.contains("httpGet\t<Object>"), "{text}");
     let text = explain(
         &server,
         "1.27",
-        &env,
-        &["deployments", "--api-version=apps/v1"],
+        &["deployments", "--api-version=apps/v1", v2[0]],
     );
+    assert!(text.contains("VERSION:  apps/v1"), "{text}");
     assert!(
         text.contains("Deployment enables declarative updates"),
         "{text}"
     );
+    assert!(text.contains("spec\t<Object>"), "{text}");
 }
 
 #[test]
 fn kubectl_explain_deployments_by_api_version_and_recursively() {
     let server = Server::start(&[]);
     for version in ["1.27", "1.33"] {
-        let text = explain(
-            &server,
-            version,
-            &[],
-            &["deployments", "--api-version=apps/v1"],
-        );
+        let text = explain(&server, version, &["deployments", "--api-version=apps/v1"]);
         assert!(
             text.contains("Deployment enables declarative updates"),
             "{version}:\n{text}"
@@ -119,7 +111,7 @@ fn kubectl_explain_deployments_by_api_version_and_recursively() {
             assert!(text.contains(field), "{version} lacks {field}:\n{text}");
         }
     }
-    let text = explain(&server, "1.33", &[], &["deployment", "--recursive"]);
+    let text = explain(&server, "1.33", &["deployment", "--recursive"]);
     for nested in [
         "revisionHistoryLimit",
         "containers",
@@ -200,4 +192,74 @@ fn openapi_v3_index_links_the_apps_v1_document_with_the_deployment_kind() {
     let containers =
         &doc["components"]["schemas"]["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
     assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
+}
+
+const DEPLOYMENT: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: a
+        image: nginx:1
+        env: [{name: X, value: "1"}]
+      - name: b
+        image: busybox
+"#;
+
+fn apply(server: &Server, version: &str, dir: &std::path::Path, manifest: &str) {
+    let file = dir.join("deployment.yaml");
+    std::fs::write(&file, manifest).unwrap();
+    let (ok, text) = kubectl(server, version, &["apply", "-f", file.to_str().unwrap()]);
+    assert!(ok, "kubectl {version} apply: {text}");
+}
+
+#[test]
+fn kubectl_apply_merges_containers_by_name_as_the_published_patch_strategies_say() {
+    // kubectl computes apply patches from the OpenAPI patch extensions
+    // (1.27 from v2, 1.33 from v3). Merging `containers` and `env` by
+    // name keeps an env var another client added; replacing the lists
+    // would drop it.
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    for version in ["1.27", "1.33"] {
+        apply(&server, version, dir.path(), DEPLOYMENT);
+        let patch = r#"{"spec":{"template":{"spec":{"containers":[{"name":"a","env":[{"name":"ADDED","value":"y"}]}]}}}}"#;
+        let (ok, text) = kubectl(
+            &server,
+            version,
+            &["patch", "deployment", "web", "-p", patch],
+        );
+        assert!(ok, "{text}");
+        let changed = DEPLOYMENT
+            .replace("nginx:1", "nginx:2")
+            .replace("- name: b", "- name: c");
+        apply(&server, version, dir.path(), &changed);
+        let (ok, text) = kubectl(
+            &server,
+            version,
+            &["get", "deployment", "web", "-o", "json"],
+        );
+        assert!(ok, "{text}");
+        let containers = json(&text)["spec"]["template"]["spec"]["containers"].clone();
+        let names: Vec<&str> = containers
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["a", "c"], "{version}: {containers}");
+        assert_eq!(containers[0]["image"], "nginx:2", "{version}");
+        let env = containers[0]["env"].to_string();
+        assert!(
+            env.contains("ADDED") && env.contains("\"X\""),
+            "{version}: {env}"
+        );
+        let (ok, text) = kubectl(&server, version, &["delete", "deployment", "web"]);
+        assert!(ok, "{text}");
+    }
 }
