@@ -7,13 +7,22 @@
 //!
 //! Events carry the metadata of the request at every level (user,
 //! impersonated user, verb, object reference, source IP, user agent,
-//! response code, the authorization decision). Request and response
-//! bodies, which the `Request` and `RequestResponse` levels add upstream,
-//! are not captured yet.
+//! response status, annotations such as the authorization decision and
+//! reason). `Request` adds `requestObject` (the decoded body, as JSON
+//! whatever the wire format), `RequestResponse` also `responseObject`.
+//!
+//! Code serving a request reaches its audit event through a request-scoped
+//! [`Scope`] (a tokio task-local the pipeline sets up): [`add_annotation`]
+//! (admission plugins such as PodSecurity), [`log_request_body`] /
+//! [`log_request_object`] (the handler, once it has decoded the body). All
+//! are no-ops outside an audited request, and bodies are only decoded when
+//! the level asks for them.
 
+use std::collections::BTreeMap;
+use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -21,8 +30,9 @@ use serde_json::{json, Value};
 use crate::authn::UserInfo;
 use crate::request_info::RequestInfo;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 pub enum Level {
+    #[default]
     None,
     Metadata,
     Request,
@@ -165,6 +175,81 @@ fn rule_matches(rule: &Rule, user: &UserInfo, info: &RequestInfo) -> bool {
     }
 }
 
+/// What code serving a request has added to its audit event.
+#[derive(Debug, Default)]
+pub struct Scope {
+    /// The level the policy chose (`None` until the audit stage ran).
+    level: Level,
+    annotations: BTreeMap<String, String>,
+    request_object: Option<Value>,
+}
+
+/// The handle the pipeline keeps and the task-local holds.
+pub type ScopeHandle = Arc<Mutex<Scope>>;
+
+tokio::task_local! {
+    static CURRENT: ScopeHandle;
+}
+
+/// Run `work` (the rest of the pipeline) with `scope` as the current
+/// request's audit scope.
+pub async fn run_in_scope<F: Future>(scope: ScopeHandle, work: F) -> F::Output {
+    CURRENT.scope(scope, work).await
+}
+
+fn with_current<R>(f: impl FnOnce(&mut Scope) -> R) -> Option<R> {
+    CURRENT
+        .try_with(|handle| handle.lock().ok().map(|mut scope| f(&mut scope)))
+        .ok()
+        .flatten()
+}
+
+/// The audit level of the request being served (`None` outside one).
+pub fn current_level() -> Level {
+    with_current(|scope| scope.level).unwrap_or_default()
+}
+
+/// Add an annotation to the current request's audit event. As upstream,
+/// the first value of a key stays.
+pub fn add_annotation(key: &str, value: impl Into<String>) {
+    with_current(|scope| {
+        if scope.level >= Level::Metadata {
+            scope
+                .annotations
+                .entry(key.to_string())
+                .or_insert_with(|| value.into());
+        }
+    });
+}
+
+/// Record the request body (any content type the API accepts) as the
+/// event's `requestObject`, when the level is `Request` or more. Bodies
+/// that do not decode are left out, as upstream logs only what decoded.
+pub fn log_request_body(content_type: &str, body: &[u8]) {
+    if current_level() < Level::Request || body.is_empty() {
+        return;
+    }
+    let decoded = apimachinery::codec::BodyFormat::from_content_type(content_type)
+        .ok()
+        .and_then(|format| apimachinery::codec::decode_object(body, format).ok())
+        .or_else(|| serde_json::from_slice::<Value>(body).ok());
+    if let Some(object) = decoded {
+        with_current(|scope| {
+            scope.request_object.get_or_insert(object);
+        });
+    }
+}
+
+/// Record an already decoded request object as the event's
+/// `requestObject`, when the level is `Request` or more.
+pub fn log_request_object(object: &Value) {
+    if current_level() >= Level::Request {
+        with_current(|scope| {
+            scope.request_object.get_or_insert_with(|| object.clone());
+        });
+    }
+}
+
 /// What the pipeline learns about one request, for its audit events.
 #[derive(Debug, Default)]
 pub struct Record {
@@ -177,6 +262,92 @@ pub struct Record {
     pub impersonated: Option<UserInfo>,
     pub info: Option<RequestInfo>,
     pub decision: Option<bool>,
+    /// `authorization.k8s.io/reason`, as the authorizer that decided says.
+    pub reason: Option<String>,
+    /// Shared with the code serving the request.
+    pub scope: ScopeHandle,
+    /// Filled once the response is known.
+    pub response_status: Option<Value>,
+    pub response_object: Option<Value>,
+    /// The name of a created object, when the request did not carry one.
+    pub created_name: Option<String>,
+}
+
+impl Record {
+    /// Fix the level for the rest of the request (the audit stage).
+    pub fn set_level(&self, level: Level) {
+        if let Ok(mut scope) = self.scope.lock() {
+            scope.level = level;
+        }
+    }
+
+    pub fn level(&self) -> Level {
+        self.scope.lock().map(|s| s.level).unwrap_or_default()
+    }
+}
+
+/// Responses larger than this are not parsed for `responseObject` (or a
+/// failure's details); the event keeps the response code.
+const MAX_RESPONSE_OBJECT_BYTES: usize = 8 * 1024 * 1024;
+
+/// Learn from the response what the ResponseComplete event reports: the
+/// status of a failure, the created object's name, and at
+/// `RequestResponse` the response object. Only complete in-memory bodies
+/// are looked at (never a watch stream); the response is handed back
+/// unchanged.
+pub async fn observe_response(
+    record: &mut Record,
+    resp: http::Response<crate::response::Body>,
+) -> http::Response<crate::response::Body> {
+    use http_body_util::BodyExt;
+    use hyper::body::Body as _;
+    let level = record.level();
+    let code = resp.status().as_u16();
+    record.response_status = Some(json!({"metadata": {}, "code": code}));
+    if level < Level::Metadata {
+        return resp;
+    }
+    let is_create = record.info.as_ref().is_some_and(|i| {
+        i.is_resource_request && i.verb == "create" && i.name.is_empty() && i.subresource.is_empty()
+    });
+    let wanted = code >= 300 || level >= Level::RequestResponse || is_create;
+    let size = resp.body().size_hint().exact();
+    if !wanted || size.is_none_or(|n| n as usize > MAX_RESPONSE_OBJECT_BYTES) {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let Ok(collected) = body.collect().await;
+    let bytes = collected.to_bytes();
+    let content_type = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let object = apimachinery::codec::BodyFormat::from_content_type(content_type)
+        .ok()
+        .and_then(|format| apimachinery::codec::decode_object(&bytes, format).ok());
+    if let Some(object) = object {
+        if object["kind"] == "Status" {
+            // Only the bounded fields, as upstream copies them.
+            let mut status = json!({"metadata": {}, "code": code});
+            for field in ["status", "message", "reason", "details"] {
+                if let Some(v) = object.get(field) {
+                    status[field] = v.clone();
+                }
+            }
+            record.response_status = Some(status);
+        }
+        if is_create && code < 300 {
+            let name = object["metadata"]["name"].as_str().unwrap_or("");
+            if !name.is_empty() {
+                record.created_name = Some(name.to_string());
+            }
+        }
+        if level >= Level::RequestResponse {
+            record.response_object = Some(object);
+        }
+    }
+    http::Response::from_parts(parts, crate::response::full(bytes))
 }
 
 struct LogFile {
@@ -254,6 +425,36 @@ impl Auditor {
         self.policy.evaluate(acting, info)
     }
 
+    /// `omitManagedFields` of the matching rule (else the policy's) drops
+    /// `metadata.managedFields` from logged objects, lists' items too.
+    fn strip_managed_fields(&self, mut object: Value, record: &Record) -> Value {
+        let omit = match (&record.user, &record.info) {
+            (Some(user), Some(info)) => {
+                let acting = record.impersonated.as_ref().unwrap_or(user);
+                self.policy
+                    .rules
+                    .iter()
+                    .find(|rule| rule_matches(rule, acting, info))
+                    .and_then(|rule| rule.omit_managed_fields)
+                    .unwrap_or(self.policy.omit_managed_fields)
+            }
+            _ => self.policy.omit_managed_fields,
+        };
+        if omit {
+            if let Some(meta) = object["metadata"].as_object_mut() {
+                meta.remove("managedFields");
+            }
+            if let Some(items) = object["items"].as_array_mut() {
+                for item in items {
+                    if let Some(meta) = item["metadata"].as_object_mut() {
+                        meta.remove("managedFields");
+                    }
+                }
+            }
+        }
+        object
+    }
+
     /// Write the event of one stage of a request.
     pub fn emit(&self, record: &Record, level: Level, stage: &str, code: Option<u16>) {
         if level == Level::None {
@@ -287,6 +488,8 @@ impl Auditor {
                 }
                 if !info.name.is_empty() {
                     object_ref["name"] = json!(info.name);
+                } else if let Some(name) = &record.created_name {
+                    object_ref["name"] = json!(name);
                 }
                 if !info.group.is_empty() {
                     object_ref["apiGroup"] = json!(info.group);
@@ -298,12 +501,37 @@ impl Auditor {
             }
         }
         if let Some(code) = code {
-            event["responseStatus"] = json!({"metadata": {}, "code": code});
+            event["responseStatus"] = record
+                .response_status
+                .clone()
+                .unwrap_or_else(|| json!({"metadata": {}, "code": code}));
+        }
+        let (request_object, mut annotations) = match self_scope(record) {
+            Some((object, annotations)) => (object, annotations),
+            None => (None, BTreeMap::new()),
+        };
+        if let Some(object) = request_object.filter(|_| level >= Level::Request) {
+            event["requestObject"] = self.strip_managed_fields(object, record);
+        }
+        if let Some(object) = record
+            .response_object
+            .as_ref()
+            .filter(|_| level >= Level::RequestResponse && code.is_some())
+        {
+            event["responseObject"] = self.strip_managed_fields(object.clone(), record);
         }
         if let Some(allowed) = record.decision {
-            event["annotations"] = json!({
-                "authorization.k8s.io/decision": if allowed { "allow" } else { "forbid" },
-            });
+            annotations.insert(
+                "authorization.k8s.io/decision".into(),
+                if allowed { "allow" } else { "forbid" }.into(),
+            );
+            annotations.insert(
+                "authorization.k8s.io/reason".into(),
+                record.reason.clone().unwrap_or_default(),
+            );
+        }
+        if !annotations.is_empty() {
+            event["annotations"] = json!(annotations);
         }
         let mut line = event.to_string();
         line.push('\n');
@@ -313,6 +541,112 @@ impl Auditor {
             }
         }
     }
+}
+
+/// `authorization.k8s.io/reason` for an allowed request, worded as
+/// upstream's authorizers word it: empty for `system:masters` and the
+/// Node authorizer, `RBAC: allowed by <binding> of <role> to <subject>`
+/// for RBAC. Looked up only when an event will carry it.
+pub async fn authorization_reason(
+    state: &crate::ApiServer,
+    user: &UserInfo,
+    info: &RequestInfo,
+) -> String {
+    use crate::authz::rbac;
+    if user.in_group(crate::authn::GROUP_MASTERS) {
+        return String::new();
+    }
+    let Some(policy) = rbac::snapshot(state, &info.namespace).await else {
+        return String::new();
+    };
+    let text = |v: &Value| v.as_str().unwrap_or("").to_string();
+    let describe = |subject: &Value, binding_namespace: &str| {
+        let kind = text(&subject["kind"]);
+        let name = text(&subject["name"]);
+        if kind == "ServiceAccount" {
+            let ns = match text(&subject["namespace"]) {
+                ns if ns.is_empty() => binding_namespace.to_string(),
+                ns => ns,
+            };
+            format!("{kind} \"{name}/{ns}\"")
+        } else {
+            format!("{kind} \"{name}\"")
+        }
+    };
+    let empty = Vec::new();
+    for binding in &policy.cluster_role_bindings {
+        let role = &binding["roleRef"];
+        if text(&role["kind"]) != "ClusterRole" {
+            continue;
+        }
+        let Some(subject) = binding["subjects"]
+            .as_array()
+            .unwrap_or(&empty)
+            .iter()
+            .find(|s| rbac::subject_matches(s, user, ""))
+        else {
+            continue;
+        };
+        let role_name = text(&role["name"]);
+        if rbac::cluster_role_rules(&policy, &role_name)
+            .iter()
+            .any(|r| rbac::rule_allows(r, info))
+        {
+            return format!(
+                "RBAC: allowed by ClusterRoleBinding \"{}\" of ClusterRole \"{role_name}\" to {}",
+                text(&binding["metadata"]["name"]),
+                describe(subject, "")
+            );
+        }
+    }
+    if info.namespace.is_empty() {
+        return String::new();
+    }
+    for binding in &policy.role_bindings {
+        let namespace = text(&binding["metadata"]["namespace"]);
+        if namespace != info.namespace {
+            continue;
+        }
+        let Some(subject) = binding["subjects"]
+            .as_array()
+            .unwrap_or(&empty)
+            .iter()
+            .find(|s| rbac::subject_matches(s, user, &namespace))
+        else {
+            continue;
+        };
+        let role = &binding["roleRef"];
+        let (kind, role_name) = (text(&role["kind"]), text(&role["name"]));
+        let allows = match kind.as_str() {
+            "ClusterRole" => rbac::cluster_role_rules(&policy, &role_name)
+                .iter()
+                .any(|r| rbac::rule_allows(r, info)),
+            "Role" => policy
+                .roles
+                .iter()
+                .filter(|r| {
+                    text(&r["metadata"]["name"]) == role_name
+                        && text(&r["metadata"]["namespace"]) == namespace
+                })
+                .flat_map(|r| r["rules"].as_array().unwrap_or(&empty).iter())
+                .any(|r| rbac::rule_allows(r, info)),
+            _ => false,
+        };
+        if allows {
+            return format!(
+                "RBAC: allowed by RoleBinding \"{}/{namespace}\" of {kind} \"{role_name}\" to {}",
+                text(&binding["metadata"]["name"]),
+                describe(subject, &namespace)
+            );
+        }
+    }
+    String::new()
+}
+
+/// The request object and annotations the serving code left in the scope.
+fn self_scope(record: &Record) -> Option<(Option<Value>, BTreeMap<String, String>)> {
+    let scope = record.scope.lock().ok()?;
+    Some((scope.request_object.clone(), scope.annotations.clone()))
 }
 
 fn now_micro() -> String {
@@ -517,6 +851,44 @@ rules:
                 .unwrap()
                 .len()
                 <= 100
+        );
+    }
+
+    #[tokio::test]
+    async fn serving_code_reaches_the_current_requests_event_only_at_its_level() {
+        // Outside a request: nothing happens, nothing panics.
+        add_annotation("example.com/a", "1");
+        log_request_body("application/json", b"{}");
+        assert_eq!(current_level(), Level::None);
+
+        let scope = ScopeHandle::default();
+        scope.lock().unwrap().level = Level::Metadata;
+        run_in_scope(scope.clone(), async {
+            add_annotation("example.com/a", "first");
+            add_annotation("example.com/a", "second");
+            log_request_body("application/json", br#"{"kind":"ConfigMap"}"#);
+        })
+        .await;
+        {
+            let seen = scope.lock().unwrap();
+            assert_eq!(seen.annotations["example.com/a"], "first");
+            assert!(seen.request_object.is_none(), "Metadata logs no body");
+        }
+
+        let scope = ScopeHandle::default();
+        scope.lock().unwrap().level = Level::Request;
+        run_in_scope(scope.clone(), async {
+            log_request_body(
+                "application/yaml",
+                b"kind: ConfigMap\nmetadata: {name: c}\n",
+            );
+            log_request_body("application/json", b"not json at all");
+        })
+        .await;
+        let seen = scope.lock().unwrap();
+        assert_eq!(
+            seen.request_object.as_ref().unwrap()["metadata"]["name"],
+            "c"
         );
     }
 }

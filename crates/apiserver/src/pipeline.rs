@@ -37,7 +37,9 @@ pub async fn handle(
     let started = Instant::now();
     let method = req.method().clone();
     let uri = req.uri().clone();
+    let scope = crate::audit::ScopeHandle::default();
     let mut record = state.audit.as_ref().map(|_| crate::audit::Record {
+        scope: scope.clone(),
         audit_id: uuid::Uuid::new_v4().to_string(),
         received: crate::audit::timestamp(),
         request_uri: uri.to_string(),
@@ -51,11 +53,9 @@ pub async fn handle(
         ..Default::default()
     });
     // Stage: recover panics, so one bad request never takes the server down.
-    let outcome = AssertUnwindSafe(authenticated_pipeline(
-        state.clone(),
-        peer,
-        req,
-        record.as_mut(),
+    let outcome = AssertUnwindSafe(crate::audit::run_in_scope(
+        scope,
+        authenticated_pipeline(state.clone(), peer, req, record.as_mut()),
     ))
     .catch_unwind()
     .await;
@@ -69,17 +69,23 @@ pub async fn handle(
             ))
         }
     };
-    if let (Some(auditor), Some(record)) = (&state.audit, &record) {
-        let (level, omit) = auditor.evaluate(record);
-        if !omit.iter().any(|s| s == "ResponseComplete") {
-            auditor.emit(
-                record,
-                level,
-                "ResponseComplete",
-                Some(resp.status().as_u16()),
-            );
+    // Stage: audit (ResponseComplete).
+    let resp = match (&state.audit, record.as_mut()) {
+        (Some(auditor), Some(record)) => {
+            let (level, omit) = auditor.evaluate(record);
+            let resp = crate::audit::observe_response(record, resp).await;
+            if !omit.iter().any(|s| s == "ResponseComplete") {
+                auditor.emit(
+                    record,
+                    level,
+                    "ResponseComplete",
+                    Some(resp.status().as_u16()),
+                );
+            }
+            resp
         }
-    }
+        _ => resp,
+    };
     tracing::debug!(%remote, %method, %uri, code = resp.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request");
     Ok(resp)
 }
@@ -119,6 +125,7 @@ async fn authenticated_pipeline(
             record.impersonated = Some(user.clone());
         }
         let (level, omit) = auditor.evaluate(record);
+        record.set_level(level);
         if !omit.iter().any(|s| s == "RequestReceived") {
             auditor.emit(record, level, "RequestReceived", None);
         }
@@ -127,6 +134,9 @@ async fn authenticated_pipeline(
     let decision = authz::authorize(&state, &user, &info).await;
     if let Some(record) = audit {
         record.decision = Some(decision == Decision::Allow);
+        if decision == Decision::Allow && record.level() > crate::audit::Level::None {
+            record.reason = Some(crate::audit::authorization_reason(&state, &user, &info).await);
+        }
     }
     if decision == Decision::Deny {
         return Err(refuse(req, forbidden(&user, &info)).await);

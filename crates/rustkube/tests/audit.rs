@@ -116,6 +116,154 @@ fn each_request_is_one_audit_event_at_the_level_the_policy_chose() {
     assert_eq!(ids.len(), all.len());
 }
 
+const BODY_POLICY: &str = r#"apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+  - level: None
+    users: ["system:kube-controller-manager", "system:kube-scheduler"]
+  - level: None
+    nonResourceURLs: ["/readyz*", "/healthz*", "/livez*", "/api*", "/openapi*", "/version"]
+  - level: RequestResponse
+    omitManagedFields: true
+    resources:
+      - group: ""
+        resources: ["secrets"]
+  - level: Request
+    resources:
+      - group: ""
+        resources: ["configmaps"]
+  - level: Metadata
+"#;
+
+fn audited_server(dir: &std::path::Path, policy_text: &str) -> (Server, std::path::PathBuf) {
+    let policy = dir.join("policy.yaml");
+    std::fs::write(&policy, policy_text).unwrap();
+    let log = dir.join("audit").join("audit.log");
+    let server = Server::start(&[
+        &format!("--audit-policy-file={}", policy.display()),
+        &format!("--audit-log-path={}", log.display()),
+        "--disable-scheduler",
+    ]);
+    (server, log)
+}
+
+#[test]
+fn request_response_events_carry_the_response_object_and_creates_their_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, log) = audited_server(dir.path(), BODY_POLICY);
+    server.kubectl_ok(
+        "1.33",
+        &["create", "secret", "generic", "s1", "--from-literal=k=v"],
+    );
+    server.kubectl_ok("1.29", &["create", "configmap", "c1", "--from-literal=a=b"]);
+    let (code, _) = support::post_json(
+        &server,
+        "/api/v1/namespaces/default/configmaps",
+        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"generateName":"gen-"}}"#,
+    );
+    assert_eq!(code, 201);
+    let missing = server.kubectl("1.33", &["get", "configmap", "nothing-here"]);
+    assert!(!missing.status.success());
+
+    let mut all = Vec::new();
+    server.wait_for("the audit events", Duration::from_secs(10), || {
+        all = events(&log);
+        all.iter()
+            .any(|e| e["verb"] == "get" && e["objectRef"]["name"] == "nothing-here")
+    });
+    let secret = all.iter().find(|e| secret_created_in_default(e)).unwrap();
+    assert_eq!(secret["level"], "RequestResponse");
+    assert_eq!(secret["objectRef"]["name"], "s1", "{secret}");
+    let response = &secret["responseObject"];
+    assert_eq!(response["kind"], "Secret", "{secret}");
+    assert_eq!(response["metadata"]["name"], "s1");
+    assert_eq!(response["data"]["k"], "dg==");
+    assert!(
+        response["metadata"].get("managedFields").is_none(),
+        "omitManagedFields: {response}"
+    );
+
+    let configmap = all
+        .iter()
+        .find(|e| e["verb"] == "create" && e["objectRef"]["name"] == "c1")
+        .expect("the create names its object");
+    assert_eq!(configmap["level"], "Request");
+    assert!(configmap.get("responseObject").is_none(), "{configmap}");
+
+    let generated = all
+        .iter()
+        .find(|e| {
+            e["verb"] == "create"
+                && e["objectRef"]["resource"] == "configmaps"
+                && e["objectRef"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("gen-") && n.len() > 4)
+        })
+        .expect("a generateName create is named after the generated name");
+    assert_eq!(generated["responseStatus"]["code"], 201);
+
+    let not_found = all
+        .iter()
+        .find(|e| e["verb"] == "get" && e["objectRef"]["name"] == "nothing-here")
+        .unwrap();
+    let status = &not_found["responseStatus"];
+    assert_eq!(status["code"], 404);
+    assert_eq!(status["reason"], "NotFound");
+    assert_eq!(status["status"], "Failure");
+    assert_eq!(status["message"], "configmaps \"nothing-here\" not found");
+}
+
+#[test]
+fn events_carry_the_authorization_decision_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, log) = audited_server(dir.path(), BODY_POLICY);
+    server.kubectl_ok(
+        "1.33",
+        &[
+            "create",
+            "rolebinding",
+            "jane-view",
+            "--clusterrole=view",
+            "--user=jane",
+        ],
+    );
+    server.kubectl_ok("1.33", &["get", "configmaps", "--as=jane"]);
+    let denied = server.kubectl("1.33", &["get", "secrets", "--as=jane"]);
+    assert!(!denied.status.success());
+
+    let mut all = Vec::new();
+    server.wait_for("the audit events", Duration::from_secs(10), || {
+        all = events(&log);
+        all.iter().any(|e| {
+            e["impersonatedUser"]["username"] == "jane" && e["objectRef"]["resource"] == "secrets"
+        })
+    });
+    let as_jane = |resource: &str| {
+        all.iter()
+            .find(|e| {
+                e["impersonatedUser"]["username"] == "jane"
+                    && e["verb"] == "list"
+                    && e["objectRef"]["resource"] == resource
+            })
+            .unwrap_or_else(|| panic!("jane's list of {resource} is audited"))
+    };
+    let allowed = &as_jane("configmaps")["annotations"];
+    assert_eq!(allowed["authorization.k8s.io/decision"], "allow");
+    assert_eq!(
+        allowed["authorization.k8s.io/reason"],
+        "RBAC: allowed by RoleBinding \"jane-view/default\" of ClusterRole \"view\" to User \"jane\""
+    );
+    let forbidden = &as_jane("secrets")["annotations"];
+    assert_eq!(forbidden["authorization.k8s.io/decision"], "forbid");
+    let admin = all
+        .iter()
+        .find(|e| e["verb"] == "create" && e["objectRef"]["resource"] == "rolebindings")
+        .unwrap();
+    // system:masters is allowed before RBAC is asked: no reason given.
+    assert_eq!(admin["annotations"]["authorization.k8s.io/reason"], "");
+}
+
 #[test]
 fn a_bad_audit_policy_is_one_line_and_exit_2() {
     let dir = tempfile::tempdir().unwrap();
