@@ -24,6 +24,7 @@ mod node_podutil;
 mod node_services;
 pub mod podgc;
 pub mod replicaset;
+pub mod resourcequota;
 pub mod serviceaccount;
 pub mod statefulset;
 pub mod token_cleaner;
@@ -130,6 +131,7 @@ pub async fn run(client: kube::Client, options: Options) -> Result<(), Error> {
     tasks.spawn(cronjob::run(ctx.clone()));
     tasks.spawn(daemonset::run(ctx.clone()));
     tasks.spawn(statefulset::run(ctx.clone()));
+    tasks.spawn(resourcequota::run(ctx.clone()));
     while let Some(result) = tasks.join_next().await {
         match result {
             Ok(Ok(())) => {}

@@ -146,9 +146,11 @@ impl ServiceStrategy {
             .and_then(Value::as_array)
             .map_or(0, Vec::len);
         for i in 0..count {
+            // 0 (what `kubectl create service nodeport` sends) means any.
             let requested = obj["spec"]["ports"][i]
                 .get("nodePort")
-                .and_then(Value::as_u64);
+                .and_then(Value::as_u64)
+                .filter(|p| *p != 0);
             if let Some(p) = requested.and_then(|p| u16::try_from(p).ok()) {
                 if keep.contains(&p) {
                     continue;
