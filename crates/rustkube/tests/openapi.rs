@@ -50,7 +50,7 @@ fn assert_probe_explained(text: &str, who: &str) {
 #[test]
 fn kubectl_explain_prints_a_nested_fields_description_and_its_sub_fields() {
     let server = Server::start(&[]);
-    for version in ["1.27", "1.33"] {
+    for version in ["1.27", "1.28", "1.29", "1.30", "1.31", "1.32", "1.33"] {
         let text = explain(&server, version, &["pod.spec.containers.livenessProbe"]);
         assert_probe_explained(&text, version);
         assert!(text.contains("KIND:") && text.contains("Pod"), "{text}");

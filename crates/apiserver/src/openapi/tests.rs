@@ -166,3 +166,27 @@ fn v2_uses_definitions_refs_with_descriptions_beside_them() {
     let resp = serve_v2(&registry, &headers);
     assert_eq!(resp.headers()[header::CONTENT_TYPE], V2_PROTOBUF);
 }
+
+#[test]
+fn every_served_kind_has_a_full_schema_with_its_gvk_and_list() {
+    let registry = Registry::builtin();
+    let resources: Vec<&ResourceInfo> = registry.all().collect();
+    let (defs, names) = definitions_for(&resources);
+    for (r, name) in resources.iter().zip(&names) {
+        let schema = &defs[name.as_str()];
+        assert!(
+            schema["properties"]["metadata"].is_object(),
+            "{}/{} {} has no real schema: {schema}",
+            r.group,
+            r.version,
+            r.kind
+        );
+        assert!(schema["description"].is_string(), "{name}");
+        let gvks = schema["x-kubernetes-group-version-kind"].to_string();
+        assert!(
+            gvks.contains(&format!("\"kind\":\"{}\"", r.kind)),
+            "{name}: {gvks}"
+        );
+        assert!(defs.contains_key(&format!("{name}List")), "{name}List");
+    }
+}
