@@ -948,6 +948,9 @@ mod tests {
         let mut cross = best_effort.clone();
         cross["spec"]["affinity"] = json!({"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
             {"topologyKey": "k", "namespaces": ["other"]}]}});
+        // A quota the controller has not filled in yet applies to nothing.
+        let uninitialised = json!({"spec": {"hard": {"pods": "1"}}});
+        assert!(!quota_matches("", "pods", &uninitialised, &best_effort));
         let cq = quota(json!({"scopes": ["CrossNamespacePodAffinity"]}));
         assert!(quota_matches("", "pods", &cq, &cross));
         assert!(!quota_matches("", "pods", &cq, &best_effort));

@@ -127,6 +127,11 @@ fn pods_and_cpu_are_limited_and_freed_on_delete(version: &str) {
         ["requests.cpu", "500m", "1"],
         "{describe}"
     );
+    let table = server.kubectl_ok(version, &["get", "quota", "-n", ns]);
+    assert!(
+        table.contains("count/configmaps: 1/3, pods: 2/2, requests.cpu: 500m/1"),
+        "{table}"
+    );
 
     let (ok, text) = run_pod(&server, version, ns, "c", Some("100m"));
     assert!(!ok);
