@@ -216,3 +216,91 @@ async fn charge(
         format!("Operation cannot be fulfilled on resourcequotas \"{name}\": too many concurrent changes to the quota, try again"),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn quota_obj(hard: Value, used: Value) -> Value {
+        json!({"metadata": {"name": "q", "namespace": "ns"}, "spec": {"hard": hard},
+               "status": {"hard": hard, "used": used}})
+    }
+
+    fn pod(cpu: Option<&str>) -> Value {
+        let resources = match cpu {
+            Some(cpu) => json!({"requests": {"cpu": cpu}}),
+            None => json!({}),
+        };
+        json!({"metadata": {"name": "p", "namespace": "ns"},
+               "spec": {"containers": [{"name": "c", "resources": resources}]}})
+    }
+
+    fn evaluate(quota_obj: &Value, obj: &Value) -> Result<Option<ResourceList>, ApiError> {
+        let delta = quota::usage("", "pods", obj, 0);
+        Check {
+            group: "",
+            plural: "pods",
+            obj,
+            delta: &delta,
+            object_name: "p",
+        }
+        .evaluate(quota_obj)
+    }
+
+    #[test]
+    fn a_pod_over_the_count_is_refused_in_upstreams_words() {
+        let q = quota_obj(json!({"pods": "2"}), json!({"pods": "2"}));
+        let err = evaluate(&q, &pod(None)).unwrap_err();
+        assert_eq!(err.code, 403);
+        assert_eq!(
+            err.message,
+            "pods \"p\" is forbidden: exceeded quota: q, requested: pods=1, used: pods=2, limited: pods=2"
+        );
+    }
+
+    #[test]
+    fn a_pod_within_the_quota_is_charged_every_limited_resource() {
+        let q = quota_obj(
+            json!({"pods": "2", "requests.cpu": "1", "configmaps": "1"}),
+            json!({"pods": "1", "requests.cpu": "250m", "configmaps": "1"}),
+        );
+        let used = evaluate(&q, &pod(Some("0.5"))).unwrap().unwrap();
+        assert_eq!(
+            quota::pretty_print(&used),
+            "configmaps=1,pods=2,requests.cpu=750m"
+        );
+    }
+
+    #[test]
+    fn a_pod_missing_a_limited_cpu_request_fails_the_quota() {
+        let q = quota_obj(
+            json!({"pods": "2", "requests.cpu": "1"}),
+            json!({"pods": "0", "requests.cpu": "0"}),
+        );
+        let err = evaluate(&q, &pod(None)).unwrap_err();
+        assert_eq!(
+            err.message,
+            "pods \"p\" is forbidden: failed quota: q: must specify requests.cpu for: c"
+        );
+    }
+
+    #[test]
+    fn a_quota_without_recorded_usage_refuses_what_it_limits() {
+        let q = quota_obj(
+            json!({"pods": "2", "requests.cpu": "1"}),
+            json!({"pods": "0"}),
+        );
+        let err = evaluate(&q, &pod(Some("1"))).unwrap_err();
+        assert_eq!(
+            err.message,
+            "pods \"p\" is forbidden: status unknown for quota: q, resources: pods,requests.cpu"
+        );
+    }
+
+    #[test]
+    fn a_quota_the_controller_has_not_filled_in_applies_to_nothing() {
+        let q = json!({"metadata": {"name": "q"}, "spec": {"hard": {"pods": "0"}}});
+        assert_eq!(evaluate(&q, &pod(None)).unwrap(), None);
+    }
+}

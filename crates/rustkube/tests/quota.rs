@@ -188,6 +188,29 @@ fn pods_and_cpu_are_limited_and_freed_on_delete(version: &str) {
         "{}",
         output_text(&out)
     );
+
+    // A pod that finished no longer counts (but still does as an object).
+    server.kubectl_ok(
+        version,
+        &[
+            "patch",
+            "pod",
+            "b",
+            "-n",
+            ns,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"phase":"Succeeded"}}"#,
+        ],
+    );
+    wait_used(
+        &server,
+        version,
+        ns,
+        "q",
+        serde_json::json!({"count/configmaps": "3", "pods": "1", "requests.cpu": "700m"}),
+    );
 }
 
 #[test]
