@@ -85,6 +85,8 @@ struct Op {
     /// Definition names of the request body and the 200 response.
     body: Option<String>,
     response: String,
+    /// `Status` for the status subresource's operations (`readPodStatus`).
+    suffix: &'static str,
 }
 
 fn write_params() -> Vec<(&'static str, &'static str)> {
@@ -96,7 +98,7 @@ fn write_params() -> Vec<(&'static str, &'static str)> {
 }
 
 /// The collection and item paths of a resource and their operations.
-fn resource_ops(r: &ResourceInfo, name: &str, defs: &Definitions) -> [(String, Vec<Op>); 2] {
+fn resource_ops(r: &ResourceInfo, name: &str, defs: &Definitions) -> Vec<(String, Vec<Op>)> {
     let prefix = format!("/{}", gv_path(r.group, r.version));
     let collection = if r.namespaced() {
         format!("{prefix}/namespaces/{{namespace}}/{}", r.plural)
@@ -118,6 +120,7 @@ fn resource_ops(r: &ResourceInfo, name: &str, defs: &Definitions) -> [(String, V
         params,
         body: body.map(str::to_string),
         response: response.to_string(),
+        suffix: "",
     };
     let mut coll = Vec::new();
     if r.supports("list") {
@@ -181,7 +184,24 @@ fn resource_ops(r: &ResourceInfo, name: &str, defs: &Definitions) -> [(String, V
             &status,
         ));
     }
-    [(collection, coll), (item, one)]
+    let mut paths = vec![(collection, coll)];
+    if r.subresources.contains(&"status") {
+        // The kind itself, read and written through `/status`.
+        let status_ops = one
+            .iter()
+            .filter(|o| matches!(o.method, "get" | "put" | "patch"))
+            .map(|o| Op {
+                params: o.params.clone(),
+                body: o.body.clone(),
+                response: o.response.clone(),
+                suffix: "Status",
+                ..*o
+            })
+            .collect();
+        paths.push((format!("{item}/status"), status_ops));
+    }
+    paths.push((item, one));
+    paths
 }
 
 const PATCH_TYPES: &[&str] = &[
@@ -199,8 +219,8 @@ fn v3_operation(r: &ResourceInfo, op: &Op) -> Value {
         .map(|(name, description)| json!({"name": name, "in": "query", "description": description, "schema": {"type": "string", "uniqueItems": true}}))
         .collect();
     let mut v = json!({
-        "description": format!("{} {}", op.verb, r.kind),
-        "operationId": format!("{}{}", op.verb, r.kind),
+        "description": format!("{} {}{}", op.verb, r.kind, op.suffix),
+        "operationId": format!("{}{}{}", op.verb, r.kind, op.suffix),
         "x-kubernetes-action": op.action,
         "x-kubernetes-group-version-kind": gvk(r),
         "parameters": params,
@@ -237,8 +257,8 @@ fn v2_operation(r: &ResourceInfo, op: &Op) -> Value {
         vec!["*/*"]
     };
     json!({
-        "description": format!("{} {}", op.verb, r.kind),
-        "operationId": format!("{}{}", op.verb, r.kind),
+        "description": format!("{} {}{}", op.verb, r.kind, op.suffix),
+        "operationId": format!("{}{}{}", op.verb, r.kind, op.suffix),
         "consumes": consumes,
         "produces": ["application/json", "application/yaml", "application/vnd.kubernetes.protobuf"],
         "schemes": ["https"],

@@ -190,3 +190,19 @@ fn every_served_kind_has_a_full_schema_with_its_gvk_and_list() {
         assert!(defs.contains_key(&format!("{name}List")), "{name}List");
     }
 }
+
+#[test]
+fn status_subresources_have_their_own_paths() {
+    let registry = Registry::builtin();
+    let doc = v3(&registry, "apis/apps/v1");
+    let status = &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/status"];
+    assert_eq!(status["get"]["operationId"], "readDeploymentStatus");
+    assert_eq!(
+        status["patch"]["x-kubernetes-group-version-kind"]["kind"],
+        "Deployment"
+    );
+    assert!(status["patch"]["parameters"]
+        .to_string()
+        .contains("fieldValidation"));
+    assert!(status.get("delete").is_none());
+}
