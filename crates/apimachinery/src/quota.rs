@@ -43,7 +43,7 @@ impl Quantity {
             .trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
         let format = if suffix.ends_with('i') {
             Format::BinarySI
-        } else if suffix.starts_with(['e', 'E']) {
+        } else if suffix.len() > 1 && suffix.starts_with(['e', 'E']) {
             Format::DecimalExponent
         } else {
             Format::DecimalSI
@@ -801,6 +801,7 @@ mod tests {
         assert_eq!(q("1.5Gi"), "1536Mi");
         assert_eq!(q("512"), "512");
         assert_eq!(q("1e3"), "1e3");
+        assert_eq!(q("2E"), "2E", "E alone is exa, not an exponent");
         assert_eq!(q("0"), "0");
         let mut sum = Quantity::zero();
         sum.add(Quantity::parse("1Gi").unwrap());
