@@ -396,3 +396,39 @@ fn concurrent_creates_never_exceed_a_quota() {
         "4"
     );
 }
+
+#[test]
+fn a_best_effort_scoped_quota_counts_only_best_effort_pods() {
+    let server = server();
+    let version = "1.29";
+    let ns = "scoped";
+    namespace(&server, version, ns);
+    server.kubectl_ok(
+        version,
+        &[
+            "create",
+            "quota",
+            "be",
+            "-n",
+            ns,
+            "--hard=pods=1",
+            "--scopes=BestEffort",
+        ],
+    );
+    wait_used(&server, version, ns, "be", serde_json::json!({"pods": "0"}));
+    let (ok, text) = run_pod(&server, version, ns, "first", None);
+    assert!(ok, "{text}");
+    let (ok, text) = run_pod(&server, version, ns, "second", None);
+    assert!(!ok);
+    assert!(
+        text.contains("pods \"second\" is forbidden: exceeded quota: be, requested: pods=1, used: pods=1, limited: pods=1"),
+        "{text}"
+    );
+    // A pod that asks for cpu is Burstable: out of the quota's scope.
+    let (ok, text) = run_pod(&server, version, ns, "burstable", Some("100m"));
+    assert!(ok, "{text}");
+    assert_eq!(
+        quota_status(&server, version, ns, "be")["used"],
+        serde_json::json!({"pods": "1"})
+    );
+}
