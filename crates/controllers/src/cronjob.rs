@@ -25,11 +25,10 @@ use k8s_openapi::jiff::{Span, Timestamp, ToSpan};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use serde_json::json;
 
 use crate::workload_util::{
-    controller_owner_ref, controller_ref, is_conflict, is_not_found, is_ready, reflect, run_loop,
+    controller_owner_ref, controller_ref, is_conflict, is_not_found, is_ready, run_loop,
     self_trigger,
 };
 use crate::{Context, Error};
@@ -320,12 +319,9 @@ struct State {
 }
 
 pub async fn run(ctx: Context) -> Result<(), Error> {
-    let client = ctx.client.clone();
-    let (cronjobs, cj_events) = reflect(
-        Api::<CronJob>::all(client.clone()),
-        watcher::Config::default(),
-    );
-    let (jobs, job_events) = reflect(Api::<Job>::all(client), watcher::Config::default());
+    let _client = ctx.client.clone();
+    let (cronjobs, cj_events) = ctx.informers.reflect::<CronJob>();
+    let (jobs, job_events) = ctx.informers.reflect::<Job>();
     let job_trigger = job_events
         .filter_map(|job| async move {
             let owner = controller_ref(&job.metadata).filter(|r| r.kind == "CronJob")?;

@@ -28,13 +28,12 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use serde_json::json;
 
 use crate::deployment::scaled_value;
 use crate::workload_util::{
     controller_owner_ref, controller_ref, create_controlled_pod, is_conflict, is_not_found,
-    is_pod_available, is_pod_ready, is_ready, key_of, pod_from_template, pod_phase, reflect,
+    is_pod_available, is_pod_ready, is_ready, key_of, pod_from_template, pod_phase,
     run_loop, safe_hash, self_trigger, slow_start_batch, zero_free, Expectations, BURST_REPLICAS,
 };
 use crate::{Context, Error};
@@ -225,14 +224,11 @@ struct State {
 }
 
 pub async fn run(ctx: Context) -> Result<(), Error> {
-    let client = ctx.client.clone();
-    let (daemon_sets, ds_events) = reflect(
-        Api::<DaemonSet>::all(client.clone()),
-        watcher::Config::default(),
-    );
+    let _client = ctx.client.clone();
+    let (daemon_sets, ds_events) = ctx.informers.reflect::<DaemonSet>();
     let (nodes, node_events) =
-        reflect(Api::<Node>::all(client.clone()), watcher::Config::default());
-    let (pods, pod_events) = reflect(Api::<Pod>::all(client), watcher::Config::default());
+        ctx.informers.reflect::<Node>();
+    let (pods, pod_events) = ctx.informers.reflect::<Pod>();
     let pod_trigger = pod_events
         .filter_map(|pod| async move {
             let owner = controller_ref(&pod.metadata).filter(|r| r.kind == "DaemonSet")?;

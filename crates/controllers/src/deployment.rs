@@ -28,11 +28,10 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use serde_json::json;
 
 use crate::workload_util::{
-    controller_owner_ref, controller_ref, is_conflict, is_not_found, is_ready, reflect, run_loop,
+    controller_owner_ref, controller_ref, is_conflict, is_not_found, is_ready, run_loop,
     selector_is_empty, selector_matches, self_trigger, zero_free,
 };
 use crate::{Context, Error};
@@ -64,16 +63,10 @@ struct State {
 }
 
 pub async fn run(ctx: Context) -> Result<(), Error> {
-    let client = ctx.client.clone();
-    let (deployments, deployment_events) = reflect(
-        Api::<Deployment>::all(client.clone()),
-        watcher::Config::default(),
-    );
-    let (replica_sets, rs_events) = reflect(
-        Api::<ReplicaSet>::all(client.clone()),
-        watcher::Config::default(),
-    );
-    let (pods, pod_events) = reflect(Api::<Pod>::all(client), watcher::Config::default());
+    let _client = ctx.client.clone();
+    let (deployments, deployment_events) = ctx.informers.reflect::<Deployment>();
+    let (replica_sets, rs_events) = ctx.informers.reflect::<ReplicaSet>();
+    let (pods, pod_events) = ctx.informers.reflect::<Pod>();
 
     let for_rs = deployments.clone();
     let rs_trigger = rs_events

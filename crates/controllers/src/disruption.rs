@@ -269,11 +269,7 @@ where
             }
         }
     });
-    Informer::spawn(
-        Api::all(ctx.client.clone()),
-        watcher::Config::default(),
-        Some(tx),
-    )
+    Informer::shared(&ctx.informers, Some(tx))
 }
 
 /// Compute and write one PDB's status (only when it changed).

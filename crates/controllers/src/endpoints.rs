@@ -14,7 +14,6 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
 
 use crate::node_informer::Informer;
 use crate::node_podutil;
@@ -166,11 +165,7 @@ struct EndpointsReconciler {
 
 /// Maintain the Endpoints of every selector Service until a fatal error.
 pub async fn run(ctx: Context) -> Result<(), Error> {
-    let endpoints = Informer::<Endpoints>::spawn(
-        Api::all(ctx.client.clone()),
-        watcher::Config::default(),
-        None,
-    );
+    let endpoints = Informer::<Endpoints>::shared(&ctx.informers, None);
     endpoints.ready().await?;
     let reconciler = EndpointsReconciler {
         ctx: ctx.clone(),

@@ -187,11 +187,7 @@ pub async fn run(ctx: Context) -> Result<(), Error> {
         watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}")),
         None,
     );
-    let nodes = Informer::<Node>::spawn(
-        Api::all(ctx.client.clone()),
-        watcher::Config::default(),
-        None,
-    );
+    let nodes = Informer::<Node>::shared(&ctx.informers, None);
     slices.ready().await?;
     nodes.ready().await?;
     let reconciler = SliceReconciler {

@@ -27,12 +27,11 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PropagationPolicy};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use serde_json::json;
 
 use crate::workload_util::{
     controller_owner_ref, controller_ref, create_controlled_pod, is_not_found, is_pod_ready,
-    is_ready, key_of, pod_from_template, reflect, run_loop, self_trigger, slow_start_batch,
+    is_ready, key_of, pod_from_template, run_loop, self_trigger, slow_start_batch,
     sort_for_deletion, Expectations, BURST_REPLICAS,
 };
 use crate::{Context, Error};
@@ -52,9 +51,9 @@ struct State {
 }
 
 pub async fn run(ctx: Context) -> Result<(), Error> {
-    let client = ctx.client.clone();
-    let (jobs, job_events) = reflect(Api::<Job>::all(client.clone()), watcher::Config::default());
-    let (pods, pod_events) = reflect(Api::<Pod>::all(client), watcher::Config::default());
+    let _client = ctx.client.clone();
+    let (jobs, job_events) = ctx.informers.reflect::<Job>();
+    let (pods, pod_events) = ctx.informers.reflect::<Pod>();
     let pod_trigger = pod_events
         .filter_map(|pod| async move {
             let owner = controller_ref(&pod.metadata).filter(|r| r.kind == "Job")?;

@@ -15,6 +15,7 @@ pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod gc;
+pub mod informers;
 pub mod job;
 pub mod namespace;
 mod node_informer;
@@ -100,6 +101,8 @@ impl Default for Options {
 #[derive(Clone)]
 pub struct Context {
     pub client: kube::Client,
+    /// One watch and cache per kind, shared by every controller.
+    pub informers: Arc<informers::SharedInformers>,
     pub recorder: EventRecorder,
     pub options: Arc<Options>,
 }
@@ -108,6 +111,7 @@ pub struct Context {
 pub async fn run(client: kube::Client, options: Options) -> Result<(), Error> {
     let ctx = Context {
         recorder: EventRecorder::new(client.clone(), "controller-manager"),
+        informers: Arc::new(informers::SharedInformers::new(client.clone())),
         client,
         options: Arc::new(options),
     };

@@ -20,11 +20,10 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
 use serde_json::json;
 
 use crate::gc::{discover, Served};
-use crate::workload_util::{is_not_found, is_ready, reflect, run_loop, self_trigger};
+use crate::workload_util::{is_not_found, is_ready, run_loop, self_trigger};
 use crate::{Context, Error};
 
 /// The finalizer this controller owns in `spec.finalizers`.
@@ -36,10 +35,7 @@ struct State {
 }
 
 pub async fn run(ctx: Context) -> Result<(), Error> {
-    let (namespaces, events) = reflect(
-        Api::<Namespace>::all(ctx.client.clone()),
-        watcher::Config::default(),
-    );
+    let (namespaces, events) = ctx.informers.reflect::<Namespace>();
     let state = Arc::new(State {
         ctx,
         namespaces: namespaces.clone(),

@@ -15,14 +15,18 @@ use kube::Resource;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
+use crate::informers::SharedInformers;
+
 pub(crate) struct Informer<K: Resource<DynamicType = ()> + Clone + 'static> {
     pub store: Store<K>,
-    task: tokio::task::JoinHandle<()>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl<K: Resource<DynamicType = ()> + Clone + 'static> Drop for Informer<K> {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }
 
@@ -54,7 +58,36 @@ where
                 }
             }
         });
-        Informer { store, task }
+        Informer {
+            store,
+            task: Some(task),
+        }
+    }
+
+    /// The controller manager's shared informer of every `K`, sending each
+    /// event to `events` if given.
+    pub fn shared(
+        informers: &SharedInformers,
+        events: Option<mpsc::UnboundedSender<watcher::Event<K>>>,
+    ) -> Informer<K> {
+        let Some(events) = events else {
+            return Informer {
+                store: informers.store(),
+                task: None,
+            };
+        };
+        let (store, mut stream) = informers.events::<K>();
+        let task = tokio::spawn(async move {
+            while let Some(event) = stream.next().await {
+                if events.send(event).is_err() {
+                    return;
+                }
+            }
+        });
+        Informer {
+            store,
+            task: Some(task),
+        }
     }
 
     /// Wait until the first list has filled the cache.

@@ -174,7 +174,7 @@ pub async fn run(ctx: Context) -> Result<(), Error> {
     };
     let api: Api<Node> = Api::all(ctx.client.clone());
     let (events_tx, mut events) = mpsc::unbounded_channel();
-    let nodes = Informer::spawn(api.clone(), watcher::Config::default(), Some(events_tx));
+    let nodes = Informer::<Node>::shared(&ctx.informers, Some(events_tx));
     let mut listing = true;
     let mut pending = false;
     let mut last_pass = Instant::now();

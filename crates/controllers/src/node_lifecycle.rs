@@ -261,21 +261,13 @@ struct Monitor {
 
 /// Watch node health and act on it until a fatal error.
 pub async fn run(ctx: Context) -> Result<(), Error> {
-    let nodes = Informer::<Node>::spawn(
-        Api::all(ctx.client.clone()),
-        watcher::Config::default(),
-        None,
-    );
+    let nodes = Informer::<Node>::shared(&ctx.informers, None);
     let leases = Informer::<Lease>::spawn(
         Api::namespaced(ctx.client.clone(), LEASE_NAMESPACE),
         watcher::Config::default(),
         None,
     );
-    let pods = Informer::<Pod>::spawn(
-        Api::all(ctx.client.clone()),
-        watcher::Config::default(),
-        None,
-    );
+    let pods = Informer::<Pod>::shared(&ctx.informers, None);
     nodes.ready().await?;
     leases.ready().await?;
     pods.ready().await?;

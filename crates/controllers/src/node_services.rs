@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ObjectReference, Pod, Service, ServicePort};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::api::Api;
 use kube::runtime::watcher;
 use tokio::sync::mpsc;
 
@@ -206,16 +205,8 @@ pub(crate) async fn drive<R: ServiceReconciler>(
 ) -> Result<(), Error> {
     let (service_tx, mut service_events) = mpsc::unbounded_channel();
     let (pod_tx, mut pod_events) = mpsc::unbounded_channel();
-    let services = Informer::<Service>::spawn(
-        Api::all(ctx.client.clone()),
-        watcher::Config::default(),
-        Some(service_tx),
-    );
-    let pods = Informer::<Pod>::spawn(
-        Api::all(ctx.client.clone()),
-        watcher::Config::default(),
-        Some(pod_tx),
-    );
+    let services = Informer::<Service>::shared(&ctx.informers, Some(service_tx));
+    let pods = Informer::<Pod>::shared(&ctx.informers, Some(pod_tx));
     services.ready().await?;
     pods.ready().await?;
     let mut dirty: HashSet<ServiceKey> = HashSet::new();

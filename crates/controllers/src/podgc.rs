@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
-use kube::runtime::watcher;
 
 use crate::node_informer::Informer;
 use crate::node_podutil;
@@ -77,16 +76,8 @@ fn out_of_service_and_not_ready(node: &Node) -> bool {
 
 /// Collect pods until a fatal error.
 pub async fn run(ctx: Context) -> Result<(), Error> {
-    let pods = Informer::<Pod>::spawn(
-        Api::all(ctx.client.clone()),
-        watcher::Config::default(),
-        None,
-    );
-    let nodes = Informer::<Node>::spawn(
-        Api::all(ctx.client.clone()),
-        watcher::Config::default(),
-        None,
-    );
+    let pods = Informer::<Pod>::shared(&ctx.informers, None);
+    let nodes = Informer::<Node>::shared(&ctx.informers, None);
     pods.ready().await?;
     nodes.ready().await?;
     // A short node grace period (tests) shortens the quarantine with it.

@@ -24,14 +24,13 @@ use k8s_openapi::NamespaceResourceScope;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use kube::Resource;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::workload_util::{
     controller_owner_ref, controller_ref, create_controlled_pod, is_not_found, is_pod_active,
-    is_pod_available, is_pod_ready, is_ready, key_of, pod_from_template, reflect, run_loop,
+    is_pod_available, is_pod_ready, is_ready, key_of, pod_from_template, run_loop,
     selector_is_empty, selector_matches, self_trigger, slow_start_batch, sort_for_deletion,
     Expectations, BURST_REPLICAS,
 };
@@ -131,14 +130,8 @@ pub async fn run(ctx: Context) -> Result<(), Error> {
 }
 
 async fn run_for<K: ReplicaOwner>(ctx: Context) {
-    let (pods, pod_events) = reflect(
-        Api::<Pod>::all(ctx.client.clone()),
-        watcher::Config::default(),
-    );
-    let (owners, owner_events) = reflect(
-        Api::<K>::all(ctx.client.clone()),
-        watcher::Config::default(),
-    );
+    let (pods, pod_events) = ctx.informers.reflect::<Pod>();
+    let (owners, owner_events) = ctx.informers.reflect::<K>();
     let owners_for_pods = owners.clone();
     let pod_trigger = pod_events
         .flat_map(move |pod| futures::stream::iter(owners_of_pod::<K>(&owners_for_pods, &pod)))

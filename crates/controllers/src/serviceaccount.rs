@@ -34,10 +34,7 @@ struct State {
 
 pub async fn run(ctx: Context) -> Result<(), Error> {
     let client = ctx.client.clone();
-    let (namespaces, ns_events) = reflect(
-        Api::<Namespace>::all(client.clone()),
-        watcher::Config::default(),
-    );
+    let (namespaces, ns_events) = ctx.informers.reflect::<Namespace>();
     let (accounts, sa_events) = reflect(
         Api::<ServiceAccount>::all(client.clone()),
         watcher::Config::default().fields(&format!("metadata.name={DEFAULT_SERVICE_ACCOUNT}")),

@@ -27,13 +27,12 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use serde_json::json;
 
 use crate::daemonset::{current_revision, owned_revisions, revision_template, REVISION_HASH};
 use crate::workload_util::{
     controller_owner_ref, controller_ref, is_conflict, is_not_found, is_pod_available,
-    is_pod_ready, is_ready, pod_phase, reflect, run_loop, self_trigger,
+    is_pod_ready, is_ready, pod_phase, run_loop, self_trigger,
 };
 use crate::{Context, Error};
 
@@ -90,12 +89,9 @@ struct State {
 }
 
 pub async fn run(ctx: Context) -> Result<(), Error> {
-    let client = ctx.client.clone();
-    let (sets, set_events) = reflect(
-        Api::<StatefulSet>::all(client.clone()),
-        watcher::Config::default(),
-    );
-    let (pods, pod_events) = reflect(Api::<Pod>::all(client), watcher::Config::default());
+    let _client = ctx.client.clone();
+    let (sets, set_events) = ctx.informers.reflect::<StatefulSet>();
+    let (pods, pod_events) = ctx.informers.reflect::<Pod>();
     let pod_trigger = pod_events
         .filter_map(|pod| async move {
             let owner = controller_ref(&pod.metadata).filter(|r| r.kind == "StatefulSet")?;
