@@ -15,10 +15,9 @@
 //! - Namespaces: invalid labels are refused (422); setting or tightening
 //!   `enforce` warns about the existing pods that would violate it.
 //!
-//! Violations are listed in upstream's check order with upstream's text.
-//! Deviation: every `-version` is evaluated with the latest checks (the
-//! version is only reported), and AppArmor, SELinux, sysctls and Windows
-//! host-process checks are not implemented.
+//! The checks themselves live in [`checks`]: upstream's, versioned (a
+//! `-version` label evaluates that version's checks, `latest` and newer
+//! versions the v1.33 ones), in upstream's order and words.
 
 use std::collections::BTreeMap;
 
@@ -29,315 +28,48 @@ use serde_json::Value;
 use crate::registry::Strategy;
 use crate::ApiServer;
 
-/// The checks of the baseline level (also part of restricted).
-fn baseline(pod: &Value) -> Vec<String> {
-    let spec = &pod["spec"];
-    let mut out = Vec::new();
-    let host: Vec<&str> = ["hostNetwork", "hostPID", "hostIPC"]
-        .into_iter()
-        .filter(|k| spec[*k].as_bool() == Some(true))
-        .collect();
-    if !host.is_empty() {
-        out.push(format!(
-            "host namespaces ({})",
-            host.iter()
-                .map(|h| format!("{h}=true"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    let containers = all_containers(spec);
-    let privileged: Vec<&str> = containers
-        .iter()
-        .filter(|c| c["securityContext"]["privileged"].as_bool() == Some(true))
-        .map(|c| name(c))
-        .collect();
-    if !privileged.is_empty() {
-        out.push(format!(
-            "privileged ({} must not set securityContext.privileged=true)",
-            quoted_containers(&privileged)
-        ));
-    }
-    const BASELINE_CAPS: &[&str] = &[
-        "AUDIT_WRITE",
-        "CHOWN",
-        "DAC_OVERRIDE",
-        "FOWNER",
-        "FSETID",
-        "KILL",
-        "MKNOD",
-        "NET_BIND_SERVICE",
-        "SETFCAP",
-        "SETGID",
-        "SETPCAP",
-        "SETUID",
-        "SYS_CHROOT",
-    ];
-    let mut bad_caps: Vec<String> = Vec::new();
-    let mut cap_containers: Vec<&str> = Vec::new();
-    for c in &containers {
-        for cap in strings(&c["securityContext"]["capabilities"]["add"]) {
-            if !BASELINE_CAPS.contains(&cap.as_str()) {
-                if !bad_caps.contains(&cap) {
-                    bad_caps.push(cap);
-                }
-                if !cap_containers.contains(&name(c)) {
-                    cap_containers.push(name(c));
-                }
-            }
-        }
-    }
-    if !bad_caps.is_empty() {
-        out.push(format!(
-            "non-default capabilities ({} must not include {} in securityContext.capabilities.add)",
-            quoted_containers(&cap_containers),
-            bad_caps
-                .iter()
-                .map(|c| format!("{c:?}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    let host_paths: Vec<&str> = array(&spec["volumes"])
-        .iter()
-        .filter(|v| v.get("hostPath").is_some())
-        .map(name)
-        .collect();
-    if !host_paths.is_empty() {
-        out.push(format!(
-            "hostPath volumes ({} {})",
-            if host_paths.len() == 1 {
-                "volume"
-            } else {
-                "volumes"
-            },
-            host_paths
-                .iter()
-                .map(|v| format!("{v:?}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    let mut ports: Vec<String> = Vec::new();
-    let mut port_containers: Vec<&str> = Vec::new();
-    for c in &containers {
-        for p in array(&c["ports"]) {
-            if let Some(hp) = p["hostPort"].as_i64().filter(|p| *p != 0) {
-                ports.push(hp.to_string());
-                if !port_containers.contains(&name(c)) {
-                    port_containers.push(name(c));
-                }
-            }
-        }
-    }
-    if !ports.is_empty() {
-        out.push(format!(
-            "hostPort ({} uses {} {})",
-            quoted_containers(&port_containers),
-            if ports.len() == 1 {
-                "hostPort"
-            } else {
-                "hostPorts"
-            },
-            ports.join(", ")
-        ));
-    }
-    let unconfined = |v: &Value| v["seccompProfile"]["type"].as_str() == Some("Unconfined");
-    if unconfined(&spec["securityContext"])
-        || containers.iter().any(|c| unconfined(&c["securityContext"]))
-    {
-        out.push("seccompProfile (pod or containers must not set securityContext.seccompProfile.type to \"Unconfined\")".into());
-    }
-    let proc_mount: Vec<&str> = containers
-        .iter()
-        .filter(|c| {
-            c["securityContext"]["procMount"]
-                .as_str()
-                .is_some_and(|p| p != "Default")
-        })
-        .map(|c| name(c))
-        .collect();
-    if !proc_mount.is_empty() {
-        out.push(format!(
-            "procMount ({} must not set securityContext.procMount to \"Unmasked\")",
-            quoted_containers(&proc_mount)
-        ));
-    }
-    out
-}
+mod checks;
 
-/// The additional checks of the restricted level.
-fn restricted(pod: &Value) -> Vec<String> {
-    let spec = &pod["spec"];
-    let containers = all_containers(spec);
-    let mut out = Vec::new();
-    const ALLOWED_VOLUMES: &[&str] = &[
-        "configMap",
-        "csi",
-        "downwardAPI",
-        "emptyDir",
-        "ephemeral",
-        "persistentVolumeClaim",
-        "projected",
-        "secret",
-    ];
-    let restricted_volumes: Vec<String> = array(&spec["volumes"])
-        .iter()
-        .filter_map(|v| {
-            let kind = v.as_object()?.keys().find(|k| *k != "name")?.clone();
-            (!ALLOWED_VOLUMES.contains(&kind.as_str()))
-                .then(|| format!("{:?} uses restricted volume type {kind:?}", name(v)))
-        })
-        .collect();
-    if !restricted_volumes.is_empty() {
-        out.push(format!(
-            "restricted volume types (volume {})",
-            restricted_volumes.join(", ")
-        ));
-    }
-    let escalation: Vec<&str> = containers
-        .iter()
-        .filter(|c| c["securityContext"]["allowPrivilegeEscalation"].as_bool() != Some(false))
-        .map(|c| name(c))
-        .collect();
-    if !escalation.is_empty() {
-        out.push(format!(
-            "allowPrivilegeEscalation != false ({} must set securityContext.allowPrivilegeEscalation=false)",
-            quoted_containers(&escalation)
-        ));
-    }
-    let undropped: Vec<&str> = containers
-        .iter()
-        .filter(|c| {
-            !strings(&c["securityContext"]["capabilities"]["drop"])
-                .iter()
-                .any(|d| d == "ALL")
-        })
-        .map(|c| name(c))
-        .collect();
-    let added: Vec<&str> = containers
-        .iter()
-        .filter(|c| {
-            strings(&c["securityContext"]["capabilities"]["add"])
-                .iter()
-                .any(|a| a != "NET_BIND_SERVICE")
-        })
-        .map(|c| name(c))
-        .collect();
-    if !undropped.is_empty() || !added.is_empty() {
-        let mut parts = Vec::new();
-        if !undropped.is_empty() {
-            parts.push(format!(
-                "{} must set securityContext.capabilities.drop=[\"ALL\"]",
-                quoted_containers(&undropped)
-            ));
-        }
-        if !added.is_empty() {
-            parts.push(format!(
-                "{} must not include capabilities other than \"NET_BIND_SERVICE\" in securityContext.capabilities.add",
-                quoted_containers(&added)
-            ));
-        }
-        out.push(format!("unrestricted capabilities ({})", parts.join("; ")));
-    }
-    let pod_non_root = spec["securityContext"]["runAsNonRoot"].as_bool();
-    let not_non_root: Vec<&str> = containers
-        .iter()
-        .filter(|c| {
-            let own = c["securityContext"]["runAsNonRoot"].as_bool();
-            own == Some(false) || (own.is_none() && pod_non_root != Some(true))
-        })
-        .map(|c| name(c))
-        .collect();
-    if !not_non_root.is_empty() {
-        out.push(if pod_non_root == Some(true) {
-            format!(
-                "runAsNonRoot != true ({} must not set securityContext.runAsNonRoot=false)",
-                quoted_containers(&not_non_root)
-            )
-        } else {
-            format!(
-                "runAsNonRoot != true (pod or {} must set securityContext.runAsNonRoot=true)",
-                quoted_containers(&not_non_root)
-            )
-        });
-    }
-    let root_user = spec["securityContext"]["runAsUser"].as_i64() == Some(0)
-        || containers
-            .iter()
-            .any(|c| c["securityContext"]["runAsUser"].as_i64() == Some(0));
-    if root_user {
-        out.push("runAsUser=0 (pod and containers must not set runAsUser=0)".into());
-    }
-    let good_profile = |v: &Value| {
-        matches!(
-            v["seccompProfile"]["type"].as_str(),
-            Some("RuntimeDefault" | "Localhost")
-        )
-    };
-    let pod_profile = good_profile(&spec["securityContext"]);
-    let missing: Vec<&str> = containers
-        .iter()
-        .filter(|c| !pod_profile && !good_profile(&c["securityContext"]))
-        .map(|c| name(c))
-        .collect();
-    if !missing.is_empty() {
-        out.push(format!(
-            "seccompProfile (pod or {} must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")",
-            quoted_containers(&missing)
-        ));
-    }
-    out
-}
+pub use checks::Violation;
 
-/// Upstream runs its checks in the order of their IDs
-/// (`allowPrivilegeEscalation`, `capabilities_baseline`, ...); a
-/// violation's reason (its text before the details) names its check.
-fn check_rank(violation: &str) -> usize {
-    const ORDER: &[&str] = &[
-        "allowPrivilegeEscalation != false",
-        "non-default capabilities",
-        "unrestricted capabilities",
-        "host namespaces",
-        "hostPath volumes",
-        "hostPort",
-        "privileged",
-        "procMount",
-        "restricted volume types",
-        "runAsNonRoot != true",
-        "runAsUser=0",
-        "seccompProfile",
-    ];
-    let reason = reason_of(violation);
-    ORDER
-        .iter()
-        .position(|r| *r == reason)
-        .unwrap_or(ORDER.len())
-}
-
-/// `hostPort (container "c" uses hostPort 80)` -> `hostPort`.
-fn reason_of(violation: &str) -> &str {
-    violation.split(" (").next().unwrap_or(violation)
-}
-
-/// Violations of `level` (`privileged`, `baseline`, `restricted`), each
-/// `reason (details)`, in upstream's order.
+/// Violations of `level` (`privileged`, `baseline`, `restricted`) at the
+/// latest policy version, each `reason (details)`, in upstream's order.
 pub fn violations(level: &str, pod: &Value) -> Vec<String> {
-    let mut found = match level {
-        "baseline" => baseline(pod),
-        "restricted" => {
-            // Restricted's volume and seccomp checks replace baseline's.
-            let mut v: Vec<String> = baseline(pod)
-                .into_iter()
-                .filter(|v| !matches!(reason_of(v), "hostPath volumes" | "seccompProfile"))
-                .collect();
-            v.extend(restricted(pod));
-            v
-        }
-        _ => Vec::new(),
+    let level = match level {
+        "baseline" => Level::Baseline,
+        "restricted" => Level::Restricted,
+        _ => Level::Privileged,
     };
-    found.sort_by_key(|v| check_rank(v));
+    let latest = LevelVersion {
+        level,
+        version: "latest".into(),
+    };
+    check(&latest, pod)
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+/// The checks of one `level:version` on a pod or pod template.
+fn check(policy: &LevelVersion, pod: &Value) -> Vec<Violation> {
+    let minor = policy
+        .version
+        .strip_prefix("v1.")
+        .and_then(|m| m.parse::<u32>().ok())
+        .unwrap_or(checks::LATEST_MINOR);
+    match policy.level {
+        Level::Privileged => Vec::new(),
+        Level::Baseline => checks::evaluate(false, minor, pod),
+        Level::Restricted => checks::evaluate(true, minor, pod),
+    }
+}
+
+fn joined(found: &[Violation]) -> String {
     found
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -507,34 +239,34 @@ fn evaluate(
     if enforce {
         out.annotations
             .push(("enforce-policy", policy.enforce.to_string()));
-        let found = violations(policy.enforce.level.as_str(), pod);
+        let found = check(&policy.enforce, pod);
         if !found.is_empty() {
             out.refused = Some(format!(
                 "violates PodSecurity \"{}\": {}",
                 policy.enforce,
-                found.join(", ")
+                joined(&found)
             ));
         }
     }
-    let found = violations(policy.audit.level.as_str(), pod);
+    let found = check(&policy.audit, pod);
     if !found.is_empty() {
         out.annotations.push((
             "audit-violations",
             format!(
                 "would violate PodSecurity \"{}\": {}",
                 policy.audit,
-                found.join(", ")
+                joined(&found)
             ),
         ));
     }
     // No warnings on a request that is refused anyway.
     if out.refused.is_none() {
-        let found = violations(policy.warn.level.as_str(), pod);
+        let found = check(&policy.warn, pod);
         if !found.is_empty() {
             out.warnings.push(format!(
                 "would violate PodSecurity \"{}\": {}",
                 policy.warn,
-                found.join(", ")
+                joined(&found)
             ));
         }
     }
@@ -605,35 +337,8 @@ fn array(v: &Value) -> &[Value] {
     v.as_array().map(Vec::as_slice).unwrap_or_default()
 }
 
-fn strings(v: &Value) -> Vec<String> {
-    array(v)
-        .iter()
-        .filter_map(|s| s.as_str().map(String::from))
-        .collect()
-}
-
 fn name(v: &Value) -> &str {
     v["name"].as_str().unwrap_or("")
-}
-
-fn all_containers(spec: &Value) -> Vec<&Value> {
-    ["initContainers", "containers", "ephemeralContainers"]
-        .iter()
-        .flat_map(|k| array(&spec[*k]).iter())
-        .collect()
-}
-
-fn quoted_containers(names: &[&str]) -> String {
-    let list = names
-        .iter()
-        .map(|n| format!("{n:?}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    if names.len() == 1 {
-        format!("container {list}")
-    } else {
-        format!("containers {list}")
-    }
 }
 
 /// At most this many existing pods are evaluated when a namespace's
@@ -753,13 +458,13 @@ fn existing_pod_warnings(
     // reasons -> (alphabetically first pod, how many pods)
     let mut by_reasons: BTreeMap<String, (String, usize)> = BTreeMap::new();
     for pod in &pods {
-        let found = violations(enforce.level.as_str(), pod);
+        let found = check(enforce, pod);
         if found.is_empty() {
             continue;
         }
         let reasons = found
             .iter()
-            .map(|v| reason_of(v))
+            .map(|v| v.reason.as_str())
             .collect::<Vec<_>>()
             .join(", ");
         let pod_name = meta::name(pod).to_string();
@@ -891,39 +596,6 @@ mod tests {
     }
 
     #[test]
-    fn violations_come_in_upstreams_check_order() {
-        let pod = json!({"spec": {"hostNetwork": true,
-            "volumes": [{"name": "h", "hostPath": {"path": "/"}}],
-            "containers": [{"name": "c", "securityContext": {"privileged": true}}]}});
-        let found = violations("restricted", &pod);
-        let reasons: Vec<&str> = found.iter().map(|v| reason_of(v)).collect();
-        assert_eq!(
-            reasons,
-            [
-                "allowPrivilegeEscalation != false",
-                "unrestricted capabilities",
-                "host namespaces",
-                "privileged",
-                "restricted volume types",
-                "runAsNonRoot != true",
-                "seccompProfile"
-            ]
-        );
-        assert!(found.contains(
-            &r#"restricted volume types (volume "h" uses restricted volume type "hostPath")"#
-                .to_string()
-        ));
-        let baseline: Vec<String> = violations("baseline", &pod)
-            .iter()
-            .map(|v| reason_of(v).to_string())
-            .collect();
-        assert_eq!(
-            baseline,
-            ["host namespaces", "hostPath volumes", "privileged"]
-        );
-    }
-
-    #[test]
     fn only_significant_pod_updates_are_evaluated() {
         let pod = json!({"metadata": {"labels": {"a": "1"}},
             "spec": {"containers": [{"name": "c", "image": "nginx:1"}]}});
@@ -963,7 +635,7 @@ mod tests {
         assert_eq!(result.annotations.len(), 1);
         assert_eq!(result.annotations[0].0, "audit-violations");
         assert!(result.annotations[0].1.starts_with(
-            r#"would violate PodSecurity "restricted:latest": allowPrivilegeEscalation != false"#
+            r#"would violate PodSecurity "restricted:latest": privileged (container "c" must not set securityContext.privileged=true), allowPrivilegeEscalation != false"#
         ));
         // The same template as a pod is refused, with the enforced policy
         // annotated and no warning.

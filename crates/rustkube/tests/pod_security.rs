@@ -181,7 +181,7 @@ fn tightening_enforce_warns_about_existing_pods() {
             [
                 r#"Warning: existing pods in namespace "tight" violate the new PodSecurity enforce level "restricted:latest""#,
                 "Warning: p1 (and 1 other pod): allowPrivilegeEscalation != false, unrestricted capabilities, runAsNonRoot != true, seccompProfile",
-                "Warning: priv: allowPrivilegeEscalation != false, unrestricted capabilities, privileged, runAsNonRoot != true, seccompProfile",
+                "Warning: priv: privileged, allowPrivilegeEscalation != false, unrestricted capabilities, runAsNonRoot != true, seccompProfile",
             ],
             "kubectl {version}"
         );
