@@ -73,6 +73,8 @@ pub async fn handle(
     let resp = match (&state.audit, record.as_mut()) {
         (Some(auditor), Some(record)) => {
             let (level, omit) = auditor.evaluate(record);
+            // Requests refused before the audit stage learn their level here.
+            record.set_level(level);
             let resp = crate::audit::observe_response(record, resp).await;
             if !omit.iter().any(|s| s == "ResponseComplete") {
                 auditor.emit(
