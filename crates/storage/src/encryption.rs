@@ -235,6 +235,14 @@ impl EncryptionConfig {
             for name in &resource.resources {
                 match name.as_str() {
                     "*.*" => prefixes.clear(),
+                    r if r.starts_with('*') => {
+                        // The store cannot tell which resources a group
+                        // holds; better refused than silently unencrypted.
+                        return Err(format!(
+                            "resource {r:?}: group wildcards are not supported by rustkube; \
+                             list the resources, or use \"*.*\""
+                        ));
+                    }
                     r => {
                         let plural = r.split('.').next().unwrap_or(r);
                         prefixes.push(format!("/registry/{plural}/"));
@@ -569,6 +577,10 @@ resources:
         assert!(EncryptionConfig::parse("kind: Something\n").is_err());
         let kms = CONFIG.replace("aesgcm", "kms");
         assert!(EncryptionConfig::parse(&kms).unwrap_err().contains("kms"));
+        let wildcard = CONFIG.replace("[\"secrets\"]", "[\"*.apps\"]");
+        assert!(EncryptionConfig::parse(&wildcard)
+            .unwrap_err()
+            .contains("group wildcards"));
         let short = CONFIG.replace("dGhpcyBpcyBwYXNzd29yZA==", "c2hvcnQ=");
         assert!(EncryptionConfig::parse(&short).is_err());
     }
