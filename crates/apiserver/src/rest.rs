@@ -66,10 +66,40 @@ pub fn decode_stored(kv: &KeyValue) -> Result<Value, ApiError> {
     Ok(obj)
 }
 
+/// The object as stored: without `resourceVersion`, which the datastore's
+/// revision supplies on every read. Written through a filtering view
+/// rather than a deep copy with the field removed.
 fn encode_for_store(obj: &Value) -> Vec<u8> {
-    let mut copy = obj.clone();
-    meta::remove_meta(&mut copy, "resourceVersion");
-    serde_json::to_vec(&copy).unwrap_or_default()
+    serde_json::to_vec(&WithoutResourceVersion(obj)).unwrap_or_default()
+}
+
+struct WithoutResourceVersion<'a>(&'a Value);
+
+impl serde::Serialize for WithoutResourceVersion<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let Some(top) = self.0.as_object() else {
+            return self.0.serialize(ser);
+        };
+        let mut map = ser.serialize_map(Some(top.len()))?;
+        for (key, value) in top {
+            match value.as_object() {
+                Some(meta) if key == "metadata" => {
+                    map.serialize_entry(key, &MetadataWithoutResourceVersion(meta))?
+                }
+                _ => map.serialize_entry(key, value)?,
+            }
+        }
+        map.end()
+    }
+}
+
+struct MetadataWithoutResourceVersion<'a>(&'a serde_json::Map<String, Value>);
+
+impl serde::Serialize for MetadataWithoutResourceVersion<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        ser.collect_map(self.0.iter().filter(|(k, _)| *k != "resourceVersion"))
+    }
 }
 
 /// How much of an over-large body is read and thrown away so the client
@@ -1030,13 +1060,30 @@ const SYSTEM_META: &[&str] = &[
     "generation",
 ];
 
+/// Equal but for `metadata.resourceVersion` (compared without copying).
 fn same_ignoring_rv(a: &Value, b: &Value) -> bool {
-    let strip = |v: &Value| {
-        let mut c = v.clone();
-        meta::remove_meta(&mut c, "resourceVersion");
-        c
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return a == b;
     };
-    strip(a) == strip(b)
+    let without_meta =
+        |m: &serde_json::Map<String, Value>| m.keys().filter(|k| *k != "metadata").count();
+    if without_meta(a) != without_meta(b)
+        || a.iter()
+            .any(|(k, v)| k != "metadata" && b.get(k) != Some(v))
+    {
+        return false;
+    }
+    fn meta_fields(m: &serde_json::Map<String, Value>) -> Vec<(&String, &Value)> {
+        m.get("metadata")
+            .and_then(Value::as_object)
+            .map(|meta| {
+                meta.iter()
+                    .filter(|(k, _)| *k != "resourceVersion")
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+    meta_fields(a) == meta_fields(b)
 }
 
 /// Update (PUT): optimistic concurrency on resourceVersion, no write when
@@ -1904,4 +1951,39 @@ async fn server_side_apply(
         }
     }
     Err(ApiError::conflict_modified(info.plural, info.group, name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stored_form_leaves_out_only_the_resource_version() {
+        let obj = json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "a", "resourceVersion": "42", "labels": {"resourceVersion": "kept"}},
+            "data": {"resourceVersion": "kept"}
+        });
+        let stored: Value = serde_json::from_slice(&encode_for_store(&obj)).unwrap();
+        let mut expected = obj.clone();
+        meta::remove_meta(&mut expected, "resourceVersion");
+        assert_eq!(stored, expected);
+    }
+
+    #[test]
+    fn objects_differing_only_in_resource_version_are_the_same_write() {
+        let a = json!({"metadata": {"name": "a", "resourceVersion": "1"}, "data": {"k": "v"}});
+        let b = json!({"metadata": {"name": "a", "resourceVersion": "2"}, "data": {"k": "v"}});
+        let c = json!({"metadata": {"name": "a"}, "data": {"k": "v"}});
+        let d = json!({"metadata": {"name": "a", "resourceVersion": "1"}, "data": {"k": "w"}});
+        let e = json!({"metadata": {"name": "a", "resourceVersion": "1", "labels": {}}, "data": {"k": "v"}});
+        let f = json!({"metadata": {"name": "a", "resourceVersion": "1"}, "data": {"k": "v"}, "extra": 1});
+        assert!(same_ignoring_rv(&a, &b));
+        assert!(same_ignoring_rv(&a, &c));
+        assert!(!same_ignoring_rv(&a, &d));
+        assert!(!same_ignoring_rv(&a, &e));
+        assert!(!same_ignoring_rv(&a, &f));
+        assert!(!same_ignoring_rv(&f, &a));
+    }
 }
