@@ -1,8 +1,9 @@
 //! Auditing: an `audit.k8s.io/v1` Policy picks a level per request (the
 //! first matching rule wins; no match means `None`), and each audited
 //! request becomes JSON lines of `audit.k8s.io/v1` Events in the log file:
-//! one at `RequestReceived` and one at `ResponseComplete`, unless the
-//! policy omits a stage. The log rotates by size (`--audit-log-maxsize`
+//! one at `RequestReceived` and one at `ResponseComplete` (long-running
+//! requests also `ResponseStarted`, and complete when their stream ends),
+//! unless the policy omits a stage. The log rotates by size (`--audit-log-maxsize`
 //! megabytes, keeping `--audit-log-maxbackup` old files).
 //!
 //! Events carry the metadata of the request at every level (user,
@@ -541,6 +542,85 @@ impl Auditor {
             }
         }
     }
+}
+
+/// Upstream's long-running requests: watches, proxies, and the `exec`,
+/// `attach`, `portforward`, `proxy` and `log` subresources. Their audit
+/// events have a `ResponseStarted` stage, and `ResponseComplete` is written
+/// when the stream ends.
+pub fn is_long_running(info: &RequestInfo) -> bool {
+    matches!(info.verb.as_str(), "watch" | "proxy")
+        || matches!(
+            info.subresource.as_str(),
+            "exec" | "attach" | "portforward" | "proxy" | "log"
+        )
+}
+
+/// What is left to write once a streamed response ends.
+struct PendingCompletion {
+    auditor: Arc<Auditor>,
+    record: Record,
+    level: Level,
+    code: u16,
+}
+
+/// A response body that writes its request's `ResponseComplete` event
+/// when it is dropped: after the last frame, or when the client leaves.
+struct CompletesOnDrop {
+    inner: crate::response::Body,
+    pending: Option<PendingCompletion>,
+}
+
+impl hyper::body::Body for CompletesOnDrop {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for CompletesOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = self.pending.take() {
+            p.auditor
+                .emit(&p.record, p.level, "ResponseComplete", Some(p.code));
+        }
+    }
+}
+
+/// Defer the `ResponseComplete` event of a long-running request to the
+/// end of its response stream.
+pub fn complete_when_streamed(
+    auditor: Arc<Auditor>,
+    record: Record,
+    level: Level,
+    resp: http::Response<crate::response::Body>,
+) -> http::Response<crate::response::Body> {
+    use http_body_util::BodyExt;
+    let code = resp.status().as_u16();
+    let (parts, inner) = resp.into_parts();
+    let body = CompletesOnDrop {
+        inner,
+        pending: Some(PendingCompletion {
+            auditor,
+            record,
+            level,
+            code,
+        }),
+    };
+    http::Response::from_parts(parts, body.boxed_unsync())
 }
 
 /// `authorization.k8s.io/reason` for an allowed request, worded as

@@ -69,22 +69,31 @@ pub async fn handle(
             ))
         }
     };
-    // Stage: audit (ResponseComplete).
-    let resp = match (&state.audit, record.as_mut()) {
-        (Some(auditor), Some(record)) => {
-            let (level, omit) = auditor.evaluate(record);
+    // Stage: audit (ResponseStarted for long-running requests, and
+    // ResponseComplete, for streams once they end).
+    let resp = match (&state.audit, record) {
+        (Some(auditor), Some(mut record)) => {
+            let (level, omit) = auditor.evaluate(&record);
             // Requests refused before the audit stage learn their level here.
             record.set_level(level);
-            let resp = crate::audit::observe_response(record, resp).await;
-            if !omit.iter().any(|s| s == "ResponseComplete") {
-                auditor.emit(
-                    record,
-                    level,
-                    "ResponseComplete",
-                    Some(resp.status().as_u16()),
-                );
+            let resp = crate::audit::observe_response(&mut record, resp).await;
+            let code = Some(resp.status().as_u16());
+            let omitted = |stage: &str| omit.iter().any(|s| s == stage);
+            let long_running = record
+                .info
+                .as_ref()
+                .is_some_and(crate::audit::is_long_running);
+            if long_running && !omitted("ResponseStarted") {
+                auditor.emit(&record, level, "ResponseStarted", code);
             }
-            resp
+            if omitted("ResponseComplete") {
+                resp
+            } else if long_running {
+                crate::audit::complete_when_streamed(auditor.clone(), record, level, resp)
+            } else {
+                auditor.emit(&record, level, "ResponseComplete", code);
+                resp
+            }
         }
         _ => resp,
     };

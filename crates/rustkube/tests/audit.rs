@@ -265,6 +265,49 @@ fn events_carry_the_authorization_decision_and_reason() {
 }
 
 #[test]
+fn a_watch_is_audited_when_it_starts_and_again_when_it_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, log) = audited_server(
+        dir.path(),
+        &BODY_POLICY.replace("omitStages: [\"RequestReceived\"]\n", ""),
+    );
+    let (code, _) =
+        server.curl_admin(&["/api/v1/namespaces/default/configmaps?watch=1&timeoutSeconds=1"]);
+    assert_eq!(code, 200);
+    let mut stages: Vec<(String, serde_json::Value)> = Vec::new();
+    server.wait_for("the watch's audit events", Duration::from_secs(10), || {
+        stages = events(&log)
+            .into_iter()
+            .filter(|e| e["verb"] == "watch" && e["user"]["username"] == "system:admin")
+            .map(|e| (e["stage"].as_str().unwrap_or("").to_string(), e))
+            .collect();
+        stages.len() >= 3
+    });
+    let names: Vec<&str> = stages.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(
+        names,
+        ["RequestReceived", "ResponseStarted", "ResponseComplete"]
+    );
+    let ids: Vec<&serde_json::Value> = stages.iter().map(|(_, e)| &e["auditID"]).collect();
+    assert!(ids.iter().all(|id| *id == ids[0]), "one request: {ids:?}");
+    // Completed when the stream ended (the server closes it after 1 s).
+    let seconds = |e: &serde_json::Value| {
+        let t = e["stageTimestamp"].as_str().unwrap();
+        let clock = t.split('T').nth(1).unwrap().trim_end_matches('Z');
+        let parts: Vec<f64> = clock.split(':').map(|p| p.parse().unwrap()).collect();
+        parts[0] * 3600.0 + parts[1] * 60.0 + parts[2]
+    };
+    let streamed = seconds(&stages[2].1) - seconds(&stages[1].1);
+    assert!(streamed >= 0.9, "completed {streamed}s after it started");
+    assert_eq!(stages[1].1["responseStatus"]["code"], 200);
+    assert_eq!(stages[2].1["responseStatus"]["code"], 200);
+    // A short request has no ResponseStarted stage.
+    assert!(!events(&log)
+        .iter()
+        .any(|e| e["verb"] == "list" && e["stage"] == "ResponseStarted"));
+}
+
+#[test]
 fn a_bad_audit_policy_is_one_line_and_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.yaml");
