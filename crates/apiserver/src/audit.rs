@@ -25,6 +25,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use apimachinery::codec::BodyFormat;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -230,7 +231,7 @@ pub fn log_request_body(content_type: &str, body: &[u8]) {
     if current_level() < Level::Request || body.is_empty() {
         return;
     }
-    let decoded = apimachinery::codec::BodyFormat::from_content_type(content_type)
+    let decoded = BodyFormat::from_content_type(content_type)
         .ok()
         .and_then(|format| apimachinery::codec::decode_object(body, format).ok())
         .or_else(|| serde_json::from_slice::<Value>(body).ok());
@@ -287,6 +288,18 @@ impl Record {
     }
 }
 
+#[derive(Deserialize)]
+struct NameOnly {
+    #[serde(default)]
+    metadata: NameOnlyMeta,
+}
+
+#[derive(Default, Deserialize)]
+struct NameOnlyMeta {
+    #[serde(default)]
+    name: String,
+}
+
 /// Responses larger than this are not parsed for `responseObject` (or a
 /// failure's details); the event keeps the response code.
 const MAX_RESPONSE_OBJECT_BYTES: usize = 8 * 1024 * 1024;
@@ -324,9 +337,18 @@ pub async fn observe_response(
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let object = apimachinery::codec::BodyFormat::from_content_type(content_type)
-        .ok()
-        .and_then(|format| apimachinery::codec::decode_object(&bytes, format).ok());
+    let format = apimachinery::codec::BodyFormat::from_content_type(content_type).ok();
+    if level < Level::RequestResponse && code < 300 && format == Some(BodyFormat::Json) {
+        // Only the created object's name is needed: read just that, not
+        // a whole (possibly large) object.
+        if let Ok(named) = serde_json::from_slice::<NameOnly>(&bytes) {
+            if !named.metadata.name.is_empty() {
+                record.created_name = Some(named.metadata.name);
+            }
+        }
+        return http::Response::from_parts(parts, crate::response::full(bytes));
+    }
+    let object = format.and_then(|format| apimachinery::codec::decode_object(&bytes, format).ok());
     if let Some(object) = object {
         if object["kind"] == "Status" {
             // Only the bounded fields, as upstream copies them.
