@@ -140,6 +140,12 @@ pub async fn read_body(req: Request<Incoming>) -> Result<(http::request::Parts, 
     if too_large {
         return Err(ApiError::too_large(MAX_REQUEST_BODY_BYTES));
     }
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    crate::audit::log_request_body(content_type, &buf);
     Ok((parts, buf.freeze()))
 }
 

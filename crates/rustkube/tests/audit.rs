@@ -149,7 +149,7 @@ fn audited_server(dir: &std::path::Path, policy_text: &str) -> (Server, std::pat
 }
 
 #[test]
-fn request_response_events_carry_the_response_object_and_creates_their_name() {
+fn request_level_events_carry_the_request_and_response_objects_and_creates_their_name() {
     let dir = tempfile::tempdir().unwrap();
     let (server, log) = audited_server(dir.path(), BODY_POLICY);
     server.kubectl_ok(
@@ -190,6 +190,10 @@ fn request_response_events_carry_the_response_object_and_creates_their_name() {
         .expect("the create names its object");
     assert_eq!(configmap["level"], "Request");
     assert!(configmap.get("responseObject").is_none(), "{configmap}");
+    assert_eq!(configmap["requestObject"]["data"]["a"], "b", "{configmap}");
+    // kubectl 1.33 sent the Secret as protobuf; the event holds it as JSON.
+    assert_eq!(secret["requestObject"]["kind"], "Secret", "{secret}");
+    assert_eq!(secret["requestObject"]["metadata"]["name"], "s1", "{secret}");
 
     let generated = all
         .iter()
