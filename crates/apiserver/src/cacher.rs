@@ -9,7 +9,8 @@
 //! get the ring's events after their resourceVersion (or a snapshot of
 //! ADDED events when they give none), then live events. A watcher whose
 //! resourceVersion is older than the ring is told 410 Expired; a watcher
-//! that falls too far behind the live stream is cut off and re-watches.
+//! that falls behind the live stream catches up from the ring (and gets
+//! 410 only if the ring has moved past it).
 //! If the datastore watch itself breaks (e.g. compaction overtook it), the
 //! cache re-lists and every watcher is cut off.
 

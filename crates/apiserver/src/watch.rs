@@ -16,7 +16,7 @@ use http::Response;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::cacher::{CacheEvent, CacheEventType};
@@ -191,9 +191,37 @@ pub async fn serve(
                     }
                 }
                 next = live.recv() => {
-                    // Lagging too far behind or a cache reset ends the watch;
-                    // the client re-watches from its last resourceVersion.
-                    let Ok(ev) = next else { return };
+                    let ev = match next {
+                        Ok(ev) => ev,
+                        // Behind the live stream (which carries every
+                        // resource's events): catch up from the cache's
+                        // history instead of ending the watch; only a
+                        // watcher older than that history gets 410 Expired.
+                        Err(broadcast::error::RecvError::Lagged(_)) => {
+                            match state.cache.watch(&prefix, Some(last_rev)).await {
+                                Ok(resumed) => {
+                                    for ev in &resumed.backlog {
+                                        last_rev = last_rev.max(ev.revision);
+                                        if let Some(t) = translate(ev, &filter) {
+                                            if tx.send(encoder.event_line(t, ev)).await.is_err() {
+                                                return;
+                                            }
+                                        }
+                                    }
+                                    last_rev = last_rev.max(resumed.revision);
+                                    live = resumed.live;
+                                    continue;
+                                }
+                                Err(err) => {
+                                    let _ = tx.send(encoder.line("ERROR", &err.to_status())).await;
+                                    return;
+                                }
+                            }
+                        }
+                        // A cache reset ends the watch; the client re-watches
+                        // from its last resourceVersion.
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    };
                     if ev.revision <= last_rev {
                         continue;
                     }

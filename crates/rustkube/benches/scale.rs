@@ -18,8 +18,11 @@
 //!    `RUSTKUBE_SCALE_REPLICAS` (default 1,000) replicas and reports the time
 //!    from its create to every replica Running.
 //!
-//! Also printed: the CPU seconds and peak RSS of the server and of the
-//! sim-nodes process. Every process is stopped by PID.
+//! Also printed: the CPU share and peak RSS of the server and of the
+//! sim-nodes process. With `RUSTKUBE_SCALE_SPLIT=1` the controller manager
+//! and scheduler run as their own processes (`rustkube controller-manager`,
+//! `rustkube scheduler`) instead of inside the server, so each one's cost
+//! shows separately. Every process is stopped by PID.
 
 mod common;
 
@@ -49,34 +52,51 @@ struct PodTimes {
     running: HashMap<String, Instant>,
 }
 
-struct SimNodes {
+/// A `rustkube` subcommand run as its own process against the server.
+struct Component {
     child: Option<Child>,
 }
 
-impl SimNodes {
-    fn start(server: &Server, dir: &Path, count: usize) -> Result<SimNodes> {
-        let log = std::fs::File::create(dir.join("sim-nodes.log")).map_err(|e| e.to_string())?;
+impl Component {
+    fn start(server: &Server, dir: &Path, subcommand: &str, args: &[String]) -> Result<Component> {
+        let log = std::fs::File::create(dir.join(format!("{subcommand}.log")))
+            .map_err(|e| e.to_string())?;
         let child = Command::new(env!("CARGO_BIN_EXE_rustkube"))
-            .arg("sim-nodes")
+            .arg(subcommand)
             .arg(format!("--kubeconfig={}", server.kubeconfig.display()))
-            .arg(format!("--count={count}"))
-            // Upstream kubelets renew their Lease every 10 s and report an
-            // unchanged status every 5 minutes.
-            .arg("--lease-renew-interval=10")
-            .arg("--status-update-interval=300")
+            .args(args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .map_err(|e| format!("spawn sim-nodes: {e}"))?;
-        Ok(SimNodes { child: Some(child) })
+            .map_err(|e| format!("spawn {subcommand}: {e}"))?;
+        Ok(Component { child: Some(child) })
+    }
+
+    fn sim_nodes(server: &Server, dir: &Path, count: usize) -> Result<Component> {
+        let args = [
+            format!("--count={count}"),
+            // Upstream kubelets renew their Lease every 10 s and report an
+            // unchanged status every 5 minutes.
+            "--lease-renew-interval=10".into(),
+            "--status-update-interval=300".into(),
+        ];
+        Component::start(server, dir, "sim-nodes", &args)
     }
 
     fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
+
+    /// CPU seconds so far and peak RSS in MiB.
+    fn usage(&self) -> (f64, f64) {
+        (
+            cpu_seconds(self.pid()),
+            proc_status_kib(self.pid(), "VmHWM:") as f64 / 1024.0,
+        )
+    }
 }
 
-impl Drop for SimNodes {
+impl Drop for Component {
     fn drop(&mut self) {
         if let Some(child) = self.child.take() {
             common::terminate(child);
@@ -416,12 +436,38 @@ async fn deployment_phase(client: &Arc<Client>, replicas: usize) -> Result<()> {
     Ok(())
 }
 
-async fn run(dir: &Path, nodes: usize, pods: usize, replicas: Option<usize>) -> Result<()> {
+async fn run(
+    dir: &Path,
+    nodes: usize,
+    pods: usize,
+    replicas: Option<usize>,
+    split: bool,
+) -> Result<()> {
     println!("\n== {nodes} simulated nodes ==");
-    let mut server = Server::start(dir, &[])?;
+    let in_process: Vec<String> = if split {
+        vec![
+            "--disable-controller-manager".into(),
+            "--disable-scheduler".into(),
+        ]
+    } else {
+        vec![]
+    };
+    let mut server = Server::start(dir, &in_process)?;
     let client = Arc::new(Client::connect(tls_config(&server)?, server.port, CONNS).await?);
     wait_ready(&client).await?;
-    let sim = SimNodes::start(&server, dir, nodes)?;
+    // The separate components, when asked for: (name, process).
+    let mut components = Vec::new();
+    if split {
+        components.push((
+            "controller-manager",
+            Component::start(&server, dir, "controller-manager", &[])?,
+        ));
+        components.push((
+            "scheduler",
+            Component::start(&server, dir, "scheduler", &[])?,
+        ));
+    }
+    let sim = Component::sim_nodes(&server, dir, nodes)?;
     let begin = Instant::now();
     let until = begin + Duration::from_secs(600);
     loop {
@@ -438,21 +484,29 @@ async fn run(dir: &Path, nodes: usize, pods: usize, replicas: Option<usize>) -> 
         "  {nodes} nodes Ready in {:.1} s",
         begin.elapsed().as_secs_f64()
     );
-    let (server_cpu, sim_cpu) = (cpu_seconds(server.pid()), cpu_seconds(sim.pid()));
+    components.push(("sim-nodes", sim));
+    let server_cpu = cpu_seconds(server.pid());
+    let cpu_before: Vec<f64> = components.iter().map(|(_, c)| c.usage().0).collect();
     let phases = Instant::now();
     let mut result = pods_phase(&client, pods).await;
     if let (Ok(()), Some(replicas)) = (&result, replicas) {
         result = deployment_phase(&client, replicas).await;
     }
     let wall = phases.elapsed().as_secs_f64();
-    println!(
-        "  during the phases ({wall:.0} s): server {:.0}% CPU, peak RSS {:.0} MiB; sim-nodes {:.0}% CPU, peak RSS {:.0} MiB",
+    let mut line = format!(
+        "  during the phases ({wall:.0} s): server {:.0}% CPU, peak RSS {:.0} MiB",
         (cpu_seconds(server.pid()) - server_cpu) / wall * 100.0,
         proc_status_kib(server.pid(), "VmHWM:") as f64 / 1024.0,
-        (cpu_seconds(sim.pid()) - sim_cpu) / wall * 100.0,
-        proc_status_kib(sim.pid(), "VmHWM:") as f64 / 1024.0,
     );
-    drop(sim);
+    for ((name, component), before) in components.iter().zip(cpu_before) {
+        let (cpu, rss) = component.usage();
+        line += &format!(
+            "; {name} {:.0}% CPU, peak RSS {rss:.0} MiB",
+            (cpu - before) / wall * 100.0
+        );
+    }
+    println!("{line}");
+    drop(components);
     server.stop();
     result
 }
@@ -472,6 +526,7 @@ fn main() {
         .collect();
     let pods = env_or("RUSTKUBE_SCALE_PODS", 10_000usize);
     let replicas = env_or("RUSTKUBE_SCALE_REPLICAS", 1_000usize);
+    let split = env_or("RUSTKUBE_SCALE_SPLIT", 0u8) == 1;
     println!(
         "rustkube scale benchmark: release server (embedded SQLite, controllers and scheduler in-process), sim-nodes {nodes:?}, {pods} pods, {CONCURRENCY} concurrent creates, {} cores",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
@@ -484,7 +539,7 @@ fn main() {
     for (i, n) in nodes.iter().enumerate() {
         let deploy = (i == 0 && replicas > 0).then_some(replicas);
         let dir = tmp.path().join(format!("nodes-{n}"));
-        if let Err(e) = rt.block_on(run(&dir, *n, pods, deploy)) {
+        if let Err(e) = rt.block_on(run(&dir, *n, pods, deploy, split)) {
             println!("  error: {e}");
         }
     }
