@@ -18,7 +18,7 @@
 use std::any::{Any, TypeId};
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Debug;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use futures::stream::BoxStream;
 use futures::StreamExt;
@@ -49,7 +49,8 @@ impl<K> Kind for K where
 /// first list has been sent to subscribers.
 struct Shared<K: Kind> {
     store: Store<K>,
-    events: broadcast::Sender<Event<K>>,
+    /// Boxed so the channel's preallocated slots stay small.
+    events: broadcast::Sender<Arc<Event<K>>>,
     synced: watch::Receiver<bool>,
 }
 
@@ -116,7 +117,7 @@ impl SharedInformers {
                     Ok(event) => {
                         let done = matches!(event, Event::InitDone);
                         // No subscriber yet is fine: they replay the cache.
-                        let _ = events.send(event);
+                        let _ = events.send(Arc::new(event));
                         if done {
                             synced_tx.send_replace(true);
                         }
@@ -185,7 +186,7 @@ struct Subscriber<K: Kind> {
     /// skipped up to its `InitDone`, then the list is replayed whole.
     waiting_for_list: bool,
     pending: VecDeque<Event<K>>,
-    live: broadcast::Receiver<Event<K>>,
+    live: broadcast::Receiver<Arc<Event<K>>>,
     store: Store<K>,
 }
 
@@ -208,7 +209,7 @@ impl<K: Kind> Subscriber<K> {
             if let Some(event) = self.pending.pop_front() {
                 return Some(event);
             }
-            match self.live.recv().await {
+            match self.live.recv().await.map(Arc::unwrap_or_clone) {
                 Ok(Event::InitDone) if self.waiting_for_list => {
                     let this = std::mem::replace(self, self.placeholder());
                     *self = this.replayed();

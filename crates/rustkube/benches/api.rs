@@ -3,7 +3,8 @@
 //!
 //! Run: `cargo bench -p rustkube --bench api`
 //!
-//! Starts the real server binary on loopback (embedded SQLite, then a
+//! Starts the real server binary on loopback, without its in-process
+//! controller manager and scheduler (embedded SQLite, then a
 //! throwaway single-member etcd started in the same run), authenticates with
 //! the admin client certificate and drives it from this process with one
 //! shared HTTP/2 client whose requests multiplex over a few connections:
@@ -425,7 +426,15 @@ async fn run_backend(
 ) -> Figures {
     let mut fig = Figures::default();
     println!("\n== {label} ==");
-    let mut server = match Server::start(dir, &extra_args) {
+    // The API server alone: an in-process scheduler would try (and fail,
+    // there are no nodes) to place every benchmark pod, writing events and
+    // conditions that compete with the requests measured here.
+    let mut args = vec![
+        "--disable-controller-manager".to_string(),
+        "--disable-scheduler".to_string(),
+    ];
+    args.extend(extra_args);
+    let mut server = match Server::start(dir, &args) {
         Ok(s) => s,
         Err(e) => {
             println!("  server failed to start: {e}");
