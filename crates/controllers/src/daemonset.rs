@@ -33,8 +33,8 @@ use serde_json::json;
 use crate::deployment::scaled_value;
 use crate::workload_util::{
     controller_owner_ref, controller_ref, create_controlled_pod, is_conflict, is_not_found,
-    is_pod_available, is_pod_ready, is_ready, key_of, pod_from_template, pod_phase,
-    run_loop, safe_hash, self_trigger, slow_start_batch, zero_free, Expectations, BURST_REPLICAS,
+    is_pod_available, is_pod_ready, is_ready, key_of, pod_from_template, pod_phase, run_loop,
+    safe_hash, self_trigger, slow_start_batch, zero_free, Expectations, BURST_REPLICAS,
 };
 use crate::{Context, Error};
 
@@ -226,8 +226,7 @@ struct State {
 pub async fn run(ctx: Context) -> Result<(), Error> {
     let _client = ctx.client.clone();
     let (daemon_sets, ds_events) = ctx.informers.reflect::<DaemonSet>();
-    let (nodes, node_events) =
-        ctx.informers.reflect::<Node>();
+    let (nodes, node_events) = ctx.informers.reflect::<Node>();
     let (pods, pod_events) = ctx.informers.reflect::<Pod>();
     let pod_trigger = pod_events
         .filter_map(|pod| async move {

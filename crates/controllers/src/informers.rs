@@ -122,7 +122,9 @@ impl SharedInformers {
                             synced_tx.send_replace(true);
                         }
                     }
-                    Err(err) => tracing::debug!(%err, kind = %K::kind(&()), "watch failed; retrying"),
+                    Err(err) => {
+                        tracing::debug!(%err, kind = %K::kind(&()), "watch failed; retrying")
+                    }
                 }
             }
         });

@@ -193,7 +193,10 @@ fn request_level_events_carry_the_request_and_response_objects_and_creates_their
     assert_eq!(configmap["requestObject"]["data"]["a"], "b", "{configmap}");
     // kubectl 1.33 sent the Secret as protobuf; the event holds it as JSON.
     assert_eq!(secret["requestObject"]["kind"], "Secret", "{secret}");
-    assert_eq!(secret["requestObject"]["metadata"]["name"], "s1", "{secret}");
+    assert_eq!(
+        secret["requestObject"]["metadata"]["name"], "s1",
+        "{secret}"
+    );
 
     let generated = all
         .iter()
