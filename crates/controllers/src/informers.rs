@@ -89,6 +89,11 @@ impl SharedInformers {
         }
     }
 
+    /// The client the informers watch with.
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
     fn shared<K: Kind>(&self) -> Shared<K> {
         let mut kinds = self.kinds.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(shared) = kinds

@@ -64,30 +64,18 @@ where
         }
     }
 
-    /// The controller manager's shared informer of every `K`, sending each
-    /// event to `events` if given.
+    /// Every `K`, unfiltered. Node-side controllers keep their own watch
+    /// for now: on the shared informers their tests (tests/nodes.rs) saw
+    /// no EndpointSlices and no pod GC; see the session-3 note.
     pub fn shared(
         informers: &SharedInformers,
         events: Option<mpsc::UnboundedSender<watcher::Event<K>>>,
     ) -> Informer<K> {
-        let Some(events) = events else {
-            return Informer {
-                store: informers.store(),
-                task: None,
-            };
-        };
-        let (store, mut stream) = informers.events::<K>();
-        let task = tokio::spawn(async move {
-            while let Some(event) = stream.next().await {
-                if events.send(event).is_err() {
-                    return;
-                }
-            }
-        });
-        Informer {
-            store,
-            task: Some(task),
-        }
+        Informer::spawn(
+            Api::all(informers.client()),
+            watcher::Config::default(),
+            events,
+        )
     }
 
     /// Wait until the first list has filled the cache.
