@@ -52,39 +52,59 @@ pub async fn authorize(state: &ApiServer, user: &UserInfo, info: &RequestInfo) -
 
 /// The grants of every subject, resolved once per change of the RBAC
 /// objects, so a decision costs the user's own bindings and not a scan of
-/// all of them.
+/// all of them. Rules are compiled out of their JSON once, here, and a
+/// decision looks subjects up by the request's own strings without
+/// allocating.
 #[derive(Default)]
 pub struct RbacIndex {
     generation: u64,
-    /// Subject key -> the rule lists granted cluster-wide.
-    cluster: HashMap<String, Vec<Arc<Vec<Value>>>>,
-    /// (namespace, subject key) -> the rule lists granted in that namespace.
-    namespaced: HashMap<(String, String), Vec<Arc<Vec<Value>>>>,
+    /// What ClusterRoleBindings grant, everywhere.
+    cluster: SubjectGrants,
+    /// Namespace -> what that namespace's RoleBindings grant in it.
+    namespaced: HashMap<String, SubjectGrants>,
 }
 
-/// `User:<name>`, `Group:<name>`, `ServiceAccount:<ns>:<name>`.
-fn subject_keys(user: &UserInfo) -> Vec<String> {
-    let mut keys = vec![format!("User:{}", user.name)];
-    keys.extend(user.groups.iter().map(|g| format!("Group:{g}")));
-    if let Some(rest) = user.name.strip_prefix("system:serviceaccount:") {
-        keys.push(format!("ServiceAccount:{rest}"));
+type Grants = Vec<Arc<[CompiledRule]>>;
+
+/// Rule lists by subject. A ServiceAccount subject is filed under the
+/// user name its tokens carry (`system:serviceaccount:<ns>:<name>`), which
+/// is exactly what it matches.
+#[derive(Default)]
+struct SubjectGrants {
+    users: HashMap<String, Grants>,
+    groups: HashMap<String, Grants>,
+}
+
+impl SubjectGrants {
+    fn add(&mut self, subject: &Value, namespace: &str, rules: &Arc<[CompiledRule]>) {
+        let name = str_of(&subject["name"]);
+        let (map, key) = match str_of(&subject["kind"]) {
+            "User" => (&mut self.users, name.to_string()),
+            "Group" => (&mut self.groups, name.to_string()),
+            "ServiceAccount" => {
+                let ns = match str_of(&subject["namespace"]) {
+                    "" => namespace,
+                    ns => ns,
+                };
+                if ns.is_empty() {
+                    return;
+                }
+                (
+                    &mut self.users,
+                    format!("system:serviceaccount:{ns}:{name}"),
+                )
+            }
+            _ => return,
+        };
+        map.entry(key).or_default().push(rules.clone());
     }
-    keys
-}
 
-fn subject_key(subject: &Value, namespace: &str) -> Option<String> {
-    let name = str_of(&subject["name"]);
-    match str_of(&subject["kind"]) {
-        "User" => Some(format!("User:{name}")),
-        "Group" => Some(format!("Group:{name}")),
-        "ServiceAccount" => {
-            let ns = match str_of(&subject["namespace"]) {
-                "" => namespace,
-                ns => ns,
-            };
-            (!ns.is_empty()).then(|| format!("ServiceAccount:{ns}:{name}"))
-        }
-        _ => None,
+    fn allows(&self, user: &UserInfo, info: &RequestInfo) -> bool {
+        let covered = |grants: Option<&Grants>| {
+            grants.is_some_and(|g| g.iter().flat_map(|r| r.iter()).any(|r| r.allows(info)))
+        };
+        covered(self.users.get(&user.name))
+            || user.groups.iter().any(|g| covered(self.groups.get(g)))
     }
 }
 
@@ -94,18 +114,14 @@ impl RbacIndex {
             generation,
             ..Default::default()
         };
-        let mut cluster_rules: HashMap<String, Arc<Vec<Value>>> = HashMap::new();
-        let mut rules_of = |name: &str| -> Arc<Vec<Value>> {
+        let compile = |rules: &mut dyn Iterator<Item = &Value>| -> Arc<[CompiledRule]> {
+            rules.map(CompiledRule::new).collect()
+        };
+        let mut cluster_rules: HashMap<String, Arc<[CompiledRule]>> = HashMap::new();
+        let mut rules_of = |name: &str| -> Arc<[CompiledRule]> {
             cluster_rules
                 .entry(name.to_string())
-                .or_insert_with(|| {
-                    Arc::new(
-                        cluster_role_rules(policy, name)
-                            .into_iter()
-                            .cloned()
-                            .collect(),
-                    )
-                })
+                .or_insert_with(|| compile(&mut cluster_role_rules(policy, name).into_iter()))
                 .clone()
         };
         for binding in &policy.cluster_role_bindings {
@@ -114,18 +130,16 @@ impl RbacIndex {
             }
             let rules = rules_of(str_of(&binding["roleRef"]["name"]));
             for subject in array(&binding["subjects"]) {
-                if let Some(key) = subject_key(subject, "") {
-                    index.cluster.entry(key).or_default().push(rules.clone());
-                }
+                index.cluster.add(subject, "", &rules);
             }
         }
-        let roles: HashMap<(&str, &str), Arc<Vec<Value>>> = policy
+        let roles: HashMap<(&str, &str), Arc<[CompiledRule]>> = policy
             .roles
             .iter()
             .map(|r| {
                 (
                     (namespace_of(r), name_of(r)),
-                    Arc::new(array(&r["rules"]).to_vec()),
+                    compile(&mut array(&r["rules"]).iter()),
                 )
             })
             .collect();
@@ -140,35 +154,69 @@ impl RbacIndex {
                 },
                 _ => continue,
             };
+            let grants = index.namespaced.entry(ns.to_string()).or_default();
             for subject in array(&binding["subjects"]) {
-                if let Some(key) = subject_key(subject, ns) {
-                    index
-                        .namespaced
-                        .entry((ns.to_string(), key))
-                        .or_default()
-                        .push(rules.clone());
-                }
+                grants.add(subject, ns, &rules);
             }
         }
         index
     }
 
     pub fn allows(&self, user: &UserInfo, info: &RequestInfo) -> bool {
-        let keys = subject_keys(user);
-        let grants = |lists: Option<&Vec<Arc<Vec<Value>>>>| {
-            lists.is_some_and(|lists| {
-                lists
-                    .iter()
-                    .any(|rules| rules.iter().any(|r| rule_allows(r, info)))
-            })
-        };
-        if keys.iter().any(|k| grants(self.cluster.get(k))) {
-            return true;
-        }
-        !info.namespace.is_empty()
-            && keys
+        self.cluster.allows(user, info)
+            || (!info.namespace.is_empty()
+                && self
+                    .namespaced
+                    .get(&info.namespace)
+                    .is_some_and(|g| g.allows(user, info)))
+    }
+}
+
+/// One PolicyRule, parsed out of its JSON.
+#[derive(Debug, Default)]
+pub struct CompiledRule {
+    verbs: Vec<String>,
+    api_groups: Vec<String>,
+    resources: Vec<String>,
+    resource_names: Vec<String>,
+    non_resource_urls: Vec<String>,
+}
+
+impl CompiledRule {
+    pub fn new(rule: &Value) -> CompiledRule {
+        let strings = |field: &str| -> Vec<String> {
+            array(&rule[field])
                 .iter()
-                .any(|k| grants(self.namespaced.get(&(info.namespace.clone(), k.clone()))))
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        };
+        CompiledRule {
+            verbs: strings("verbs"),
+            api_groups: strings("apiGroups"),
+            resources: strings("resources"),
+            resource_names: strings("resourceNames"),
+            non_resource_urls: strings("nonResourceURLs"),
+        }
+    }
+
+    /// Does this rule cover the request?
+    pub fn allows(&self, info: &RequestInfo) -> bool {
+        if !contains_or_star(&self.verbs, &info.verb) {
+            return false;
+        }
+        if !info.is_resource_request {
+            return self
+                .non_resource_urls
+                .iter()
+                .any(|url| non_resource_url_matches(url, &info.path));
+        }
+        contains_or_star(&self.api_groups, &info.group)
+            && self
+                .resources
+                .iter()
+                .any(|r| resource_matches(r, &info.resource, &info.subresource))
+            && (self.resource_names.is_empty() || self.resource_names.contains(&info.name))
     }
 }
 
@@ -375,41 +423,22 @@ pub use apimachinery::selector::label_selector_matches;
 
 /// Does one PolicyRule cover the request?
 pub fn rule_allows(rule: &Value, info: &RequestInfo) -> bool {
-    if !contains_or_star(&rule["verbs"], &info.verb) {
-        return false;
-    }
-    if !info.is_resource_request {
-        return array(&rule["nonResourceURLs"])
-            .iter()
-            .filter_map(Value::as_str)
-            .any(|url| non_resource_url_matches(url, &info.path));
-    }
-    contains_or_star(&rule["apiGroups"], &info.group)
-        && resource_matches(rule, &info.resource, &info.subresource)
-        && resource_name_matches(rule, &info.name)
+    CompiledRule::new(rule).allows(info)
 }
 
-fn resource_matches(rule: &Value, resource: &str, subresource: &str) -> bool {
-    let combined = if subresource.is_empty() {
-        resource.to_string()
-    } else {
-        format!("{resource}/{subresource}")
-    };
-    array(&rule["resources"])
-        .iter()
-        .filter_map(Value::as_str)
-        .any(|r| {
-            r == "*"
-                || r == combined
-                || (!subresource.is_empty() && r.strip_prefix("*/") == Some(subresource))
-        })
-}
-
-/// Empty resourceNames allow every name; otherwise the request must name
-/// one, so list, watch, create and deletecollection (no name) never match.
-fn resource_name_matches(rule: &Value, name: &str) -> bool {
-    let names = array(&rule["resourceNames"]);
-    names.is_empty() || names.iter().any(|n| n.as_str() == Some(name))
+/// `pods`, `pods/log`, `*` or `*/scale` against a request's resource and
+/// subresource. A resource rule does not cover that resource's
+/// subresources.
+fn resource_matches(rule: &str, resource: &str, subresource: &str) -> bool {
+    if rule == "*" {
+        return true;
+    }
+    match rule.split_once('/') {
+        None => subresource.is_empty() && rule == resource,
+        Some((r, sub)) => {
+            !subresource.is_empty() && sub == subresource && (r == "*" || r == resource)
+        }
+    }
 }
 
 fn non_resource_url_matches(rule_url: &str, path: &str) -> bool {
@@ -420,11 +449,8 @@ fn non_resource_url_matches(rule_url: &str, path: &str) -> bool {
             .is_some_and(|prefix| path.starts_with(prefix))
 }
 
-fn contains_or_star(list: &Value, wanted: &str) -> bool {
-    array(list)
-        .iter()
-        .filter_map(Value::as_str)
-        .any(|v| v == "*" || v == wanted)
+fn contains_or_star(list: &[String], wanted: &str) -> bool {
+    list.iter().any(|v| v == "*" || v == wanted)
 }
 
 fn array(v: &Value) -> &[Value] {
@@ -898,5 +924,85 @@ mod tests {
             &json!({"matchLabels": {"tier": "db"}}),
             &labels
         ));
+    }
+
+    #[test]
+    fn the_index_decides_as_a_scan_of_the_bindings_does() {
+        let all = json!([{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]);
+        let read_pods = json!([{"verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods", "pods/log"]}]);
+        let policy = PolicySnapshot {
+            cluster_roles: vec![
+                cluster_role("all", all.clone()),
+                cluster_role("pods", read_pods.clone()),
+                aggregated("agg", json!({}), "to-agg"),
+                labelled(
+                    "member",
+                    "to-agg",
+                    json!([{"verbs": ["create"], "apiGroups": ["apps"], "resources": ["deployments"]}]),
+                ),
+            ],
+            cluster_role_bindings: vec![
+                crb("pods", json!([{"kind": "Group", "name": "readers"}])),
+                crb(
+                    "agg",
+                    json!([{"kind": "ServiceAccount", "name": "deployer", "namespace": "ci"}]),
+                ),
+                // No namespace: matches nobody cluster-wide.
+                crb("all", json!([{"kind": "ServiceAccount", "name": "ghost"}])),
+            ],
+            roles: vec![role(
+                "team",
+                "cm",
+                json!([{"verbs": ["update"], "apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["settings"]}]),
+            )],
+            role_bindings: vec![
+                rb("team", "Role", "cm", alice_subject()),
+                rb(
+                    "team",
+                    "ClusterRole",
+                    "all",
+                    json!([{"kind": "ServiceAccount", "name": "ghost"}]),
+                ),
+                rb("other", "Role", "cm", alice_subject()),
+            ],
+        };
+        let index = RbacIndex::build(&policy, 1);
+        let users = [
+            alice(),
+            user("bob", &["readers"]),
+            user(
+                "system:serviceaccount:ci:deployer",
+                &["system:serviceaccounts"],
+            ),
+            user("system:serviceaccount:team:ghost", &[]),
+            user("system:serviceaccount:default:ghost", &[]),
+            user("nobody", &[]),
+        ];
+        let requests = [
+            resource("get", "", "pods", "team", "p"),
+            resource("get", "", "pods/log", "team", "p"),
+            resource("get", "", "pods/exec", "team", "p"),
+            resource("list", "", "pods", "", ""),
+            resource("create", "apps", "deployments", "ci", ""),
+            resource("update", "", "configmaps", "team", "settings"),
+            resource("update", "", "configmaps", "team", "other"),
+            resource("update", "", "configmaps", "other", "settings"),
+            resource("delete", "", "secrets", "team", "s"),
+            resource("delete", "", "secrets", "default", "s"),
+            non_resource("get", "/version"),
+        ];
+        let mut allowed = 0;
+        for u in &users {
+            for r in &requests {
+                let expected = allows(&policy, u, r);
+                assert_eq!(index.allows(u, r), expected, "{} {r:?}", u.name);
+                allowed += usize::from(expected);
+            }
+        }
+        // The table exercises both answers.
+        assert!(
+            allowed > 5 && allowed < users.len() * requests.len() - 5,
+            "{allowed}"
+        );
     }
 }
