@@ -94,6 +94,9 @@ pub struct ApiServer {
     pub authorization_modes: Vec<authz::Mode>,
     /// RBAC grants by subject, rebuilt when RBAC objects change.
     pub rbac_index: std::sync::Mutex<Option<Arc<authz::rbac::RbacIndex>>>,
+    /// Held while the RBAC index is rebuilt, so concurrent requests wait
+    /// for one build instead of each building their own.
+    pub rbac_index_build: tokio::sync::Mutex<()>,
 }
 
 /// A started server: where it listens, and a handle to stop it.
@@ -167,6 +170,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         audit: config.audit,
         authorization_modes: config.authorization_modes,
         rbac_index: std::sync::Mutex::new(None),
+        rbac_index_build: tokio::sync::Mutex::new(()),
         service_ips: allocator::IpRange::new(config.service_cidr.0, config.service_cidr.1),
         node_ports: allocator::Range {
             key: "/registry/ranges/servicenodeports".into(),

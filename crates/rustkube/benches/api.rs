@@ -637,18 +637,25 @@ async fn token_gets(dir: &Path, mode: &str, seed: bool) -> Result<f64> {
 /// Token-authenticated GETs with `Node,RBAC` against the same with
 /// authorization off (`AlwaysAllow`), 10,000 RoleBindings present. The
 /// two modes alternate for `RUSTKUBE_BENCH_AUTH_ROUNDS` rounds (default
-/// 3) on restarts of one data dir, and each figure is the median of its
+/// 4) on restarts of one data dir, and each figure is the median of its
 /// rounds, so a noisy moment on the machine does not decide the result.
 async fn authorization_overhead(dir: &Path) -> Result<(f64, f64)> {
     let rounds: usize = std::env::var("RUSTKUBE_BENCH_AUTH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(3)
+        .unwrap_or(4)
         .max(1);
     let (mut rbac, mut open) = (Vec::new(), Vec::new());
     for round in 0..rounds {
-        rbac.push(token_gets(dir, "Node,RBAC", round == 0).await?);
-        open.push(token_gets(dir, "AlwaysAllow", false).await?);
+        // ABBA order, so a drift of the machine's speed over the run
+        // weighs on both modes alike.
+        if round % 2 == 0 {
+            rbac.push(token_gets(dir, "Node,RBAC", round == 0).await?);
+            open.push(token_gets(dir, "AlwaysAllow", false).await?);
+        } else {
+            open.push(token_gets(dir, "AlwaysAllow", false).await?);
+            rbac.push(token_gets(dir, "Node,RBAC", false).await?);
+        }
         println!(
             "  authorization round {}: Node,RBAC {:.0} gets/s, AlwaysAllow {:.0} gets/s",
             round + 1,
@@ -658,7 +665,7 @@ async fn authorization_overhead(dir: &Path) -> Result<(f64, f64)> {
     }
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
+        (v[(v.len() - 1) / 2] + v[v.len() / 2]) / 2.0
     };
     Ok((median(&mut rbac), median(&mut open)))
 }

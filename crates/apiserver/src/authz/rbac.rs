@@ -222,11 +222,23 @@ impl CompiledRule {
 
 /// The current index, rebuilt when the RBAC objects changed.
 async fn index(state: &ApiServer) -> Option<Arc<RbacIndex>> {
+    let current = |generation: u64| {
+        let current = state.rbac_index.lock().ok()?;
+        current
+            .as_ref()
+            .filter(|i| i.generation == generation)
+            .cloned()
+    };
     let generation = state.cache.rbac_generation();
-    if let Ok(current) = state.rbac_index.lock() {
-        if let Some(index) = current.as_ref().filter(|i| i.generation == generation) {
-            return Some(index.clone());
-        }
+    if let Some(index) = current(generation) {
+        return Some(index);
+    }
+    // One build at a time: the requests that queue here behind a build
+    // find its result.
+    let _building = state.rbac_index_build.lock().await;
+    let generation = state.cache.rbac_generation();
+    if let Some(index) = current(generation) {
+        return Some(index);
     }
     let policy = PolicySnapshot {
         cluster_roles: list(state, "clusterroles", "").await?,
