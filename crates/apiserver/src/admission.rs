@@ -202,7 +202,7 @@ async fn global_default_priority_class(state: &ApiServer) -> Result<Option<Value
         .iter()
         .filter(|c| c.get("globalDefault").and_then(Value::as_bool) == Some(true))
         .max_by_key(|c| c.get("value").and_then(Value::as_i64).unwrap_or(0))
-        .map(|c| c.as_ref().clone()))
+        .map(|c| c.value().clone()))
 }
 
 /// DefaultTolerationSeconds: pods tolerate a not-ready or unreachable node

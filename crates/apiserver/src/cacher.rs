@@ -39,6 +39,55 @@ pub enum CacheEventType {
     Delete,
 }
 
+/// One object as the cache holds it: decoded, and as the JSON clients are
+/// sent (resourceVersion included), made once when it enters the cache so
+/// that lists and watch events copy bytes instead of encoding the object
+/// again for every reader.
+#[derive(Debug)]
+pub struct Cached {
+    value: Value,
+    json: bytes::Bytes,
+}
+
+impl Cached {
+    /// An object read from the datastore. Its JSON is the stored bytes with
+    /// the resourceVersion spliced in, when they allow it.
+    pub fn from_stored(kv: &storage::KeyValue) -> Result<Cached, ApiError> {
+        let value = decode_stored(kv)?;
+        let json = match crate::rest::stored_json_with_revision(&kv.value, kv.mod_revision) {
+            Some(json) => json,
+            None => serde_json::to_vec(&value).unwrap_or_default(),
+        };
+        Ok(Cached {
+            value,
+            json: json.into(),
+        })
+    }
+
+    /// An object from elsewhere (tests, synthesised objects).
+    pub fn new(value: Value) -> Cached {
+        let json = serde_json::to_vec(&value).unwrap_or_default().into();
+        Cached { value, json }
+    }
+
+    pub fn value(&self) -> &Value {
+        &self.value
+    }
+
+    /// The object's JSON encoding.
+    pub fn json(&self) -> &bytes::Bytes {
+        &self.json
+    }
+}
+
+impl std::ops::Deref for Cached {
+    type Target = Value;
+
+    fn deref(&self) -> &Value {
+        &self.value
+    }
+}
+
 /// One committed change, shared by every watcher.
 #[derive(Debug)]
 pub struct CacheEvent {
@@ -46,20 +95,18 @@ pub struct CacheEvent {
     pub event_type: CacheEventType,
     /// For a put, the new object; for a delete, the last state with the
     /// deleting revision as its resourceVersion.
-    pub object: Arc<Value>,
+    pub object: Arc<Cached>,
     /// The object before this event, if it existed.
-    pub prev: Option<Arc<Value>>,
+    pub prev: Option<Arc<Cached>>,
     pub key: String,
-    /// `object` as JSON, encoded once for every watcher that sends it.
-    encoded: std::sync::OnceLock<bytes::Bytes>,
 }
 
 impl CacheEvent {
     pub fn new(
         revision: Revision,
         event_type: CacheEventType,
-        object: Arc<Value>,
-        prev: Option<Arc<Value>>,
+        object: Arc<Cached>,
+        prev: Option<Arc<Cached>>,
         key: String,
     ) -> Self {
         CacheEvent {
@@ -68,21 +115,18 @@ impl CacheEvent {
             object,
             prev,
             key,
-            encoded: std::sync::OnceLock::new(),
         }
     }
 
     /// The object's JSON encoding.
     pub fn encoded(&self) -> &bytes::Bytes {
-        self.encoded.get_or_init(|| {
-            bytes::Bytes::from(serde_json::to_vec(self.object.as_ref()).unwrap_or_default())
-        })
+        self.object.json()
     }
 }
 
 struct State {
     ring_capacity: usize,
-    objects: BTreeMap<String, Arc<Value>>,
+    objects: BTreeMap<String, Arc<Cached>>,
     /// The revision the cache reflects.
     revision: Revision,
     /// Every event with revision > `oldest` is in `ring`.
@@ -169,7 +213,7 @@ impl Cacher {
                 .map_err(|e| storage_error(e, "", "", ""))?;
             revision = page.revision;
             for kv in &page.kvs {
-                objects.insert(kv.key.clone(), Arc::new(decode_stored(kv)?));
+                objects.insert(kv.key.clone(), Arc::new(Cached::from_stored(kv)?));
             }
             if !page.more {
                 break;
@@ -196,7 +240,7 @@ impl Cacher {
         self.changed.notify_waiters();
         while let Some(ev) = events.next().await {
             let ev = ev.map_err(|e| storage_error(e, "", "", ""))?;
-            let object = Arc::new(decode_stored(&ev.kv)?);
+            let object = Arc::new(Cached::from_stored(&ev.kv)?);
             let rbac_changed = RBAC_PREFIXES.iter().any(|p| ev.kv.key.starts_with(p));
             let mut st = lock(&self.state);
             let prev = match ev.event_type {
@@ -278,13 +322,13 @@ impl Cacher {
 
     /// One object by datastore key, as the cache holds it now (no
     /// consistency wait: for lookups that upstream serves from informers).
-    pub fn get_now(&self, key: &str) -> Option<Arc<Value>> {
+    pub fn get_now(&self, key: &str) -> Option<Arc<Cached>> {
         lock(&self.state).objects.get(key).cloned()
     }
 
     /// Every object under `prefix` as the cache holds it now (no
     /// consistency wait).
-    pub fn list_now(&self, prefix: &str) -> Vec<Arc<Value>> {
+    pub fn list_now(&self, prefix: &str) -> Vec<Arc<Cached>> {
         let st = lock(&self.state);
         st.objects
             .range(prefix.to_string()..)
@@ -299,7 +343,7 @@ impl Cacher {
         &self,
         prefix: &str,
         min_revision: Revision,
-    ) -> Result<(Vec<Arc<Value>>, Revision), ApiError> {
+    ) -> Result<(Vec<Arc<Cached>>, Revision), ApiError> {
         self.wait_for(min_revision).await?;
         let st = lock(&self.state);
         let items = st
@@ -405,6 +449,8 @@ mod tests {
         let store: Arc<dyn Store> =
             Arc::new(storage::sqlite::SqliteStore::open(&dir.path().join("db")).unwrap());
         let cache = Cacher::start_with_ring(store.clone(), 4);
+        // History starts at the first list: make it precede the writes.
+        cache.ready().await;
         let first = put(&store, "a").await;
         let mut last = first;
         for key in ["b", "c", "d", "e", "f"] {

@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 use storage::{KeyValue, RangeRequest, StorageError};
 
 use crate::admission::{self, Operation};
+use crate::cacher::Cached;
 use crate::pipeline::RequestContext;
 use crate::registry::{DeleteAction, Strategy};
 use crate::response::{self, Body};
@@ -64,6 +65,123 @@ pub fn decode_stored(kv: &KeyValue) -> Result<Value, ApiError> {
         json!(kv.mod_revision.to_string()),
     );
     Ok(obj)
+}
+
+/// A stored object's JSON with `"resourceVersion":"<revision>"` put first
+/// in its top-level `metadata`, without decoding it: what a read answers.
+/// None when the bytes are not an object with a `metadata` object, or hold
+/// a `resourceVersion` anywhere (written before it was stripped, or an
+/// object reference inside), so the caller decodes instead.
+pub fn stored_json_with_revision(stored: &[u8], revision: i64) -> Option<Vec<u8>> {
+    const RV: &[u8] = b"\"resourceVersion\"";
+    if stored.windows(RV.len()).any(|w| w == RV) {
+        return None;
+    }
+    let at = json_scan::top_level_member(stored, b"metadata")?;
+    if stored.get(at) != Some(&b'{') || json_scan::skip_value(stored, at).is_none() {
+        return None;
+    }
+    let inner = json_scan::skip_ws(stored, at + 1);
+    let empty = stored.get(inner) == Some(&b'}');
+    let mut out = Vec::with_capacity(stored.len() + 40);
+    out.extend_from_slice(&stored[..=at]);
+    out.extend_from_slice(RV);
+    out.extend_from_slice(b":\"");
+    out.extend_from_slice(revision.to_string().as_bytes());
+    out.extend_from_slice(if empty { b"\"" } else { b"\"," });
+    out.extend_from_slice(&stored[at + 1..]);
+    Some(out)
+}
+
+/// Just enough of a JSON scanner to find a top-level member of a
+/// well-formed document. Every function answers None on anything it does
+/// not understand.
+mod json_scan {
+    pub fn skip_ws(json: &[u8], mut i: usize) -> usize {
+        while json.get(i).is_some_and(|b| b.is_ascii_whitespace()) {
+            i += 1;
+        }
+        i
+    }
+
+    /// The index of the closing quote of the string opening at `start`.
+    fn string_end(json: &[u8], start: usize) -> Option<usize> {
+        let mut i = start + 1;
+        while i < json.len() {
+            match json[i] {
+                b'\\' => i += 2,
+                b'"' => return Some(i),
+                _ => i += 1,
+            }
+        }
+        None
+    }
+
+    /// The index just past the value starting at `i`.
+    pub fn skip_value(json: &[u8], i: usize) -> Option<usize> {
+        match json.get(i)? {
+            b'"' => Some(string_end(json, i)? + 1),
+            b'{' | b'[' => {
+                let mut depth = 0usize;
+                let mut j = i;
+                while j < json.len() {
+                    match json[j] {
+                        b'"' => j = string_end(json, j)?,
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth = depth.checked_sub(1)?;
+                            if depth == 0 {
+                                return Some(j + 1);
+                            }
+                        }
+                        _ => {}
+                    }
+                    j += 1;
+                }
+                None
+            }
+            _ => {
+                let mut j = i;
+                while j < json.len()
+                    && !matches!(json[j], b',' | b'}' | b']')
+                    && !json[j].is_ascii_whitespace()
+                {
+                    j += 1;
+                }
+                (j > i).then_some(j)
+            }
+        }
+    }
+
+    /// Where the value of the top-level member `key` starts.
+    pub fn top_level_member(json: &[u8], key: &[u8]) -> Option<usize> {
+        let mut i = skip_ws(json, 0);
+        if json.get(i) != Some(&b'{') {
+            return None;
+        }
+        i += 1;
+        loop {
+            i = skip_ws(json, i);
+            if json.get(i) != Some(&b'"') {
+                return None;
+            }
+            let end = string_end(json, i)?;
+            let name = &json[i + 1..end];
+            i = skip_ws(json, end + 1);
+            if json.get(i) != Some(&b':') {
+                return None;
+            }
+            i = skip_ws(json, i + 1);
+            if name == key {
+                return Some(i);
+            }
+            i = skip_ws(json, skip_value(json, i)?);
+            if json.get(i) != Some(&b',') {
+                return None;
+            }
+            i += 1;
+        }
+    }
 }
 
 /// The object as stored: without `resourceVersion`, which the datastore's
@@ -265,6 +383,15 @@ pub async fn serve(
                 plain(format),
             ))
         }
+        "get" if format == ResponseFormat::Json && subresource == Subresource::None => {
+            // Plain JSON: the stored bytes with the revision spliced in,
+            // without decoding and re-encoding the object.
+            let kv = get_stored(state, s, &namespace, &info.name).await?;
+            match stored_json_with_revision(&kv.value, kv.mod_revision) {
+                Some(json) => Ok(response::bytes(200, "application/json", json)),
+                None => Ok(render_one(s, &decode_stored(&kv)?, 200, format, &ctx)),
+            }
+        }
         "get" => {
             let (obj, _) = get_object(state, s, &namespace, &info.name).await?;
             Ok(render_one(s, &obj, 200, format, &ctx))
@@ -359,7 +486,7 @@ pub async fn serve(
                 let name = meta::name(&item).to_string();
                 let ns = meta::namespace(&item).to_string();
                 match delete_object(state, s, &ns, &name, &options, dry_run).await {
-                    Ok((obj, _)) => deleted.push(Arc::new(obj)),
+                    Ok((obj, _)) => deleted.push(Arc::new(Cached::new(obj))),
                     Err(e) if e.code == 404 => {}
                     Err(e) => return Err(e),
                 }
@@ -434,12 +561,12 @@ fn render_one(
 
 fn render_list(
     s: &dyn Strategy,
-    items: Vec<Arc<Value>>,
+    items: Vec<Arc<Cached>>,
     list_meta: Value,
     format: ResponseFormat,
     ctx: &RequestContext,
 ) -> Response<Body> {
-    let refs: Vec<&Value> = items.iter().map(|o| o.as_ref()).collect();
+    let refs: Vec<&Value> = items.iter().map(|o| o.value()).collect();
     if let ResponseFormat::Table { v1beta1 } = format {
         let include = ctx.query.get("includeObject").unwrap_or("Metadata");
         let t = crate::table::table(s, &refs, list_meta, include, v1beta1, true);
@@ -467,7 +594,7 @@ fn render_list(
     }
     // JSON: written item by item from the shared objects, without copying
     // them into one tree first.
-    let mut out = Vec::with_capacity(256 + items.len() * 2048);
+    let mut out = Vec::with_capacity(256 + items.iter().map(|i| i.json().len() + 1).sum::<usize>());
     out.extend_from_slice(b"{\"kind\":");
     let _ = serde_json::to_writer(&mut out, &info.list_kind());
     out.extend_from_slice(b",\"apiVersion\":");
@@ -475,11 +602,11 @@ fn render_list(
     out.extend_from_slice(b",\"metadata\":");
     let _ = serde_json::to_writer(&mut out, &list_meta);
     out.extend_from_slice(b",\"items\":[");
-    for (i, item) in refs.iter().enumerate() {
+    for (i, item) in items.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        let _ = serde_json::to_writer(&mut out, item);
+        out.extend_from_slice(item.json());
     }
     out.extend_from_slice(b"]}");
     response::bytes(200, "application/json", out)
@@ -492,14 +619,24 @@ pub async fn get_object(
     namespace: &str,
     name: &str,
 ) -> Result<(Value, i64), ApiError> {
+    let kv = get_stored(state, s, namespace, name).await?;
+    Ok((decode_stored(&kv)?, kv.mod_revision))
+}
+
+/// The stored bytes at (namespace, name).
+async fn get_stored(
+    state: &ApiServer,
+    s: &dyn Strategy,
+    namespace: &str,
+    name: &str,
+) -> Result<KeyValue, ApiError> {
     let info = s.info();
     let (kv, _) = state
         .store
         .get(&info.key(namespace, name))
         .await
         .map_err(|e| storage_error(e, info.plural, info.group, name))?;
-    let kv = kv.ok_or_else(|| ApiError::not_found(info.plural, info.group, name))?;
-    Ok((decode_stored(&kv)?, kv.mod_revision))
+    kv.ok_or_else(|| ApiError::not_found(info.plural, info.group, name))
 }
 
 /// Fields beyond `metadata.name`/`metadata.namespace` that upstream lets
@@ -660,7 +797,7 @@ pub async fn list_objects(
     s: &dyn Strategy,
     namespace: &str,
     ctx: &RequestContext,
-) -> Result<(Vec<Arc<Value>>, Value), ApiError> {
+) -> Result<(Vec<Arc<Cached>>, Value), ApiError> {
     let info = s.info();
     let filter = Filter::from_query(ctx)?;
     let limit = ctx.query.int("limit")?.filter(|l| *l > 0).unwrap_or(0);
@@ -742,7 +879,7 @@ pub async fn list_objects(
         revision = page.revision;
         let last_key = page.kvs.last().map(|kv| kv.key.clone());
         for kv in &page.kvs {
-            let obj = decode_stored(kv)?;
+            let obj = Cached::from_stored(kv)?;
             if filter.matches(&obj) {
                 items.push(Arc::new(obj));
             }
@@ -1613,7 +1750,7 @@ async fn take_disruption(
             .cache
             .list(&format!("/registry/poddisruptionbudgets/{namespace}/"), rev)
             .await?;
-        let matching: Vec<&Arc<Value>> = items
+        let matching: Vec<&Arc<Cached>> = items
             .iter()
             .filter(|pdb| {
                 pdb.pointer("/spec/selector")
@@ -1622,7 +1759,7 @@ async fn take_disruption(
             .collect();
         let pdb = match matching.as_slice() {
             [] => return Ok(()),
-            [one] => one.as_ref().clone(),
+            [one] => one.value().clone(),
             _ => {
                 return Err(ApiError::internal(
                     "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
@@ -1991,5 +2128,43 @@ mod tests {
         assert!(!same_ignoring_rv(&a, &e));
         assert!(!same_ignoring_rv(&a, &f));
         assert!(!same_ignoring_rv(&f, &a));
+    }
+
+    #[test]
+    fn a_stored_object_gets_its_revision_spliced_in_as_decoding_would() {
+        let docs = [
+            r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","labels":{"a":"}{\\\"metadata\\\":{"}},"spec":{"containers":[{"name":"c"}]}}"#,
+            r#"{"spec":{"template":{"metadata":{"name":"inner"}}},"metadata":{}}"#,
+            r#" { "kind" : "X" , "n" : [1, {"a": null}, "x]"] , "metadata" : { "name" : "w" } } "#,
+        ];
+        for doc in docs {
+            let kv = KeyValue {
+                key: "/registry/x".into(),
+                value: doc.as_bytes().to_vec(),
+                create_revision: 1,
+                mod_revision: 42,
+            };
+            let spliced = stored_json_with_revision(doc.as_bytes(), 42)
+                .unwrap_or_else(|| panic!("not spliced: {doc}"));
+            let spliced: Value = serde_json::from_slice(&spliced)
+                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&spliced)));
+            assert_eq!(spliced, decode_stored(&kv).unwrap(), "{doc}");
+        }
+    }
+
+    #[test]
+    fn objects_the_splice_cannot_handle_are_left_to_the_decoder() {
+        for doc in [
+            r#"{"metadata":{"name":"p","resourceVersion":"7"}}"#,
+            r#"{"involvedObject":{"resourceVersion":"3"},"metadata":{"name":"e"}}"#,
+            r#"{"kind":"NoMetadata"}"#,
+            r#"{"metadata":"text"}"#,
+            r#"[{"metadata":{}}]"#,
+            r#"{"metadata":{"name":"p""#,
+            r#"{"a":"unterminated"#,
+            "",
+        ] {
+            assert_eq!(stored_json_with_revision(doc.as_bytes(), 1), None, "{doc}");
+        }
     }
 }

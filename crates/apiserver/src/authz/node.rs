@@ -121,7 +121,11 @@ pub fn authorize(state: &ApiServer, user: &UserInfo, info: &RequestInfo) -> Opti
     })
 }
 
-fn pods_on(state: &ApiServer, namespace: &str, node: &str) -> Vec<std::sync::Arc<Value>> {
+fn pods_on(
+    state: &ApiServer,
+    namespace: &str,
+    node: &str,
+) -> Vec<std::sync::Arc<crate::cacher::Cached>> {
     let Some(pods) = state.registry.lookup("", "v1", "pods") else {
         return Vec::new();
     };

@@ -22,6 +22,7 @@ use serde_json::Value;
 
 use super::Decision;
 use crate::authn::UserInfo;
+use crate::cacher::Cached;
 use crate::request_info::RequestInfo;
 use crate::ApiServer;
 
@@ -30,12 +31,12 @@ const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 /// The policy objects one decision needs.
 #[derive(Debug, Default, Clone)]
 pub struct PolicySnapshot {
-    pub cluster_roles: Vec<Arc<Value>>,
-    pub cluster_role_bindings: Vec<Arc<Value>>,
+    pub cluster_roles: Vec<Arc<Cached>>,
+    pub cluster_role_bindings: Vec<Arc<Cached>>,
     /// Roles of the request's namespace.
-    pub roles: Vec<Arc<Value>>,
+    pub roles: Vec<Arc<Cached>>,
     /// RoleBindings of the request's namespace.
-    pub role_bindings: Vec<Arc<Value>>,
+    pub role_bindings: Vec<Arc<Cached>>,
 }
 
 pub async fn authorize(state: &ApiServer, user: &UserInfo, info: &RequestInfo) -> Decision {
@@ -268,7 +269,7 @@ pub(crate) async fn snapshot(state: &ApiServer, namespace: &str) -> Option<Polic
 
 /// Every object of one RBAC resource (in one namespace, when given), as
 /// the watch cache holds it now.
-async fn list(state: &ApiServer, plural: &str, namespace: &str) -> Option<Vec<Arc<Value>>> {
+async fn list(state: &ApiServer, plural: &str, namespace: &str) -> Option<Vec<Arc<Cached>>> {
     let prefix = state
         .registry
         .lookup(RBAC_GROUP, "v1", plural)?
@@ -416,7 +417,7 @@ fn collect_rules<'a>(
         return;
     };
     let selectors = array(&aggregation["clusterRoleSelectors"]);
-    let mut members: Vec<&Arc<Value>> = policy
+    let mut members: Vec<&Arc<Cached>> = policy
         .cluster_roles
         .iter()
         .filter(|r| name_of(r) != name)
@@ -523,28 +524,32 @@ mod tests {
         }
     }
 
-    fn cluster_role(name: &str, rules: Value) -> Arc<Value> {
-        Arc::new(json!({"metadata": {"name": name}, "rules": rules}))
+    fn cluster_role(name: &str, rules: Value) -> Arc<Cached> {
+        Arc::new(Cached::new(
+            json!({"metadata": {"name": name}, "rules": rules}),
+        ))
     }
 
-    fn role(ns: &str, name: &str, rules: Value) -> Arc<Value> {
-        Arc::new(json!({"metadata": {"name": name, "namespace": ns}, "rules": rules}))
+    fn role(ns: &str, name: &str, rules: Value) -> Arc<Cached> {
+        Arc::new(Cached::new(
+            json!({"metadata": {"name": name, "namespace": ns}, "rules": rules}),
+        ))
     }
 
-    fn crb(role: &str, subjects: Value) -> Arc<Value> {
-        Arc::new(json!({
+    fn crb(role: &str, subjects: Value) -> Arc<Cached> {
+        Arc::new(Cached::new(json!({
             "metadata": {"name": role},
             "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": role},
             "subjects": subjects,
-        }))
+        })))
     }
 
-    fn rb(ns: &str, kind: &str, role: &str, subjects: Value) -> Arc<Value> {
-        Arc::new(json!({
+    fn rb(ns: &str, kind: &str, role: &str, subjects: Value) -> Arc<Cached> {
+        Arc::new(Cached::new(json!({
             "metadata": {"name": format!("{role}-binding"), "namespace": ns},
             "roleRef": {"apiGroup": RBAC_GROUP, "kind": kind, "name": role},
             "subjects": subjects,
-        }))
+        })))
     }
 
     fn alice() -> UserInfo {
@@ -834,7 +839,7 @@ mod tests {
 
     #[test]
     fn cluster_role_binding_naming_a_role_grants_nothing() {
-        let mut binding = (*crb("writer", alice_subject())).clone();
+        let mut binding = crb("writer", alice_subject()).value().clone();
         binding["roleRef"]["kind"] = json!("Role");
         let policy = PolicySnapshot {
             roles: vec![role(
@@ -842,7 +847,7 @@ mod tests {
                 "writer",
                 json!([{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]),
             )],
-            cluster_role_bindings: vec![Arc::new(binding)],
+            cluster_role_bindings: vec![Arc::new(Cached::new(binding))],
             ..Default::default()
         };
         assert!(!allows(
@@ -852,16 +857,18 @@ mod tests {
         ));
     }
 
-    fn aggregated(name: &str, labels: Value, selector_label: &str) -> Arc<Value> {
-        Arc::new(json!({
+    fn aggregated(name: &str, labels: Value, selector_label: &str) -> Arc<Cached> {
+        Arc::new(Cached::new(json!({
             "metadata": {"name": name, "labels": labels},
             "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {selector_label: "true"}}]},
             "rules": [],
-        }))
+        })))
     }
 
-    fn labelled(name: &str, label: &str, rules: Value) -> Arc<Value> {
-        Arc::new(json!({"metadata": {"name": name, "labels": {label: "true"}}, "rules": rules}))
+    fn labelled(name: &str, label: &str, rules: Value) -> Arc<Cached> {
+        Arc::new(Cached::new(
+            json!({"metadata": {"name": name, "labels": {label: "true"}}, "rules": rules}),
+        ))
     }
 
     #[test]
