@@ -99,6 +99,9 @@ pub struct CacheEvent {
     /// The object before this event, if it existed.
     pub prev: Option<Arc<Cached>>,
     pub key: String,
+    /// The watch-stream line of this event as ADDED, MODIFIED and DELETED,
+    /// each made once for every watcher that sends it.
+    lines: [std::sync::OnceLock<bytes::Bytes>; 3],
 }
 
 impl CacheEvent {
@@ -115,12 +118,30 @@ impl CacheEvent {
             object,
             prev,
             key,
+            lines: Default::default(),
         }
     }
 
-    /// The object's JSON encoding.
-    pub fn encoded(&self) -> &bytes::Bytes {
-        self.object.json()
+    /// `{"type":"<event_type>","object":<the object>}` and a newline: one
+    /// event of a JSON watch stream.
+    pub fn json_line(&self, event_type: &str) -> bytes::Bytes {
+        let make = || {
+            let body = self.object.json();
+            let mut line = Vec::with_capacity(body.len() + 40);
+            line.extend_from_slice(b"{\"type\":\"");
+            line.extend_from_slice(event_type.as_bytes());
+            line.extend_from_slice(b"\",\"object\":");
+            line.extend_from_slice(body);
+            line.extend_from_slice(b"}\n");
+            bytes::Bytes::from(line)
+        };
+        let slot = match event_type {
+            "ADDED" => 0,
+            "MODIFIED" => 1,
+            "DELETED" => 2,
+            _ => return make(),
+        };
+        self.lines[slot].get_or_init(make).clone()
     }
 }
 
@@ -335,6 +356,17 @@ impl Cacher {
             .take_while(|(k, _)| k.starts_with(prefix))
             .map(|(_, v)| v.clone())
             .collect()
+    }
+
+    /// One object by datastore key once the cache is at least at
+    /// `min_revision`.
+    pub async fn get(
+        &self,
+        key: &str,
+        min_revision: Revision,
+    ) -> Result<Option<Arc<Cached>>, ApiError> {
+        self.wait_for(min_revision).await?;
+        Ok(lock(&self.state).objects.get(key).cloned())
     }
 
     /// Every object under `prefix` (a namespace or the whole resource) once

@@ -35,7 +35,7 @@ pub fn object(code: u16, value: &Value, format: ResponseFormat) -> Response<Body
     with_type(code, "application/json", full(bytes))
 }
 
-pub fn bytes(code: u16, content_type: &'static str, body: Vec<u8>) -> Response<Body> {
+pub fn bytes(code: u16, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
     with_type(code, content_type, full(body))
 }
 

@@ -383,14 +383,14 @@ pub async fn serve(
                 plain(format),
             ))
         }
-        "get" if format == ResponseFormat::Json && subresource == Subresource::None => {
-            // Plain JSON: the stored bytes with the revision spliced in,
-            // without decoding and re-encoding the object.
-            let kv = get_stored(state, s, &namespace, &info.name).await?;
-            match stored_json_with_revision(&kv.value, kv.mod_revision) {
-                Some(json) => Ok(response::bytes(200, "application/json", json)),
-                None => Ok(render_one(s, &decode_stored(&kv)?, 200, format, &ctx)),
+        "get" if subresource == Subresource::None => {
+            // From the watch cache once it has caught up with the request
+            // (as a consistent list is); plain JSON is the cached bytes.
+            let obj = cached_object(state, s, &namespace, &info.name, &ctx).await?;
+            if format == ResponseFormat::Json {
+                return Ok(response::bytes(200, "application/json", obj.json().clone()));
             }
+            Ok(render_one(s, obj.value(), 200, format, &ctx))
         }
         "get" => {
             let (obj, _) = get_object(state, s, &namespace, &info.name).await?;
@@ -610,6 +610,33 @@ fn render_list(
     }
     out.extend_from_slice(b"]}");
     response::bytes(200, "application/json", out)
+}
+
+/// The object at (namespace, name) as the watch cache holds it once the
+/// cache has reached the datastore's current revision (or the request's
+/// `resourceVersion`, which asks for an object not older than it; `0` for
+/// whatever the cache holds).
+async fn cached_object(
+    state: &ApiServer,
+    s: &dyn Strategy,
+    namespace: &str,
+    name: &str,
+    ctx: &RequestContext,
+) -> Result<Arc<Cached>, ApiError> {
+    let info = s.info();
+    let min_revision = match ctx.query.str("resourceVersion") {
+        "" => state
+            .store
+            .current_revision()
+            .await
+            .map_err(|e| storage_error(e, info.plural, info.group, name))?,
+        rv => revision_param(rv)?,
+    };
+    state
+        .cache
+        .get(&info.key(namespace, name), min_revision)
+        .await?
+        .ok_or_else(|| ApiError::not_found(info.plural, info.group, name))
 }
 
 /// The object at (namespace, name) and its mod revision.
@@ -926,6 +953,8 @@ pub enum Subresource {
     Token,
     /// `certificatesigningrequests/<name>/approval`.
     Approval,
+    /// `pods/<name>/ephemeralcontainers` (what `kubectl debug` writes).
+    EphemeralContainers,
 }
 
 impl Subresource {
@@ -940,12 +969,17 @@ impl Subresource {
             "token" if s.info().subresources.contains(&"token") => Subresource::Token,
             "approval" if s.info().subresources.contains(&"approval") => Subresource::Approval,
             "scale" if s.info().subresources.contains(&"scale") => Subresource::Scale,
+            "ephemeralcontainers" if s.info().subresources.contains(&"ephemeralcontainers") => {
+                Subresource::EphemeralContainers
+            }
             _ => return Err(ApiError::path_not_found()),
         };
         let allowed = match sub {
             Subresource::Status | Subresource::Scale => matches!(verb, "get" | "update" | "patch"),
             Subresource::Binding | Subresource::Eviction | Subresource::Token => verb == "create",
-            Subresource::Approval => matches!(verb, "get" | "update" | "patch"),
+            Subresource::Approval | Subresource::EphemeralContainers => {
+                matches!(verb, "get" | "update" | "patch")
+            }
             _ => verb == "update",
         };
         if !allowed {
@@ -1299,6 +1333,22 @@ pub async fn update_object(
                 .unwrap_or(Value::Null);
             merged
         }
+        // Ephemeral containers change spec.ephemeralContainers and nothing
+        // else.
+        Subresource::EphemeralContainers => {
+            let mut merged = old.clone();
+            match obj.pointer("/spec/ephemeralContainers") {
+                Some(list) if !list.is_null() => {
+                    merged["spec"]["ephemeralContainers"] = list.clone();
+                }
+                _ => {
+                    if let Some(spec) = merged.get_mut("spec").and_then(Value::as_object_mut) {
+                        spec.remove("ephemeralContainers");
+                    }
+                }
+            }
+            merged
+        }
         Subresource::Binding | Subresource::Eviction | Subresource::Scale | Subresource::Token => {
             return Err(ApiError::method_not_allowed(
                 "not an update of the object itself",
@@ -1325,7 +1375,12 @@ pub async fn update_object(
             meta.as_ref(),
         );
     }
-    let causes = s.validate_update(&obj, &old);
+    let causes = match subresource {
+        Subresource::EphemeralContainers => {
+            crate::registry::pods::validate_ephemeral_containers_update(&obj, &old)
+        }
+        _ => s.validate_update(&obj, &old),
+    };
     if !causes.is_empty() {
         return Err(invalid(s, &obj, causes));
     }
@@ -1333,7 +1388,10 @@ pub async fn update_object(
     if let Some(node) = &opts.node {
         admission::node_restriction(node, s, &obj, Some(&old))?;
     }
-    if subresource == Subresource::None {
+    if matches!(
+        subresource,
+        Subresource::None | Subresource::EphemeralContainers
+    ) {
         crate::pod_security::admission(state, s, &obj, Some(&old), warnings)?;
     }
     if let (Some(user), "rbac.authorization.k8s.io") = (&opts.user, info.group) {

@@ -38,19 +38,13 @@ struct Encoder {
 }
 
 impl Encoder {
-    /// One event of the cache; plain JSON reuses the event's encoding.
+    /// One event of the cache; plain JSON shares the event's line with
+    /// every other watcher sending it.
     fn event_line(&mut self, event_type: &str, ev: &CacheEvent) -> Bytes {
         if self.format != ResponseFormat::Json {
             return self.line(event_type, &ev.object);
         }
-        let body = ev.encoded();
-        let mut line = Vec::with_capacity(body.len() + 40);
-        line.extend_from_slice(b"{\"type\":\"");
-        line.extend_from_slice(event_type.as_bytes());
-        line.extend_from_slice(b"\",\"object\":");
-        line.extend_from_slice(body);
-        line.extend_from_slice(b"}\n");
-        Bytes::from(line)
+        ev.json_line(event_type)
     }
 
     fn line(&mut self, event_type: &str, obj: &Value) -> Bytes {

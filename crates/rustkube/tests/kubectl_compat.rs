@@ -684,3 +684,101 @@ fn kubectl_proxy_forwards_requests_with_the_kubeconfig_credentials() {
         "{body}"
     );
 }
+
+#[test]
+fn kubectl_debug_adds_ephemeral_containers_that_can_never_be_changed_or_removed() {
+    let server = Server::start(&[]);
+    server.kubectl_ok(
+        "1.33",
+        &["run", "target", "--image=busybox", "--restart=Never"],
+    );
+    let mut expected = Vec::new();
+    for version in present_versions() {
+        let name = format!("dbg-{}", version.replace('.', "-"));
+        server.kubectl_ok(
+            version,
+            &["debug", "target", "--image=busybox", "-c", &name],
+        );
+        expected.push(name);
+        let names = server.kubectl_ok(
+            version,
+            &[
+                "get",
+                "pod",
+                "target",
+                "-o",
+                "jsonpath={.spec.ephemeralContainers[*].name}",
+            ],
+        );
+        assert_eq!(
+            names.split_whitespace().collect::<Vec<_>>(),
+            expected,
+            "kubectl {version}"
+        );
+    }
+    let images = server.kubectl_ok(
+        "1.33",
+        &[
+            "get",
+            "pod",
+            "target",
+            "-o",
+            "jsonpath={.spec.ephemeralContainers[0].image}",
+        ],
+    );
+    assert_eq!(images, "busybox");
+
+    let path = "/api/v1/namespaces/default/pods/target/ephemeralcontainers";
+    let (code, body) = server.curl_admin(&[path]);
+    assert_eq!(code, 200, "{body}");
+    let mut pod = json(&body);
+    assert_eq!(pod["kind"], "Pod");
+    // Removing one is refused, as is changing one.
+    let mut removed = pod.clone();
+    removed["spec"]["ephemeralContainers"]
+        .as_array_mut()
+        .unwrap()
+        .remove(0);
+    let (code, body) = support::put_json(&server, path, &removed.to_string());
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("may not be removed"), "{body}");
+    let mut changed = pod.clone();
+    changed["spec"]["ephemeralContainers"][0]["image"] = "busybox:2".into();
+    let (code, body) = support::put_json(&server, path, &changed.to_string());
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("may not be changed"), "{body}");
+    // What containers may have and ephemeral ones may not.
+    pod["spec"]["ephemeralContainers"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"name": "with-port", "image": "busybox", "ports": [{"containerPort": 80}], "targetContainerName": "nope"}));
+    let (code, body) = support::put_json(&server, path, &pod.to_string());
+    assert_eq!(code, 422, "{body}");
+    let status = json(&body);
+    let fields: Vec<&str> = status["details"]["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["field"].as_str().unwrap())
+        .collect();
+    let last = expected.len();
+    assert!(
+        fields.contains(&format!("spec.ephemeralContainers[{last}].ports").as_str())
+            && fields.contains(
+                &format!("spec.ephemeralContainers[{last}].targetContainerName").as_str()
+            ),
+        "{body}"
+    );
+    // The subresource changes ephemeral containers only: a label in the
+    // same body is ignored.
+    pod["spec"]["ephemeralContainers"][last] =
+        serde_json::json!({"name": "plain", "image": "busybox"});
+    pod["metadata"]["labels"] = serde_json::json!({"sneaky": "yes"});
+    let (code, body) = support::put_json(&server, path, &pod.to_string());
+    assert_eq!(code, 200, "{body}");
+    let labels = server.kubectl_ok(
+        "1.33",
+        &["get", "pod", "target", "-o", "jsonpath={.metadata.labels}"],
+    );
+    assert!(!labels.contains("sneaky"), "{labels}");
+}

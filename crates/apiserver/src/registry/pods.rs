@@ -18,7 +18,7 @@ pub struct PodStrategy {
 impl PodStrategy {
     pub fn new(inner: Arc<dyn Strategy>) -> Self {
         let mut info = inner.info().clone();
-        info.subresources = &["binding", "eviction", "status"];
+        info.subresources = &["binding", "ephemeralcontainers", "eviction", "status"];
         PodStrategy { inner, info }
     }
 }
@@ -98,6 +98,120 @@ fn immutable_view(spec: &Value) -> Value {
 }
 
 const IMMUTABLE_SPEC_MESSAGE: &str = "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
+
+/// Fields a container may have that an ephemeral container may not.
+const NOT_FOR_EPHEMERAL: [&str; 8] = [
+    "lifecycle",
+    "livenessProbe",
+    "ports",
+    "readinessProbe",
+    "resizePolicy",
+    "resources",
+    "restartPolicy",
+    "startupProbe",
+];
+
+fn names_of(spec: &Value, field: &str) -> Vec<String> {
+    spec.get(field)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.get("name").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect()
+}
+
+/// An update through `pods/<name>/ephemeralcontainers`, as upstream
+/// validates it: ephemeral containers may be added, never changed or
+/// removed; each needs a unique DNS-label name and an image, may only
+/// target one of the pod's containers, and may not set ports, probes,
+/// lifecycle hooks, resources or a restart policy.
+pub fn validate_ephemeral_containers_update(new: &Value, old: &Value) -> Vec<StatusCause> {
+    let path = "spec.ephemeralContainers";
+    let spec = new.get("spec").unwrap_or(&Value::Null);
+    let empty = Vec::new();
+    let new_list = spec
+        .get("ephemeralContainers")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty);
+    let old_list = old
+        .pointer("/spec/ephemeralContainers")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty);
+    let mut causes = Vec::new();
+    for (i, before) in old_list.iter().enumerate() {
+        let name = before.get("name").and_then(Value::as_str).unwrap_or("");
+        match new_list
+            .iter()
+            .find(|c| c.get("name").and_then(Value::as_str) == Some(name))
+        {
+            None => causes.push(StatusCause::forbidden(
+                &format!("{path}[{i}]"),
+                &format!("existing ephemeral containers {name:?} may not be removed"),
+            )),
+            Some(after) if after != before => causes.push(StatusCause::forbidden(
+                &format!("{path}[{i}]"),
+                &format!("existing ephemeral containers {name:?} may not be changed"),
+            )),
+            Some(_) => {}
+        }
+    }
+    let mut targets = names_of(spec, "containers");
+    targets.extend(names_of(spec, "initContainers"));
+    let mut seen = targets.clone();
+    for (i, c) in new_list.iter().enumerate() {
+        let at = format!("{path}[{i}]");
+        let name = c.get("name").and_then(Value::as_str).unwrap_or("");
+        if name.is_empty() {
+            causes.push(StatusCause::required(&format!("{at}.name")));
+        } else if let Some(problem) = apimachinery::meta::dns1123_label_errors(name).first() {
+            causes.push(StatusCause::invalid(
+                &format!("{at}.name"),
+                &json!(name),
+                problem,
+            ));
+        } else if seen.iter().any(|n| n == name) {
+            causes.push(StatusCause {
+                reason: "FieldValueDuplicate".into(),
+                message: format!("Duplicate value: {name:?}"),
+                field: format!("{at}.name"),
+            });
+        } else {
+            seen.push(name.to_string());
+        }
+        if c.get("image")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+        {
+            causes.push(StatusCause::required(&format!("{at}.image")));
+        }
+        if let Some(target) = c.get("targetContainerName").and_then(Value::as_str) {
+            if !target.is_empty() && !targets.iter().any(|n| n == target) {
+                causes.push(StatusCause {
+                    reason: "FieldValueNotFound".into(),
+                    message: format!("Not found: {target:?}"),
+                    field: format!("{at}.targetContainerName"),
+                });
+            }
+        }
+        for field in NOT_FOR_EPHEMERAL {
+            let set = match c.get(field) {
+                None | Some(Value::Null) => false,
+                Some(Value::Object(m)) => !m.is_empty(),
+                Some(Value::Array(a)) => !a.is_empty(),
+                Some(_) => true,
+            };
+            if set {
+                causes.push(StatusCause::forbidden(
+                    &format!("{at}.{field}"),
+                    "cannot be set for an Ephemeral Container",
+                ));
+            }
+        }
+    }
+    causes
+}
 
 #[async_trait::async_trait]
 impl Strategy for PodStrategy {
