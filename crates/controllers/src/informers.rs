@@ -14,6 +14,13 @@
 //! same way instead of silently missing events. Only unfiltered watches
 //! (every object of the kind) are shared; a controller watching through a
 //! selector keeps its own.
+//!
+//! Wait for a shared cache's first list with [`SharedInformers::synced`],
+//! never with `Store::wait_until_ready`: kube-runtime's readiness signal is
+//! a oneshot channel that keeps a single waker, so when several tasks await
+//! the same store only the last one to poll it is woken and the others wait
+//! forever (the node-side controllers once did exactly that on the shared
+//! pod and node caches).
 
 use std::any::{Any, TypeId};
 use std::collections::{HashMap, VecDeque};
@@ -52,6 +59,11 @@ struct Shared<K: Kind> {
     /// Boxed so the channel's preallocated slots stay small.
     events: broadcast::Sender<Arc<Event<K>>>,
     synced: watch::Receiver<bool>,
+    /// Held while the first `InitDone` is sent and `synced` set, and while
+    /// a subscriber joins and reads `synced`: a subscriber joining between
+    /// the two would otherwise miss that `InitDone` yet see `synced`
+    /// false, and wait for a list that never comes.
+    publish: Arc<Mutex<()>>,
 }
 
 impl<K: Kind> Clone for Shared<K> {
@@ -60,7 +72,29 @@ impl<K: Kind> Clone for Shared<K> {
             store: self.store.clone(),
             events: self.events.clone(),
             synced: self.synced.clone(),
+            publish: self.publish.clone(),
         }
+    }
+}
+
+/// Whether a shared cache has had its first list; any number of tasks may
+/// wait on it at once.
+#[derive(Clone)]
+pub struct Synced(watch::Receiver<bool>);
+
+impl Synced {
+    /// Wait until the first list is in the cache. Errors once the
+    /// informers are dropped.
+    pub async fn wait(&mut self) -> Result<(), crate::Error> {
+        self.0
+            .wait_for(|synced| *synced)
+            .await
+            .map(|_| ())
+            .map_err(|_| crate::Error::Other("informer stopped".into()))
+    }
+
+    pub fn is_synced(&self) -> bool {
+        *self.0.borrow()
     }
 }
 
@@ -89,12 +123,21 @@ impl SharedInformers {
         }
     }
 
-    /// The client the informers watch with.
-    pub fn client(&self) -> kube::Client {
-        self.client.clone()
+    fn shared<K: Kind>(&self) -> Shared<K> {
+        let client = self.client.clone();
+        self.shared_from(move || {
+            watcher::watcher(Api::<K>::all(client), watcher::Config::default())
+                .default_backoff()
+                .boxed()
+        })
     }
 
-    fn shared<K: Kind>(&self) -> Shared<K> {
+    /// `K`'s shared informer, started on `source`'s watch events if no
+    /// controller asked for `K` before.
+    fn shared_from<K: Kind>(
+        &self,
+        source: impl FnOnce() -> BoxStream<'static, Result<Event<K>, watcher::Error>>,
+    ) -> Shared<K> {
         let mut kinds = self.kinds.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(shared) = kinds
             .get(&TypeId::of::<K>())
@@ -105,25 +148,26 @@ impl SharedInformers {
         let (store, writer) = reflector::store::<K>();
         let (events, _) = broadcast::channel(BUFFER);
         let (synced_tx, synced) = watch::channel(false);
+        let publish = Arc::new(Mutex::new(()));
         let shared = Shared {
             store,
             events: events.clone(),
             synced,
+            publish: publish.clone(),
         };
-        let api = Api::<K>::all(self.client.clone());
+        let source = source();
         let task = tokio::spawn(async move {
-            let mut stream = reflector::reflector(
-                writer,
-                watcher::watcher(api, watcher::Config::default()).default_backoff(),
-            )
-            .boxed();
+            let mut stream = reflector::reflector(writer, source).boxed();
             while let Some(item) = stream.next().await {
                 match item {
                     Ok(event) => {
-                        let done = matches!(event, Event::InitDone);
+                        let first_list_done =
+                            matches!(event, Event::InitDone) && !*synced_tx.borrow();
+                        let _publishing = first_list_done
+                            .then(|| publish.lock().unwrap_or_else(|e| e.into_inner()));
                         // No subscriber yet is fine: they replay the cache.
                         let _ = events.send(Arc::new(event));
-                        if done {
+                        if first_list_done {
                             synced_tx.send_replace(true);
                         }
                     }
@@ -141,6 +185,11 @@ impl SharedInformers {
         shared
     }
 
+    /// Whether `K`'s shared cache has had its first list.
+    pub fn synced<K: Kind>(&self) -> Synced {
+        Synced(self.shared::<K>().synced)
+    }
+
     /// The shared cache of every `K`.
     pub fn store<K: Kind>(&self) -> Store<K> {
         self.shared::<K>().store
@@ -150,9 +199,12 @@ impl SharedInformers {
     /// first list included however late the subscriber comes.
     pub fn events<K: Kind>(&self) -> (Store<K>, BoxStream<'static, Event<K>>) {
         let shared = self.shared::<K>();
-        let live = shared.events.subscribe();
+        let (live, synced) = {
+            let _publishing = shared.publish.lock().unwrap_or_else(|e| e.into_inner());
+            (shared.events.subscribe(), *shared.synced.borrow())
+        };
         let subscriber = Subscriber {
-            waiting_for_list: !*shared.synced.borrow(),
+            waiting_for_list: !synced,
             pending: VecDeque::new(),
             live,
             store: shared.store.clone(),
@@ -243,5 +295,124 @@ impl<K: Kind> Subscriber<K> {
             live: self.live.resubscribe(),
             store: self.store.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node_informer::Informer;
+    use futures::channel::mpsc;
+    use k8s_openapi::api::core::v1::Pod;
+    use std::time::Duration;
+
+    type Feed<K> = mpsc::UnboundedSender<Result<Event<K>, watcher::Error>>;
+
+    /// Informers whose client points nowhere: every kind a test uses is
+    /// fed by the test through [`fed`].
+    fn informers() -> SharedInformers {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        SharedInformers::new(kube::Client::try_from(config).unwrap())
+    }
+
+    /// Start `K`'s shared informer on watch events sent by the test.
+    fn fed<K: Kind>(informers: &SharedInformers) -> Feed<K> {
+        let (tx, rx) = mpsc::unbounded();
+        informers.shared_from::<K>(move || rx.boxed());
+        tx
+    }
+
+    fn pod(name: &str) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": "default", "uid": name}
+        }))
+        .unwrap()
+    }
+
+    fn list(feed: &Feed<Pod>, names: &[&str]) {
+        feed.unbounded_send(Ok(Event::Init)).unwrap();
+        for name in names {
+            feed.unbounded_send(Ok(Event::InitApply(pod(name))))
+                .unwrap();
+        }
+        feed.unbounded_send(Ok(Event::InitDone)).unwrap();
+    }
+
+    /// Let every other task of this (current-thread) runtime run.
+    async fn let_others_run() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    fn names(events: &[Event<Pod>]) -> Vec<String> {
+        events
+            .iter()
+            .map(|event| match event {
+                Event::Init => "Init".to_string(),
+                Event::InitApply(p) => format!("InitApply {}", p.metadata.name.as_deref().unwrap()),
+                Event::InitDone => "InitDone".to_string(),
+                Event::Apply(p) => format!("Apply {}", p.metadata.name.as_deref().unwrap()),
+                Event::Delete(p) => format!("Delete {}", p.metadata.name.as_deref().unwrap()),
+            })
+            .collect()
+    }
+
+    async fn take(stream: &mut BoxStream<'static, Event<Pod>>, n: usize) -> Vec<Event<Pod>> {
+        let mut events = Vec::new();
+        for _ in 0..n {
+            let next = tokio::time::timeout(Duration::from_secs(10), stream.next()).await;
+            events.push(next.expect("no event within 10 s").expect("stream ended"));
+        }
+        events
+    }
+
+    #[tokio::test]
+    async fn every_controller_waiting_for_a_shared_cache_wakes_when_the_first_list_is_in() {
+        let informers = informers();
+        let feed = fed::<Pod>(&informers);
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let pods = Informer::<Pod>::shared(&informers, None);
+                tokio::spawn(async move {
+                    pods.ready().await?;
+                    Ok::<_, crate::Error>(pods.store.len())
+                })
+            })
+            .collect();
+        let_others_run().await;
+        // A workload controller checking readiness in passing.
+        assert!(!crate::workload_util::is_ready(&informers.store::<Pod>()));
+        assert!(!informers.synced::<Pod>().is_synced());
+
+        list(&feed, &["a", "b"]);
+        for waiter in waiters {
+            let listed = tokio::time::timeout(Duration::from_secs(10), waiter)
+                .await
+                .expect("a waiter was never woken")
+                .unwrap()
+                .unwrap();
+            assert_eq!(listed, 2);
+        }
+        assert!(informers.synced::<Pod>().is_synced());
+        assert!(crate::workload_util::is_ready(&informers.store::<Pod>()));
+    }
+
+    #[tokio::test]
+    async fn subscribers_before_and_after_the_first_list_both_see_it_then_live_events() {
+        let informers = informers();
+        let feed = fed::<Pod>(&informers);
+        let (_, mut early) = informers.events::<Pod>();
+        list(&feed, &["a"]);
+        let first = take(&mut early, 3).await;
+        assert_eq!(names(&first), ["Init", "InitApply a", "InitDone"]);
+
+        let (_, mut late) = informers.events::<Pod>();
+        feed.unbounded_send(Ok(Event::Apply(pod("b")))).unwrap();
+        assert_eq!(names(&take(&mut early, 1).await), ["Apply b"]);
+        assert_eq!(
+            names(&take(&mut late, 4).await),
+            ["Init", "InitApply a", "InitDone", "Apply b"]
+        );
     }
 }

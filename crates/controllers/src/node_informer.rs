@@ -15,11 +15,14 @@ use kube::Resource;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use crate::informers::SharedInformers;
+use crate::informers::{SharedInformers, Synced};
 
 pub(crate) struct Informer<K: Resource<DynamicType = ()> + Clone + 'static> {
     pub store: Store<K>,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// Set for a shared store, whose own readiness signal must not be
+    /// awaited (see `informers`).
+    synced: Option<Synced>,
 }
 
 impl<K: Resource<DynamicType = ()> + Clone + 'static> Drop for Informer<K> {
@@ -61,25 +64,44 @@ where
         Informer {
             store,
             task: Some(task),
+            synced: None,
         }
     }
 
-    /// Every `K`, unfiltered. Node-side controllers keep their own watch
-    /// for now: on the shared informers their tests (tests/nodes.rs) saw
-    /// no EndpointSlices and no pod GC; see the session-3 note.
+    /// The controller manager's shared informer of every `K`, sending each
+    /// event to `events` if given.
     pub fn shared(
         informers: &SharedInformers,
         events: Option<mpsc::UnboundedSender<watcher::Event<K>>>,
     ) -> Informer<K> {
-        Informer::spawn(
-            Api::all(informers.client()),
-            watcher::Config::default(),
-            events,
-        )
+        let synced = Some(informers.synced::<K>());
+        let Some(events) = events else {
+            return Informer {
+                store: informers.store(),
+                task: None,
+                synced,
+            };
+        };
+        let (store, mut stream) = informers.events::<K>();
+        let task = tokio::spawn(async move {
+            while let Some(event) = stream.next().await {
+                if events.send(event).is_err() {
+                    return;
+                }
+            }
+        });
+        Informer {
+            store,
+            task: Some(task),
+            synced,
+        }
     }
 
     /// Wait until the first list has filled the cache.
     pub async fn ready(&self) -> Result<(), crate::Error> {
+        if let Some(synced) = &self.synced {
+            return synced.clone().wait().await;
+        }
         self.store
             .wait_until_ready()
             .await
