@@ -200,9 +200,9 @@ async fn global_default_priority_class(state: &ApiServer) -> Result<Option<Value
     let (items, _) = state.cache.list("/registry/priorityclasses/", rev).await?;
     Ok(items
         .iter()
+        .map(|c| c.decode())
         .filter(|c| c.get("globalDefault").and_then(Value::as_bool) == Some(true))
-        .max_by_key(|c| c.get("value").and_then(Value::as_i64).unwrap_or(0))
-        .map(|c| c.value().clone()))
+        .max_by_key(|c| c.get("value").and_then(Value::as_i64).unwrap_or(0)))
 }
 
 /// DefaultTolerationSeconds: pods tolerate a not-ready or unreachable node
@@ -447,6 +447,7 @@ fn limit_ranger(state: &ApiServer, pod: &mut Value) -> Result<(), ApiError> {
         .cache
         .list_now(&prefix)
         .iter()
+        .map(|lr| lr.decode())
         .flat_map(|lr| {
             lr.pointer("/spec/limits")
                 .and_then(Value::as_array)

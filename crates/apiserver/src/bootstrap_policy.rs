@@ -801,11 +801,10 @@ mod tests {
     use super::*;
     use crate::authn::UserInfo;
     use crate::authz::rbac::{allows, PolicySnapshot};
-    use crate::cacher::Cached;
     use crate::request_info::RequestInfo;
 
-    fn cached(objects: Vec<Value>) -> Vec<Arc<Cached>> {
-        objects.into_iter().map(|o| Arc::new(Cached::new(o))).collect()
+    fn cached(objects: Vec<Value>) -> Vec<Arc<Value>> {
+        objects.into_iter().map(|o| Arc::new(o)).collect()
     }
 
     fn policy_with_namespace_binding(role: &str, user: &str) -> PolicySnapshot {
@@ -813,11 +812,11 @@ mod tests {
             cluster_roles: cached(cluster_roles()),
             cluster_role_bindings: cached(cluster_role_bindings()),
             roles: Vec::new(),
-            role_bindings: vec![Arc::new(Cached::new(json!({
+            role_bindings: vec![Arc::new(json!({
                 "metadata": {"name": "b", "namespace": "default"},
                 "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": role},
                 "subjects": [{"kind": "User", "apiGroup": RBAC_GROUP, "name": user}],
-            })))],
+            }))],
         }
     }
 

@@ -39,14 +39,68 @@ pub enum CacheEventType {
     Delete,
 }
 
-/// One object as the cache holds it: decoded, and as the JSON clients are
-/// sent (resourceVersion included), made once when it enters the cache so
-/// that lists and watch events copy bytes instead of encoding the object
-/// again for every reader.
+/// One object as the cache holds it: the JSON clients are sent
+/// (resourceVersion included), made once when it enters the cache so that
+/// GETs, lists and watch events copy bytes instead of encoding the object
+/// for every reader, and a skeleton of the fields selectors look at.
+///
+/// The decoded object is not kept: a `serde_json::Value` takes several
+/// times its JSON's size, and most readers only need the bytes. Those that
+/// need the object ([`Cached::decode`]) parse it again.
 #[derive(Debug)]
 pub struct Cached {
-    value: Value,
     json: bytes::Bytes,
+    selectable: Value,
+}
+
+/// Where the fields live that label and field selectors (and the cache's
+/// own bookkeeping) read; a skeleton holds these and nothing else.
+const SKELETON: &[&str] = &[
+    "/metadata/name",
+    "/metadata/namespace",
+    "/metadata/labels",
+    "/metadata/resourceVersion",
+    "/metadata/uid",
+    "/spec/nodeName",
+    "/spec/restartPolicy",
+    "/spec/schedulerName",
+    "/spec/serviceAccountName",
+    "/spec/hostNetwork",
+    "/spec/unschedulable",
+    "/spec/signerName",
+    "/status/phase",
+    "/status/podIP",
+    "/status/nominatedNodeName",
+    "/status/replicas",
+    "/status/successful",
+    "/involvedObject",
+    "/reason",
+    "/reportingComponent",
+    "/source/component",
+    "/type",
+];
+
+/// The [`SKELETON`] fields of `obj`.
+fn skeleton(obj: &Value) -> Value {
+    let mut out = Value::Object(Default::default());
+    for pointer in SKELETON {
+        let Some(value) = obj.pointer(pointer) else {
+            continue;
+        };
+        let mut at = &mut out;
+        let mut parts = pointer[1..].split('/').peekable();
+        while let Some(part) = parts.next() {
+            if parts.peek().is_none() {
+                at[part] = value.clone();
+            } else {
+                if !at[part].is_object() {
+                    at[part] = Value::Object(Default::default());
+                }
+                at = &mut at[part];
+            }
+        }
+    }
+    out
 }
 
 impl Cached {
@@ -59,32 +113,34 @@ impl Cached {
             None => serde_json::to_vec(&value).unwrap_or_default(),
         };
         Ok(Cached {
-            value,
             json: json.into(),
+            selectable: skeleton(&value),
         })
     }
 
     /// An object from elsewhere (tests, synthesised objects).
     pub fn new(value: Value) -> Cached {
         let json = serde_json::to_vec(&value).unwrap_or_default().into();
-        Cached { value, json }
+        Cached {
+            json,
+            selectable: skeleton(&value),
+        }
     }
 
-    pub fn value(&self) -> &Value {
-        &self.value
+    /// The object's name, namespace, labels, resourceVersion, uid and the
+    /// fields field selectors support: what filters read.
+    pub fn selectable(&self) -> &Value {
+        &self.selectable
+    }
+
+    /// The whole object, decoded again from its JSON.
+    pub fn decode(&self) -> Value {
+        serde_json::from_slice(&self.json).unwrap_or(Value::Null)
     }
 
     /// The object's JSON encoding.
     pub fn json(&self) -> &bytes::Bytes {
         &self.json
-    }
-}
-
-impl std::ops::Deref for Cached {
-    type Target = Value;
-
-    fn deref(&self) -> &Value {
-        &self.value
     }
 }
 

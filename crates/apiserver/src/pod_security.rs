@@ -452,9 +452,10 @@ fn existing_pod_warnings(
     let Some(pods) = state.registry.lookup("", "v1", "pods") else {
         return Vec::new();
     };
-    let mut pods = state.cache.list_now(&pods.info().list_prefix(namespace));
-    let total = pods.len();
-    pods.truncate(MAX_PODS_TO_CHECK);
+    let mut cached = state.cache.list_now(&pods.info().list_prefix(namespace));
+    let total = cached.len();
+    cached.truncate(MAX_PODS_TO_CHECK);
+    let pods: Vec<Value> = cached.iter().map(|p| p.decode()).collect();
     // reasons -> (alphabetically first pod, how many pods)
     let mut by_reasons: BTreeMap<String, (String, usize)> = BTreeMap::new();
     for pod in &pods {

@@ -390,7 +390,7 @@ pub async fn serve(
             if format == ResponseFormat::Json {
                 return Ok(response::bytes(200, "application/json", obj.json().clone()));
             }
-            Ok(render_one(s, obj.value(), 200, format, &ctx))
+            Ok(render_one(s, &obj.decode(), 200, format, &ctx))
         }
         "get" => {
             let (obj, _) = get_object(state, s, &namespace, &info.name).await?;
@@ -483,8 +483,8 @@ pub async fn serve(
             let (items, list_meta) = list_objects(state, s, &namespace, &ctx).await?;
             let mut deleted = Vec::new();
             for item in items {
-                let name = meta::name(&item).to_string();
-                let ns = meta::namespace(&item).to_string();
+                let name = meta::name(item.selectable()).to_string();
+                let ns = meta::namespace(item.selectable()).to_string();
                 match delete_object(state, s, &ns, &name, &options, dry_run).await {
                     Ok((obj, _)) => deleted.push(Arc::new(Cached::new(obj))),
                     Err(e) if e.code == 404 => {}
@@ -566,7 +566,12 @@ fn render_list(
     format: ResponseFormat,
     ctx: &RequestContext,
 ) -> Response<Body> {
-    let refs: Vec<&Value> = items.iter().map(|o| o.value()).collect();
+    // Everything but plain JSON renders decoded objects.
+    let decoded: Vec<Value> = match format {
+        ResponseFormat::Json => Vec::new(),
+        _ => items.iter().map(|o| o.decode()).collect(),
+    };
+    let refs: Vec<&Value> = decoded.iter().collect();
     if let ResponseFormat::Table { v1beta1 } = format {
         let include = ctx.query.get("includeObject").unwrap_or("Metadata");
         let t = crate::table::table(s, &refs, list_meta, include, v1beta1, true);
@@ -876,7 +881,10 @@ pub async fn list_objects(
             _ => revision_param(rv_param)?,
         };
         let (cached, revision) = state.cache.list(&prefix, min_revision).await?;
-        let items = cached.into_iter().filter(|o| filter.matches(o)).collect();
+        let items = cached
+            .into_iter()
+            .filter(|o| filter.matches(o.selectable()))
+            .collect();
         return Ok((items, json!({"resourceVersion": revision.to_string()})));
     }
 
@@ -907,7 +915,7 @@ pub async fn list_objects(
         let last_key = page.kvs.last().map(|kv| kv.key.clone());
         for kv in &page.kvs {
             let obj = Cached::from_stored(kv)?;
-            if filter.matches(&obj) {
+            if filter.matches(obj.selectable()) {
                 items.push(Arc::new(obj));
             }
         }
@@ -1808,7 +1816,8 @@ async fn take_disruption(
             .cache
             .list(&format!("/registry/poddisruptionbudgets/{namespace}/"), rev)
             .await?;
-        let matching: Vec<&Arc<Cached>> = items
+        let items: Vec<Value> = items.iter().map(|c| c.decode()).collect();
+        let matching: Vec<&Value> = items
             .iter()
             .filter(|pdb| {
                 pdb.pointer("/spec/selector")
@@ -1817,7 +1826,7 @@ async fn take_disruption(
             .collect();
         let pdb = match matching.as_slice() {
             [] => return Ok(()),
-            [one] => one.value().clone(),
+            [one] => (*one).clone(),
             _ => {
                 return Err(ApiError::internal(
                     "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
@@ -2223,6 +2232,40 @@ mod tests {
             "",
         ] {
             assert_eq!(stored_json_with_revision(doc.as_bytes(), 1), None, "{doc}");
+        }
+    }
+
+    #[test]
+    fn the_watch_cache_skeleton_holds_every_selectable_field() {
+        let pairs = [
+            ("", "pods"),
+            ("", "events"),
+            ("", "secrets"),
+            ("", "namespaces"),
+            ("", "nodes"),
+            ("", "replicationcontrollers"),
+            ("apps", "replicasets"),
+            ("batch", "jobs"),
+            ("certificates.k8s.io", "certificatesigningrequests"),
+        ];
+        for (group, resource) in pairs {
+            let fields = selectable_fields(group, resource);
+            assert!(!fields.is_empty(), "{group}/{resource}");
+            for (name, pointer) in fields {
+                // An object with just this field set to a marker.
+                let mut obj = json!({"metadata": {"name": "n", "namespace": "ns"}});
+                let mut at = &mut obj;
+                for part in pointer[1..].split('/') {
+                    at = &mut at[part];
+                }
+                *at = json!("marker");
+                let cached = Cached::new(obj.clone());
+                assert_eq!(
+                    field_text(cached.selectable(), pointer, name),
+                    field_text(&obj, pointer, name),
+                    "{group}/{resource} {name}"
+                );
+            }
         }
     }
 }

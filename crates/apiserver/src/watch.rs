@@ -42,7 +42,7 @@ impl Encoder {
     /// every other watcher sending it.
     fn event_line(&mut self, event_type: &str, ev: &CacheEvent) -> Bytes {
         if self.format != ResponseFormat::Json {
-            return self.line(event_type, &ev.object);
+            return self.line(event_type, &ev.object.decode());
         }
         ev.json_line(event_type)
     }
@@ -83,11 +83,14 @@ impl Encoder {
 /// resourceVersion is the event's revision.
 fn translate(ev: &CacheEvent, filter: &Filter) -> Option<&'static str> {
     let now = match ev.event_type {
-        CacheEventType::Put => Some(ev.object.as_ref()),
+        CacheEventType::Put => Some(ev.object.selectable()),
         CacheEventType::Delete => None,
     };
     let matched_now = now.is_some_and(|o| filter.matches(o));
-    let matched_before = ev.prev.as_deref().is_some_and(|o| filter.matches(o));
+    let matched_before = ev
+        .prev
+        .as_deref()
+        .is_some_and(|o| filter.matches(o.selectable()));
     match (matched_before, matched_now) {
         (false, true) => Some("ADDED"),
         (true, true) => Some("MODIFIED"),

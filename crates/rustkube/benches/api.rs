@@ -717,14 +717,28 @@ fn main() {
         "rustkube API benchmark: HTTP/2 + TLS, admin client cert, {n} pods, {CONCURRENCY} concurrent clients, {CRUD_CONNS} connections ({} cores)",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
-    // RUSTKUBE_BENCH_ONLY=auth runs only the authorization phase.
-    let only_auth = std::env::var("RUSTKUBE_BENCH_ONLY").as_deref() == Ok("auth");
-    let (embedded, etcd) = if only_auth {
-        (Figures::default(), Figures::default())
-    } else {
-        backends(&rt, tmp.path(), n)
+    // RUSTKUBE_BENCH_ONLY=auth runs only the authorization phase,
+    // RUSTKUBE_BENCH_ONLY=sqlite only phases 1-5 on embedded SQLite.
+    let only = std::env::var("RUSTKUBE_BENCH_ONLY").unwrap_or_default();
+    let (embedded, etcd) = match only.as_str() {
+        "auth" => (Figures::default(), Figures::default()),
+        "sqlite" => (
+            rt.block_on(run_backend(
+                "embedded SQLite",
+                &tmp.path().join("sqlite"),
+                vec![],
+                None,
+                n,
+            )),
+            Figures::default(),
+        ),
+        _ => backends(&rt, tmp.path(), n),
     };
-    let auth = rt.block_on(authorization_overhead(&tmp.path().join("auth")));
+    let auth = if only == "sqlite" {
+        Err("skipped".to_string())
+    } else {
+        rt.block_on(authorization_overhead(&tmp.path().join("auth")))
+    };
     rt.shutdown_timeout(Duration::from_secs(5));
 
     println!("\nsummary ({n} pods; RSS goal is for 100,000 pods: 2 x their JSON + 40 MiB)");

@@ -274,7 +274,7 @@ pub(crate) fn cached(
 ) -> Option<Value> {
     let strategy = state.registry.lookup(group, "v1", plural)?;
     let key = strategy.info().key(namespace, name);
-    state.cache.get_now(&key).map(|o| o.value().clone())
+    state.cache.get_now(&key).map(|o| o.decode())
 }
 
 fn cached_uid(state: &ApiServer, plural: &str, namespace: &str, name: &str) -> Option<String> {

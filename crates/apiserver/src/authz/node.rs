@@ -121,11 +121,7 @@ pub fn authorize(state: &ApiServer, user: &UserInfo, info: &RequestInfo) -> Opti
     })
 }
 
-fn pods_on(
-    state: &ApiServer,
-    namespace: &str,
-    node: &str,
-) -> Vec<std::sync::Arc<crate::cacher::Cached>> {
+fn pods_on(state: &ApiServer, namespace: &str, node: &str) -> Vec<Value> {
     let Some(pods) = state.registry.lookup("", "v1", "pods") else {
         return Vec::new();
     };
@@ -134,7 +130,13 @@ fn pods_on(
         .cache
         .list_now(&prefix)
         .into_iter()
-        .filter(|p| p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node))
+        .filter(|p| {
+            p.selectable()
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                == Some(node)
+        })
+        .map(|p| p.decode())
         .collect()
 }
 

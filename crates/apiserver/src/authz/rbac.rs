@@ -22,7 +22,6 @@ use serde_json::Value;
 
 use super::Decision;
 use crate::authn::UserInfo;
-use crate::cacher::Cached;
 use crate::request_info::RequestInfo;
 use crate::ApiServer;
 
@@ -31,12 +30,12 @@ const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 /// The policy objects one decision needs.
 #[derive(Debug, Default, Clone)]
 pub struct PolicySnapshot {
-    pub cluster_roles: Vec<Arc<Cached>>,
-    pub cluster_role_bindings: Vec<Arc<Cached>>,
+    pub cluster_roles: Vec<Arc<Value>>,
+    pub cluster_role_bindings: Vec<Arc<Value>>,
     /// Roles of the request's namespace.
-    pub roles: Vec<Arc<Cached>>,
+    pub roles: Vec<Arc<Value>>,
     /// RoleBindings of the request's namespace.
-    pub role_bindings: Vec<Arc<Cached>>,
+    pub role_bindings: Vec<Arc<Value>>,
 }
 
 pub async fn authorize(state: &ApiServer, user: &UserInfo, info: &RequestInfo) -> Decision {
@@ -269,18 +268,14 @@ pub(crate) async fn snapshot(state: &ApiServer, namespace: &str) -> Option<Polic
 
 /// Every object of one RBAC resource (in one namespace, when given), as
 /// the watch cache holds it now.
-async fn list(state: &ApiServer, plural: &str, namespace: &str) -> Option<Vec<Arc<Cached>>> {
+async fn list(state: &ApiServer, plural: &str, namespace: &str) -> Option<Vec<Arc<Value>>> {
     let prefix = state
         .registry
         .lookup(RBAC_GROUP, "v1", plural)?
         .info()
         .list_prefix(namespace);
-    state
-        .cache
-        .list(&prefix, 0)
-        .await
-        .ok()
-        .map(|(items, _)| items)
+    let (items, _) = state.cache.list(&prefix, 0).await.ok()?;
+    Some(items.iter().map(|c| Arc::new(c.decode())).collect())
 }
 
 /// Does any binding grant this request? `info.namespace` scopes the
@@ -417,7 +412,7 @@ fn collect_rules<'a>(
         return;
     };
     let selectors = array(&aggregation["clusterRoleSelectors"]);
-    let mut members: Vec<&Arc<Cached>> = policy
+    let mut members: Vec<&Arc<Value>> = policy
         .cluster_roles
         .iter()
         .filter(|r| name_of(r) != name)
@@ -524,32 +519,28 @@ mod tests {
         }
     }
 
-    fn cluster_role(name: &str, rules: Value) -> Arc<Cached> {
-        Arc::new(Cached::new(
-            json!({"metadata": {"name": name}, "rules": rules}),
-        ))
+    fn cluster_role(name: &str, rules: Value) -> Arc<Value> {
+        Arc::new(json!({"metadata": {"name": name}, "rules": rules}))
     }
 
-    fn role(ns: &str, name: &str, rules: Value) -> Arc<Cached> {
-        Arc::new(Cached::new(
-            json!({"metadata": {"name": name, "namespace": ns}, "rules": rules}),
-        ))
+    fn role(ns: &str, name: &str, rules: Value) -> Arc<Value> {
+        Arc::new(json!({"metadata": {"name": name, "namespace": ns}, "rules": rules}))
     }
 
-    fn crb(role: &str, subjects: Value) -> Arc<Cached> {
-        Arc::new(Cached::new(json!({
+    fn crb(role: &str, subjects: Value) -> Arc<Value> {
+        Arc::new(json!({
             "metadata": {"name": role},
             "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": role},
             "subjects": subjects,
-        })))
+        }))
     }
 
-    fn rb(ns: &str, kind: &str, role: &str, subjects: Value) -> Arc<Cached> {
-        Arc::new(Cached::new(json!({
+    fn rb(ns: &str, kind: &str, role: &str, subjects: Value) -> Arc<Value> {
+        Arc::new(json!({
             "metadata": {"name": format!("{role}-binding"), "namespace": ns},
             "roleRef": {"apiGroup": RBAC_GROUP, "kind": kind, "name": role},
             "subjects": subjects,
-        })))
+        }))
     }
 
     fn alice() -> UserInfo {
@@ -839,7 +830,7 @@ mod tests {
 
     #[test]
     fn cluster_role_binding_naming_a_role_grants_nothing() {
-        let mut binding = crb("writer", alice_subject()).value().clone();
+        let mut binding = (*crb("writer", alice_subject())).clone();
         binding["roleRef"]["kind"] = json!("Role");
         let policy = PolicySnapshot {
             roles: vec![role(
@@ -847,7 +838,7 @@ mod tests {
                 "writer",
                 json!([{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]),
             )],
-            cluster_role_bindings: vec![Arc::new(Cached::new(binding))],
+            cluster_role_bindings: vec![Arc::new(binding)],
             ..Default::default()
         };
         assert!(!allows(
@@ -857,18 +848,16 @@ mod tests {
         ));
     }
 
-    fn aggregated(name: &str, labels: Value, selector_label: &str) -> Arc<Cached> {
-        Arc::new(Cached::new(json!({
+    fn aggregated(name: &str, labels: Value, selector_label: &str) -> Arc<Value> {
+        Arc::new(json!({
             "metadata": {"name": name, "labels": labels},
             "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {selector_label: "true"}}]},
             "rules": [],
-        })))
+        }))
     }
 
-    fn labelled(name: &str, label: &str, rules: Value) -> Arc<Cached> {
-        Arc::new(Cached::new(
-            json!({"metadata": {"name": name, "labels": {label: "true"}}, "rules": rules}),
-        ))
+    fn labelled(name: &str, label: &str, rules: Value) -> Arc<Value> {
+        Arc::new(json!({"metadata": {"name": name, "labels": {label: "true"}}, "rules": rules}))
     }
 
     #[test]
