@@ -14,13 +14,23 @@
 //! then its finalizer removed, then it moves into `succeeded`/`failed`, so
 //! a pod deleted early (or garbage collected) is never lost or counted
 //! twice. `ttlSecondsAfterFinished` deletes a finished Job (foreground).
+//!
+//! `podFailurePolicy` decides per failed pod (first matching rule by exit
+//! code or pod condition): FailJob, Ignore (not counted), Count, or
+//! FailIndex. Indexed Jobs with `backoffLimitPerIndex` count failures per
+//! index (pod annotation `batch.kubernetes.io/job-index-failure-count`),
+//! give up on an index past its limit (`status.failedIndexes`) and fail
+//! once `maxFailedIndexes` is exceeded or every index is decided.
+//! `successPolicy` declares an Indexed Job succeeded early.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus, UncountedTerminatedPods};
+use k8s_openapi::api::batch::v1::{
+    Job, JobCondition, JobStatus, PodFailurePolicy, SuccessPolicy, UncountedTerminatedPods,
+};
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -38,6 +48,8 @@ use crate::{Context, Error};
 
 pub const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
 pub const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
+pub const INDEX_FAILURE_COUNT: &str = "batch.kubernetes.io/job-index-failure-count";
+pub const INDEX_IGNORED_FAILURE_COUNT: &str = "batch.kubernetes.io/job-index-ignored-failure-count";
 
 /// Upstream's pod-failure back-off: 10 s doubling per failure, at most 6 min.
 const BACKOFF_BASE: i64 = 10;
@@ -138,6 +150,120 @@ pub fn want_active(parallelism: i32, completions: Option<i32>, succeeded: i32, a
     }
 }
 
+/// What a Job's pod failure policy says about one failed pod.
+#[derive(Debug, PartialEq, Eq)]
+pub struct FailureMatch {
+    /// Set when a FailJob rule matched: the Job's failure message.
+    pub fail_job: Option<String>,
+    /// Whether the failure counts against the backoff limits.
+    pub counted: bool,
+    /// The matching rule's action, if any rule matched.
+    pub action: Option<String>,
+}
+
+/// The first rule of `policy` matching failed `pod`, as upstream's
+/// `matchPodFailurePolicy`.
+pub fn match_pod_failure_policy(policy: &PodFailurePolicy, pod: &Pod) -> FailureMatch {
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    let status = pod.status.clone().unwrap_or_default();
+    for (index, rule) in policy.rules.iter().enumerate() {
+        let subject = if let Some(requirement) = &rule.on_exit_codes {
+            let matching = |statuses: &Option<Vec<k8s_openapi::api::core::v1::ContainerStatus>>| {
+                statuses.iter().flatten().find_map(|c| {
+                    let code = c.state.as_ref()?.terminated.as_ref()?.exit_code;
+                    let named = requirement
+                        .container_name
+                        .as_ref()
+                        .is_none_or(|n| *n == c.name);
+                    let listed = requirement.values.contains(&code);
+                    let operator_matches = match requirement.operator.as_str() {
+                        "In" => listed,
+                        "NotIn" => !listed,
+                        _ => false,
+                    };
+                    (named && code != 0 && operator_matches).then(|| (c.name.clone(), code))
+                })
+            };
+            matching(&status.container_statuses)
+                .or_else(|| matching(&status.init_container_statuses))
+                .map(|(container, code)| {
+                    format!(
+                        "Container {container} for pod {namespace}/{name} failed with exit code {code} matching {} rule at index {index}",
+                        rule.action
+                    )
+                })
+        } else if let Some(patterns) = &rule.on_pod_conditions {
+            status.conditions.iter().flatten().find_map(|c| {
+                patterns
+                    .iter()
+                    .any(|p| p.type_ == c.type_ && p.status == c.status)
+                    .then(|| {
+                        format!(
+                            "Pod {namespace}/{name} has condition {} matching {} rule at index {index}",
+                            c.type_, rule.action
+                        )
+                    })
+            })
+        } else {
+            None
+        };
+        let Some(message) = subject else { continue };
+        let (fail_job, counted) = match rule.action.as_str() {
+            "FailJob" => (Some(message), true),
+            "Ignore" => (None, false),
+            "Count" | "FailIndex" => (None, true),
+            _ => continue,
+        };
+        return FailureMatch {
+            fail_job,
+            counted,
+            action: Some(rule.action.clone()),
+        };
+    }
+    FailureMatch {
+        fail_job: None,
+        counted: true,
+        action: None,
+    }
+}
+
+/// The message of the first rule of `policy` the succeeded indexes
+/// satisfy, as upstream's `matchSuccessPolicy`.
+pub fn match_success_policy(
+    policy: &SuccessPolicy,
+    completions: i32,
+    succeeded: &BTreeSet<i32>,
+) -> Option<String> {
+    if succeeded.is_empty() {
+        return None;
+    }
+    for (index, rule) in policy.rules.iter().enumerate() {
+        let met = match (&rule.succeeded_indexes, rule.succeeded_count) {
+            (Some(indexes), count) => {
+                let required: BTreeSet<i32> = parse_indexes(indexes)
+                    .into_iter()
+                    .filter(|i| (0..completions).contains(i))
+                    .collect();
+                if required.is_empty() {
+                    continue;
+                }
+                let done = required.intersection(succeeded).count();
+                match count {
+                    Some(count) => done as i32 >= count,
+                    None => done == required.len(),
+                }
+            }
+            (None, Some(count)) => succeeded.len() as i32 >= count,
+            (None, None) => false,
+        };
+        if met {
+            return Some(format!("Matched rules at index {index}"));
+        }
+    }
+    None
+}
+
 // ---------------------------------------------------------------------------
 
 fn has_condition(status: &JobStatus, type_: &str) -> bool {
@@ -213,6 +339,71 @@ fn is_finished_pod(pod: &Pod) -> bool {
         || pod.metadata.deletion_timestamp.is_some()
 }
 
+fn is_failed_pod(pod: &Pod) -> bool {
+    crate::workload_util::pod_phase(pod) == "Failed"
+        || (pod.metadata.deletion_timestamp.is_some()
+            && crate::workload_util::pod_phase(pod) != "Succeeded")
+}
+
+fn annotation_count(pod: &Pod, key: &str) -> i32 {
+    pod.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(key))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// When a failed pod ended: its last container's end, else its creation.
+fn failed_at(pod: &Pod) -> Option<Timestamp> {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| {
+            cs.iter()
+                .filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.finished_at.as_ref())
+                .map(|t| t.0)
+                .max()
+        })
+        .or_else(|| pod.metadata.creation_timestamp.as_ref().map(|t| t.0))
+}
+
+/// The most recently created failed pod of `index`.
+fn last_failed_of_index(pods: &[Pod], index: i32) -> Option<&Pod> {
+    pods.iter()
+        .filter(|p| is_failed_pod(p) && pod_index(p) == Some(index))
+        .max_by_key(|p| p.metadata.creation_timestamp.as_ref().map(|t| t.0))
+}
+
+/// The (failure, ignored failure) counts the replacement of failed `pod`
+/// carries.
+fn next_failure_counts(pod: &Pod, counted: bool) -> (i32, i32) {
+    let failures = annotation_count(pod, INDEX_FAILURE_COUNT);
+    let ignored = annotation_count(pod, INDEX_IGNORED_FAILURE_COUNT);
+    if counted {
+        (failures + 1, ignored)
+    } else {
+        (failures, ignored + 1)
+    }
+}
+
+/// One pod to create: its completion index (Indexed Jobs) and, with a
+/// per-index backoff limit, its index's failure counts.
+#[derive(Clone, Copy, Debug, Default)]
+struct Slot {
+    index: Option<i32>,
+    failure_counts: Option<(i32, i32)>,
+}
+
+impl Slot {
+    fn index(index: i32) -> Slot {
+        Slot {
+            index: Some(index),
+            failure_counts: None,
+        }
+    }
+}
+
 fn has_finalizer(pod: &Pod) -> bool {
     pod.metadata
         .finalizers
@@ -280,6 +471,23 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
         .map(|p| p.as_ref().clone())
         .collect();
     let indexed = spec.completion_mode.as_deref() == Some("Indexed");
+    let policy = spec.pod_failure_policy.as_ref();
+    let per_index_limit = spec.backoff_limit_per_index.filter(|_| indexed);
+    let completions = spec.completions.unwrap_or(0);
+    // A failed pod's verdict under the pod failure policy (only pods in
+    // phase Failed are matched; a deleted pod just counts).
+    let verdict = |pod: &Pod| -> FailureMatch {
+        match policy {
+            Some(policy) if crate::workload_util::pod_phase(pod) == "Failed" => {
+                match_pod_failure_policy(policy, pod)
+            }
+            _ => FailureMatch {
+                fail_job: None,
+                counted: true,
+                action: None,
+            },
+        }
+    };
 
     // 1. Record newly finished pods as uncounted (with completed indexes).
     let mut uncounted = status.uncounted_terminated_pods.clone().unwrap_or_default();
@@ -297,6 +505,8 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
         .collect();
     let mut completed = parse_indexes(status.completed_indexes.as_deref().unwrap_or(""));
     let mut newly_failed = 0;
+    // Failed pods the policy ignores: finalizer released, never counted.
+    let mut ignored_uids: BTreeSet<String> = BTreeSet::new();
     let mut last_failure: Option<Timestamp> = None;
     for pod in pods
         .iter()
@@ -321,9 +531,11 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
             } else {
                 succeeded_uids.insert(pod_uid);
             }
-        } else {
+        } else if verdict(pod).counted {
             failed_uids.insert(pod_uid);
             newly_failed += 1;
+        } else {
+            ignored_uids.insert(pod_uid);
         }
     }
     for pod in pods
@@ -343,6 +555,23 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
             .or_else(|| pod.metadata.creation_timestamp.as_ref().map(|t| t.0));
         last_failure = last_failure.max(finished);
     }
+    // Indexes given up on: a FailIndex verdict, or a counted failure at
+    // the per-index limit.
+    let mut failed_indexes = parse_indexes(status.failed_indexes.as_deref().unwrap_or(""));
+    if let Some(limit) = per_index_limit {
+        for pod in pods.iter().filter(|p| is_failed_pod(p)) {
+            let Some(index) = pod_index(pod).filter(|i| (0..completions).contains(i)) else {
+                continue;
+            };
+            let verdict = verdict(pod);
+            if verdict.action.as_deref() == Some("FailIndex")
+                || (verdict.counted && annotation_count(pod, INDEX_FAILURE_COUNT) >= limit)
+            {
+                failed_indexes.insert(index);
+            }
+        }
+        status.failed_indexes = Some(format_indexes(&failed_indexes));
+    }
     if indexed {
         status.completed_indexes = Some(format_indexes(&completed));
     }
@@ -357,7 +586,11 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
     }
 
     // 2. Remove the tracking finalizer from pods recorded as uncounted.
-    let recorded: BTreeSet<&String> = succeeded_uids.iter().chain(failed_uids.iter()).collect();
+    let recorded: BTreeSet<&String> = succeeded_uids
+        .iter()
+        .chain(failed_uids.iter())
+        .chain(ignored_uids.iter())
+        .collect();
     for pod in pods.iter().filter(|p| has_finalizer(p)) {
         let pod_uid = pod.metadata.uid.clone().unwrap_or_default();
         if recorded.contains(&pod_uid) {
@@ -398,53 +631,84 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
     let parallelism = spec.parallelism.unwrap_or(1);
     let backoff_limit = spec.backoff_limit.unwrap_or(6);
 
-    // Terminal decisions.
-    let mut failure: Option<(&str, &str)> = None;
-    if failed > backoff_limit {
-        failure = Some((
-            "BackoffLimitExceeded",
-            "Job has reached the specified backoff limit",
-        ));
-    } else if let (Some(deadline), Some(start)) =
-        (spec.active_deadline_seconds, status.start_time.as_ref())
-    {
-        if now.as_second() - start.0.as_second() >= deadline && !spec.suspend.unwrap_or(false) {
-            failure = Some((
-                "DeadlineExceeded",
-                "Job was active longer than specified deadline",
-            ));
-        }
-    }
-    if has_condition(&status, "FailureTarget") {
-        let c = status
+    // Terminal decisions, in upstream's order.
+    let condition_of = |type_: &str| {
+        status
             .conditions
             .iter()
             .flatten()
-            .find(|c| c.type_ == "FailureTarget")
-            .cloned();
-        if let Some(c) = c {
-            failure = Some(match c.reason.as_deref() {
-                Some("DeadlineExceeded") => (
-                    "DeadlineExceeded",
-                    "Job was active longer than specified deadline",
-                ),
-                _ => (
-                    "BackoffLimitExceeded",
-                    "Job has reached the specified backoff limit",
-                ),
-            });
+            .find(|c| c.type_ == type_ && c.status == "True")
+            .map(|c| {
+                (
+                    c.reason.clone().unwrap_or_default(),
+                    c.message.clone().unwrap_or_default(),
+                )
+            })
+    };
+    let mut failure: Option<(String, String)> = condition_of("FailureTarget");
+    if failure.is_none() {
+        failure = pods
+            .iter()
+            .filter(|p| is_failed_pod(p))
+            .find_map(|p| verdict(p).fail_job)
+            .map(|message| ("PodFailurePolicy".to_string(), message));
+    }
+    if failure.is_none() && failed > backoff_limit {
+        failure = Some((
+            "BackoffLimitExceeded".into(),
+            "Job has reached the specified backoff limit".into(),
+        ));
+    }
+    if let (None, Some(deadline), Some(start)) = (
+        &failure,
+        spec.active_deadline_seconds,
+        status.start_time.as_ref(),
+    ) {
+        if now.as_second() - start.0.as_second() >= deadline && !spec.suspend.unwrap_or(false) {
+            failure = Some((
+                "DeadlineExceeded".into(),
+                "Job was active longer than specified deadline".into(),
+            ));
         }
     }
-    let success = has_condition(&status, "SuccessCriteriaMet")
-        || match (indexed, spec.completions) {
-            (true, Some(c)) => completed.len() as i32 >= c,
-            (false, Some(c)) => succeeded >= c,
-            (false, None) => succeeded > 0 && active.is_empty(),
-            (true, None) => false,
-        };
+    if failure.is_none() && per_index_limit.is_some() {
+        let failed_count = failed_indexes.len() as i32;
+        if spec
+            .max_failed_indexes
+            .is_some_and(|max| failed_count > max)
+        {
+            failure = Some((
+                "MaxFailedIndexesExceeded".into(),
+                "Job has exceeded the specified maximal number of failed indexes".into(),
+            ));
+        } else if failed_count > 0 && failed_indexes.union(&completed).count() as i32 >= completions
+        {
+            failure = Some(("FailedIndexes".into(), "Job has failed indexes".into()));
+        }
+    }
+    let mut success: Option<(String, String)> = condition_of("SuccessCriteriaMet");
+    if success.is_none() && indexed {
+        success = spec
+            .success_policy
+            .as_ref()
+            .and_then(|p| match_success_policy(p, completions, &completed))
+            .map(|message| ("SuccessPolicy".to_string(), message));
+    }
+    let completions_reached = match (indexed, spec.completions) {
+        (true, Some(c)) => completed.len() as i32 >= c,
+        (false, Some(c)) => succeeded >= c,
+        (false, None) => succeeded > 0 && active.is_empty(),
+        (true, None) => false,
+    };
+    if success.is_none() && completions_reached {
+        success = Some((
+            "CompletionsReached".into(),
+            "Reached expected number of succeeded pods".into(),
+        ));
+    }
 
     let mut action = Action::requeue(Duration::from_secs(300));
-    if let Some((reason, message)) = failure {
+    if let Some((reason, message)) = &failure {
         if !has_condition(&status, "FailureTarget") {
             set_condition(&mut status, "FailureTarget", reason, message, now);
             state
@@ -459,25 +723,13 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
         } else {
             action = Action::requeue(Duration::from_secs(1));
         }
-    } else if success {
+    } else if let Some((reason, message)) = &success {
         if !has_condition(&status, "SuccessCriteriaMet") {
-            set_condition(
-                &mut status,
-                "SuccessCriteriaMet",
-                "CompletionsReached",
-                "Reached expected number of succeeded pods",
-                now,
-            );
+            set_condition(&mut status, "SuccessCriteriaMet", reason, message, now);
         }
         delete_pods(&state, &pods_api, &key, &reference, &active).await;
         if active.is_empty() && terminating == 0 {
-            set_condition(
-                &mut status,
-                "Complete",
-                "CompletionsReached",
-                "Reached expected number of succeeded pods",
-                now,
-            );
+            set_condition(&mut status, "Complete", reason, message, now);
             status.completion_time = Some(Time(now));
             state
                 .ctx
@@ -540,25 +792,50 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
             let wait = last_failure
                 .map(|at| at.as_second() + backoff_seconds(failed + newly_failed) - now.as_second())
                 .unwrap_or(0);
-            if failed > 0 && wait > 0 {
+            if per_index_limit.is_none() && failed > 0 && wait > 0 {
                 action = Action::requeue(Duration::from_secs(wait as u64));
             } else if indexed {
-                let completions = spec.completions.unwrap_or(0);
-                let running: BTreeSet<i32> = active.iter().filter_map(pod_index).collect();
-                let room = (parallelism - active.len() as i32).max(0) as usize;
-                let wanted: Vec<i32> = (0..completions)
-                    .filter(|i| !completed.contains(i) && !running.contains(i))
-                    .take(room.min(BURST_REPLICAS))
+                // Pods of indexes given up on stop.
+                let abandoned: Vec<Pod> = active
+                    .iter()
+                    .filter(|p| pod_index(p).is_some_and(|i| failed_indexes.contains(&i)))
+                    .cloned()
                     .collect();
-                create_pods(
-                    &state,
-                    &job,
-                    &pods_api,
-                    &key,
-                    &reference,
-                    &wanted.iter().map(|i| Some(*i)).collect::<Vec<_>>(),
-                )
-                .await;
+                delete_pods(&state, &pods_api, &key, &reference, &abandoned).await;
+                let running: BTreeSet<i32> = active.iter().filter_map(pod_index).collect();
+                let room = (parallelism - (active.len() - abandoned.len()) as i32).max(0) as usize;
+                let mut slots = Vec::new();
+                for index in (0..completions).filter(|i| {
+                    !completed.contains(i) && !running.contains(i) && !failed_indexes.contains(i)
+                }) {
+                    if slots.len() >= room.min(BURST_REPLICAS) {
+                        break;
+                    }
+                    if per_index_limit.is_none() {
+                        slots.push(Slot::index(index));
+                        continue;
+                    }
+                    // Per-index back-off from the index's last failure.
+                    let last = last_failed_of_index(&pods, index);
+                    let counts = last.map(|p| next_failure_counts(p, verdict(p).counted));
+                    let wait = last
+                        .and_then(failed_at)
+                        .map(|at| {
+                            at.as_second() + backoff_seconds(counts.map_or(0, |c| c.0))
+                                - now.as_second()
+                        })
+                        .unwrap_or(0);
+                    if wait > 0 {
+                        let again = Action::requeue(Duration::from_secs(wait as u64));
+                        action = again;
+                        continue;
+                    }
+                    slots.push(Slot {
+                        index: Some(index),
+                        failure_counts: Some(counts.unwrap_or((0, 0))),
+                    });
+                }
+                create_pods(&state, &job, &pods_api, &key, &reference, &slots).await;
             } else {
                 let want = want_active(
                     parallelism,
@@ -568,7 +845,7 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
                 );
                 let diff = want - active.len() as i32;
                 if diff > 0 {
-                    let slots = vec![None; (diff as usize).min(BURST_REPLICAS)];
+                    let slots = vec![Slot::default(); (diff as usize).min(BURST_REPLICAS)];
                     create_pods(&state, &job, &pods_api, &key, &reference, &slots).await;
                 } else if diff < 0 {
                     let mut victims = active.clone();
@@ -669,7 +946,7 @@ async fn create_pods(
     pods_api: &Api<Pod>,
     key: &str,
     reference: &k8s_openapi::api::core::v1::ObjectReference,
-    slots: &[Option<i32>],
+    slots: &[Slot],
 ) {
     let Some(template) = job.spec.as_ref().map(|s| s.template.clone()) else {
         return;
@@ -686,7 +963,14 @@ async fn create_pods(
             .finalizers
             .get_or_insert_with(Vec::new)
             .push(TRACKING_FINALIZER.into());
-        if let Some(index) = slot {
+        if let Some((failures, ignored)) = slot.failure_counts {
+            let annotations = pod.metadata.annotations.get_or_insert_with(BTreeMap::new);
+            annotations.insert(INDEX_FAILURE_COUNT.into(), failures.to_string());
+            if ignored > 0 {
+                annotations.insert(INDEX_IGNORED_FAILURE_COUNT.into(), ignored.to_string());
+            }
+        }
+        if let Some(index) = slot.index {
             pod.metadata.generate_name = Some(format!("{name}-{index}-"));
             pod.metadata
                 .annotations
@@ -792,5 +1076,94 @@ mod tests {
         // Work queue: no new pods once one succeeded.
         assert_eq!(want_active(3, None, 0, 0), 3);
         assert_eq!(want_active(3, None, 1, 2), 2);
+    }
+
+    fn failed_pod(value: serde_json::Value) -> Pod {
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn exited(code: i32) -> Pod {
+        failed_pod(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "ns"},
+            "status": {"phase": "Failed", "containerStatuses": [
+                {"name": "sidecar", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                 "state": {"terminated": {"exitCode": 0}}},
+                {"name": "main", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                 "state": {"terminated": {"exitCode": code}}},
+            ]},
+        }))
+    }
+
+    fn policy(rules: serde_json::Value) -> PodFailurePolicy {
+        serde_json::from_value(serde_json::json!({ "rules": rules })).unwrap()
+    }
+
+    #[test]
+    fn the_first_matching_pod_failure_rule_decides_with_upstreams_message() {
+        let p = policy(serde_json::json!([
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+            {"action": "FailJob", "onExitCodes": {"containerName": "main", "operator": "In", "values": [42]}},
+            {"action": "Count", "onExitCodes": {"operator": "NotIn", "values": [1]}},
+        ]));
+        let m = match_pod_failure_policy(&p, &exited(42));
+        assert_eq!(
+            m.fail_job.as_deref(),
+            Some("Container main for pod ns/p failed with exit code 42 matching FailJob rule at index 1")
+        );
+        assert!(m.counted);
+        // Exit code 0 never matches, so 1 falls through every rule: counted.
+        let m = match_pod_failure_policy(&p, &exited(1));
+        assert_eq!((m.fail_job, m.counted, m.action), (None, true, None));
+        let m = match_pod_failure_policy(&p, &exited(7));
+        assert_eq!(m.action.as_deref(), Some("Count"));
+
+        let mut disrupted = exited(42);
+        disrupted.status.as_mut().unwrap().conditions = Some(vec![serde_json::from_value(
+            serde_json::json!({"type": "DisruptionTarget", "status": "True"}),
+        )
+        .unwrap()]);
+        let m = match_pod_failure_policy(&p, &disrupted);
+        assert_eq!((m.fail_job, m.counted), (None, false));
+        assert_eq!(m.action.as_deref(), Some("Ignore"));
+
+        let on_condition = policy(serde_json::json!([
+            {"action": "FailJob", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+        ]));
+        assert_eq!(
+            match_pod_failure_policy(&on_condition, &disrupted)
+                .fail_job
+                .as_deref(),
+            Some("Pod ns/p has condition DisruptionTarget matching FailJob rule at index 0")
+        );
+    }
+
+    #[test]
+    fn success_policy_rules_match_by_indexes_and_counts_in_order() {
+        let p: SuccessPolicy = serde_json::from_value(serde_json::json!({"rules": [
+            {"succeededIndexes": "0,2-3"},
+            {"succeededIndexes": "4-9", "succeededCount": 2},
+            {"succeededCount": 5},
+        ]}))
+        .unwrap();
+        let set = |v: &[i32]| v.iter().copied().collect::<BTreeSet<i32>>();
+        assert_eq!(match_success_policy(&p, 10, &set(&[])), None);
+        assert_eq!(match_success_policy(&p, 10, &set(&[0, 2])), None);
+        assert_eq!(
+            match_success_policy(&p, 10, &set(&[0, 2, 3])).as_deref(),
+            Some("Matched rules at index 0")
+        );
+        assert_eq!(
+            match_success_policy(&p, 10, &set(&[1, 5, 9])).as_deref(),
+            Some("Matched rules at index 1")
+        );
+        assert_eq!(
+            match_success_policy(&p, 12, &set(&[0, 1, 2, 4, 10])).as_deref(),
+            Some("Matched rules at index 2")
+        );
+        // Required indexes beyond completions are not required.
+        assert_eq!(
+            match_success_policy(&p, 3, &set(&[0, 2])).as_deref(),
+            Some("Matched rules at index 0")
+        );
     }
 }

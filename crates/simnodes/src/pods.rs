@@ -7,7 +7,9 @@
 //! - A pod whose restartPolicy is Never or OnFailure completes after
 //!   job_run_seconds (annotation [`RUN_SECONDS_ANNOTATION`] overrides it):
 //!   phase Succeeded, or Failed if annotation [`EXIT_CODE_ANNOTATION`] is a
-//!   non-zero exit code.
+//!   non-zero exit code. For the pods of Indexed Jobs,
+//!   [`EXIT_CODE_BY_INDEX_ANNOTATION`] and [`RUN_SECONDS_BY_INDEX_ANNOTATION`]
+//!   (`"1=42,3=1"`: completion index = value) override both per index.
 //! - A pod with a deletionTimestamp has its containers marked terminated and
 //!   is then deleted with gracePeriodSeconds=0 and a uid precondition, as
 //!   the kubelet finishes a graceful deletion.
@@ -31,6 +33,9 @@ use crate::{status_code, Error};
 
 pub const RUN_SECONDS_ANNOTATION: &str = "sim.rustkube.io/run-seconds";
 pub const EXIT_CODE_ANNOTATION: &str = "sim.rustkube.io/exit-code";
+pub const EXIT_CODE_BY_INDEX_ANNOTATION: &str = "sim.rustkube.io/exit-code-by-index";
+pub const RUN_SECONDS_BY_INDEX_ANNOTATION: &str = "sim.rustkube.io/run-seconds-by-index";
+const COMPLETION_INDEX_ANNOTATION: &str = "batch.kubernetes.io/job-completion-index";
 
 /// Where a pod is in its simulated life, by pod uid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -197,15 +202,27 @@ fn annotation<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
+/// This pod's entry in a per-index annotation (`"1=42,3=1"`).
+fn by_index<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
+    let index = annotation(pod, COMPLETION_INDEX_ANNOTATION)?.trim();
+    annotation(pod, key)?
+        .split(',')
+        .filter_map(|entry| entry.split_once('='))
+        .find(|(i, _)| i.trim() == index)
+        .map(|(_, value)| value)
+}
+
 fn run_seconds(fleet: &Fleet, pod: &Pod) -> f64 {
-    annotation(pod, RUN_SECONDS_ANNOTATION)
+    by_index(pod, RUN_SECONDS_BY_INDEX_ANNOTATION)
+        .or_else(|| annotation(pod, RUN_SECONDS_ANNOTATION))
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|v| v.is_finite() && *v >= 0.0)
         .unwrap_or(fleet.options.job_run_seconds)
 }
 
 fn exit_code(pod: &Pod) -> i32 {
-    annotation(pod, EXIT_CODE_ANNOTATION)
+    by_index(pod, EXIT_CODE_BY_INDEX_ANNOTATION)
+        .or_else(|| annotation(pod, EXIT_CODE_ANNOTATION))
         .and_then(|v| v.trim().parse::<i32>().ok())
         .unwrap_or(0)
 }
@@ -593,6 +610,21 @@ mod tests {
             .as_deref()
             .unwrap()
             .starts_with("containerd://"));
+    }
+
+    #[test]
+    fn per_index_annotations_override_the_exit_code_for_listed_indexes() {
+        let indexed = |index: &str| -> Pod {
+            serde_json::from_value(json!({"metadata": {"annotations": {
+                COMPLETION_INDEX_ANNOTATION: index,
+                EXIT_CODE_ANNOTATION: "3",
+                EXIT_CODE_BY_INDEX_ANNOTATION: "1=42, 2=0",
+            }}}))
+            .unwrap()
+        };
+        assert_eq!(exit_code(&indexed("0")), 3);
+        assert_eq!(exit_code(&indexed("1")), 42);
+        assert_eq!(exit_code(&indexed("2")), 0);
     }
 
     #[test]
