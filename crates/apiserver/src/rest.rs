@@ -69,16 +69,17 @@ pub fn decode_stored(kv: &KeyValue) -> Result<Value, ApiError> {
 
 /// A stored object's JSON with `"resourceVersion":"<revision>"` put first
 /// in its top-level `metadata`, without decoding it: what a read answers.
-/// None when the bytes are not an object with a `metadata` object, or hold
-/// a `resourceVersion` anywhere (written before it was stripped, or an
-/// object reference inside), so the caller decodes instead.
+/// None when the bytes are not an object with a `metadata` object, or its
+/// metadata already mentions a `resourceVersion` (written before it was
+/// stripped), so the caller decodes instead.
 pub fn stored_json_with_revision(stored: &[u8], revision: i64) -> Option<Vec<u8>> {
     const RV: &[u8] = b"\"resourceVersion\"";
-    if stored.windows(RV.len()).any(|w| w == RV) {
+    let at = json_scan::top_level_member(stored, b"metadata")?;
+    if stored.get(at) != Some(&b'{') {
         return None;
     }
-    let at = json_scan::top_level_member(stored, b"metadata")?;
-    if stored.get(at) != Some(&b'{') || json_scan::skip_value(stored, at).is_none() {
+    let end = json_scan::skip_value(stored, at)?;
+    if stored[at..end].windows(RV.len()).any(|w| w == RV) {
         return None;
     }
     let inner = json_scan::skip_ws(stored, at + 1);
@@ -2203,6 +2204,7 @@ mod tests {
             r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","labels":{"a":"}{\\\"metadata\\\":{"}},"spec":{"containers":[{"name":"c"}]}}"#,
             r#"{"spec":{"template":{"metadata":{"name":"inner"}}},"metadata":{}}"#,
             r#" { "kind" : "X" , "n" : [1, {"a": null}, "x]"] , "metadata" : { "name" : "w" } } "#,
+            r#"{"involvedObject":{"resourceVersion":"3"},"metadata":{"name":"e"}}"#,
         ];
         for doc in docs {
             let kv = KeyValue {
@@ -2223,7 +2225,6 @@ mod tests {
     fn objects_the_splice_cannot_handle_are_left_to_the_decoder() {
         for doc in [
             r#"{"metadata":{"name":"p","resourceVersion":"7"}}"#,
-            r#"{"involvedObject":{"resourceVersion":"3"},"metadata":{"name":"e"}}"#,
             r#"{"kind":"NoMetadata"}"#,
             r#"{"metadata":"text"}"#,
             r#"[{"metadata":{}}]"#,
