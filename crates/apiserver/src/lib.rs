@@ -97,6 +97,8 @@ pub struct ApiServer {
     /// Held while the RBAC index is rebuilt, so concurrent requests wait
     /// for one build instead of each building their own.
     pub rbac_index_build: tokio::sync::Mutex<()>,
+    /// Unique among the servers of this process (for per-thread caches).
+    pub instance: u64,
 }
 
 /// A started server: where it listens, and a handle to stop it.
@@ -171,6 +173,10 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         authorization_modes: config.authorization_modes,
         rbac_index: std::sync::Mutex::new(None),
         rbac_index_build: tokio::sync::Mutex::new(()),
+        instance: {
+            static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        },
         service_ips: allocator::IpRange::new(config.service_cidr.0, config.service_cidr.1),
         node_ports: allocator::Range {
             key: "/registry/ranges/servicenodeports".into(),

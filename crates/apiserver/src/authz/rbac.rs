@@ -38,12 +38,36 @@ pub struct PolicySnapshot {
     pub role_bindings: Vec<Arc<Value>>,
 }
 
+thread_local! {
+    /// This thread's copy of the current index and the server it belongs
+    /// to, so a decision touches no lock and no shared reference count.
+    static LOCAL_INDEX: std::cell::RefCell<Option<(u64, Arc<RbacIndex>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 pub async fn authorize(state: &ApiServer, user: &UserInfo, info: &RequestInfo) -> Decision {
-    let Some(index) = index(state).await else {
-        tracing::warn!("RBAC policy unavailable; denying");
-        return Decision::Deny;
+    let server = state.instance;
+    let generation = state.cache.rbac_generation();
+    let local = LOCAL_INDEX.with(|local| {
+        local
+            .borrow()
+            .as_ref()
+            .filter(|(s, index)| *s == server && index.generation == generation)
+            .map(|(_, index)| index.allows(user, info))
+    });
+    let allowed = match local {
+        Some(allowed) => allowed,
+        None => {
+            let Some(index) = index(state).await else {
+                tracing::warn!("RBAC policy unavailable; denying");
+                return Decision::Deny;
+            };
+            let allowed = index.allows(user, info);
+            LOCAL_INDEX.with(|local| *local.borrow_mut() = Some((server, index)));
+            allowed
+        }
     };
-    if index.allows(user, info) {
+    if allowed {
         Decision::Allow
     } else {
         Decision::Deny
