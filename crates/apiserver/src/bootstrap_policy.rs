@@ -804,7 +804,7 @@ mod tests {
     use crate::request_info::RequestInfo;
 
     fn cached(objects: Vec<Value>) -> Vec<Arc<Value>> {
-        objects.into_iter().map(|o| Arc::new(o)).collect()
+        objects.into_iter().map(Arc::new).collect()
     }
 
     fn policy_with_namespace_binding(role: &str, user: &str) -> PolicySnapshot {
