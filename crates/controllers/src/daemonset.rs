@@ -9,7 +9,9 @@
 //! any other pod. Template versions are ControllerRevisions
 //! (`<ds>-<hash>`, pods labelled `controller-revision-hash`), which
 //! `kubectl rollout history/undo` read; RollingUpdate replaces old pods
-//! within maxUnavailable, OnDelete waits for them to be deleted. Status
+//! within maxUnavailable, or with maxSurge starts the new pod on a node
+//! first and deletes the old one once the new one is available; OnDelete
+//! waits for old pods to be deleted. Status
 //! reports the scheduled/misscheduled/ready/available/updated counts.
 
 use std::collections::{BTreeMap, HashMap};
@@ -487,7 +489,32 @@ async fn reconcile(ds: Arc<DaemonSet>, state: Arc<State>) -> Result<Action, Erro
         |n| in_store(n).is_none_or(|p| p.metadata.deletion_timestamp.is_some()),
     );
 
+    let rolling = spec
+        .update_strategy
+        .as_ref()
+        .and_then(|s| s.type_.as_deref())
+        != Some("OnDelete");
+    let rolling_update = spec
+        .update_strategy
+        .as_ref()
+        .and_then(|s| s.rolling_update.as_ref());
     let nodes = state.nodes.state();
+    let eligible = nodes
+        .iter()
+        .filter(|n| node_should_run(&template_spec, n).0)
+        .count() as i32;
+    let max_surge = if rolling {
+        scaled_value(
+            rolling_update.and_then(|r| r.max_surge.as_ref()),
+            eligible,
+            true,
+        )
+    } else {
+        0
+    };
+    let surging = max_surge > 0;
+    // With surge: per node, its oldest updated and oldest old pod.
+    let mut surge_nodes: Vec<(String, Option<Pod>, Option<Pod>)> = Vec::new();
     let mut to_create: Vec<String> = Vec::new();
     let mut to_delete: Vec<Pod> = Vec::new();
     let (mut desired, mut current, mut misscheduled) = (0, 0, 0);
@@ -528,10 +555,24 @@ async fn reconcile(ds: Arc<DaemonSet>, state: Arc<State>) -> Result<Action, Erro
             if live.is_empty() {
                 to_create.push(node_name.clone());
             } else {
-                // Keep the oldest; extras go.
+                // Keep the oldest (with surge, the oldest updated and the
+                // oldest old one); extras go.
                 live.sort_by_key(|p| p.metadata.creation_timestamp.as_ref().map(|t| t.0));
-                let extras = live.split_off(1);
-                to_delete.extend(extras);
+                let new = live.iter().position(&is_updated);
+                let old = live.iter().position(|p| !is_updated(p));
+                let keep = |i: usize| i == 0 || (surging && (Some(i) == new || Some(i) == old));
+                for (i, pod) in live.iter().enumerate() {
+                    if !keep(i) {
+                        to_delete.push(pod.clone());
+                    }
+                }
+                if surging {
+                    surge_nodes.push((
+                        node_name.clone(),
+                        new.map(|i| live[i].clone()),
+                        old.map(|i| live[i].clone()),
+                    ));
+                }
                 let pod = &live[0];
                 if is_pod_ready(pod) {
                     ready += 1;
@@ -552,18 +593,41 @@ async fn reconcile(ds: Arc<DaemonSet>, state: Arc<State>) -> Result<Action, Erro
         to_delete.extend(orphaned);
     }
 
+    // Rolling update with surge: a new pod next to the old one (at once
+    // where the old one is unavailable, else within maxSurge), and the old
+    // one deleted once the new one is available.
+    // Surge pods not available yet (they become so with time alone).
+    let mut surged = 0;
+    if rolling && satisfied && surging {
+        let mut allowed: Vec<String> = Vec::new();
+        let mut candidates: Vec<String> = Vec::new();
+        for (node_name, new, old) in &surge_nodes {
+            match (new, old) {
+                (_, None) => {}
+                (None, Some(old)) => {
+                    if !is_pod_available(old, min_ready, now) {
+                        allowed.push(node_name.clone());
+                    } else if surged < max_surge {
+                        candidates.push(node_name.clone());
+                    }
+                }
+                (Some(new), Some(old)) => {
+                    if is_pod_available(new, min_ready, now) {
+                        to_delete.push(old.clone());
+                    } else {
+                        surged += 1;
+                    }
+                }
+            }
+        }
+        let room = ((max_surge - surged).max(0) as usize).min(candidates.len());
+        to_create.extend(allowed);
+        to_create.extend(candidates.into_iter().take(room));
+    }
     // Rolling update: replace old pods within maxUnavailable.
-    if spec
-        .update_strategy
-        .as_ref()
-        .and_then(|s| s.type_.as_deref())
-        != Some("OnDelete")
-        && satisfied
-    {
+    if rolling && satisfied && !surging {
         let max_unavailable = scaled_value(
-            spec.update_strategy
-                .as_ref()
-                .and_then(|s| s.rolling_update.as_ref())
+            rolling_update
                 .and_then(|r| r.max_unavailable.as_ref())
                 .or(Some(
                     &k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1),
@@ -659,7 +723,7 @@ async fn reconcile(ds: Arc<DaemonSet>, state: Arc<State>) -> Result<Action, Erro
     } else {
         action = Action::requeue(Duration::from_secs(2));
     }
-    if min_ready > 0 && ready > available {
+    if min_ready > 0 && (ready > available || surged > 0) {
         action = Action::requeue(Duration::from_secs(1));
     }
 
