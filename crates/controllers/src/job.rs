@@ -542,18 +542,7 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
         .iter()
         .filter(|p| crate::workload_util::pod_phase(p) == "Failed")
     {
-        let finished = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.container_statuses.as_ref())
-            .and_then(|cs| {
-                cs.iter()
-                    .filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.finished_at.as_ref())
-                    .map(|t| t.0)
-                    .max()
-            })
-            .or_else(|| pod.metadata.creation_timestamp.as_ref().map(|t| t.0));
-        last_failure = last_failure.max(finished);
+        last_failure = last_failure.max(failed_at(pod));
     }
     // Indexes given up on: a FailIndex verdict, or a counted failure at
     // the per-index limit.
