@@ -652,24 +652,14 @@ pub async fn get_object(
     namespace: &str,
     name: &str,
 ) -> Result<(Value, i64), ApiError> {
-    let kv = get_stored(state, s, namespace, name).await?;
-    Ok((decode_stored(&kv)?, kv.mod_revision))
-}
-
-/// The stored bytes at (namespace, name).
-async fn get_stored(
-    state: &ApiServer,
-    s: &dyn Strategy,
-    namespace: &str,
-    name: &str,
-) -> Result<KeyValue, ApiError> {
     let info = s.info();
     let (kv, _) = state
         .store
         .get(&info.key(namespace, name))
         .await
         .map_err(|e| storage_error(e, info.plural, info.group, name))?;
-    kv.ok_or_else(|| ApiError::not_found(info.plural, info.group, name))
+    let kv = kv.ok_or_else(|| ApiError::not_found(info.plural, info.group, name))?;
+    Ok((decode_stored(&kv)?, kv.mod_revision))
 }
 
 /// Fields beyond `metadata.name`/`metadata.namespace` that upstream lets

@@ -6,18 +6,10 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde_json::Value;
-use support::{json, Server};
+use support::{get_json, Server};
 
 const KUBECTL: &str = "1.33";
 const LONG: Duration = Duration::from_secs(120);
-
-fn get_json(server: &Server, args: &[&str]) -> Value {
-    let mut all = vec!["get"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["-o", "json"]);
-    json(&server.kubectl_ok(KUBECTL, &all))
-}
 
 /// Live (not terminating) pods labelled app=`app`, by the node they are
 /// for: their images.

@@ -6,17 +6,10 @@ mod support;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{json, Server};
+use support::{get_json, Server};
 
 const KUBECTL: &str = "1.33";
 const LONG: Duration = Duration::from_secs(90);
-
-fn get_json(server: &Server, args: &[&str]) -> Value {
-    let mut all = vec!["get"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["-o", "json"]);
-    json(&server.kubectl_ok(KUBECTL, &all))
-}
 
 fn items(list: &Value) -> Vec<Value> {
     list["items"].as_array().cloned().unwrap_or_default()

@@ -394,6 +394,14 @@ pub fn post_json(server: &Server, path: &str, body: &str) -> (u16, String) {
     ])
 }
 
+/// `kubectl get <args> -o json` (kubectl 1.33), parsed.
+pub fn get_json(server: &Server, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["get"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["-o", "json"]);
+    json(&server.kubectl_ok("1.33", &all))
+}
+
 /// PUT a JSON body as system:admin; returns (HTTP code, body).
 pub fn put_json(server: &Server, path: &str, body: &str) -> (u16, String) {
     server.curl_admin(&[
