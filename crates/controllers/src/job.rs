@@ -22,6 +22,13 @@
 //! give up on an index past its limit (`status.failedIndexes`) and fail
 //! once `maxFailedIndexes` is exceeded or every index is decided.
 //! `successPolicy` declares an Indexed Job succeeded early.
+//!
+//! `podReplacementPolicy` says when a deleted pod is replaced:
+//! `TerminatingOrFailed` (the default) counts it failed and replaces it
+//! (after the back-off) as soon as it is deleted; `Failed` (implied by a
+//! `podFailurePolicy`) waits until the pod has reached phase Failed, and
+//! only then counts the failure. `status.terminating` counts the deleted
+//! pods not yet terminal; Failed and Complete wait for it to reach zero.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -29,7 +36,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::{
-    Job, JobCondition, JobStatus, PodFailurePolicy, SuccessPolicy, UncountedTerminatedPods,
+    Job, JobCondition, JobSpec, JobStatus, PodFailurePolicy, SuccessPolicy, UncountedTerminatedPods,
 };
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -339,10 +346,26 @@ fn is_finished_pod(pod: &Pod) -> bool {
         || pod.metadata.deletion_timestamp.is_some()
 }
 
-fn is_failed_pod(pod: &Pod) -> bool {
-    crate::workload_util::pod_phase(pod) == "Failed"
-        || (pod.metadata.deletion_timestamp.is_some()
-            && crate::workload_util::pod_phase(pod) != "Succeeded")
+/// Whether replacements wait until a pod has failed rather than only for
+/// its deletion: `podReplacementPolicy: Failed`, which a `podFailurePolicy`
+/// implies (upstream's `onlyReplaceFailedPods`).
+pub fn only_replace_failed(spec: &JobSpec) -> bool {
+    spec.pod_replacement_policy.as_deref() == Some("Failed") || spec.pod_failure_policy.is_some()
+}
+
+/// Whether a pod counts as failed (upstream's `isPodFailed`): phase
+/// Failed, or, unless only failed pods are replaced, deleted before it
+/// succeeded (an orphan may never reach a terminal phase).
+fn is_failed_pod(pod: &Pod, only_failed: bool) -> bool {
+    let phase = crate::workload_util::pod_phase(pod);
+    phase == "Failed"
+        || (!only_failed && pod.metadata.deletion_timestamp.is_some() && phase != "Succeeded")
+}
+
+/// Deleted but not yet terminal: what `status.terminating` counts.
+fn is_terminating(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_some()
+        && !matches!(crate::workload_util::pod_phase(pod), "Succeeded" | "Failed")
 }
 
 fn annotation_count(pod: &Pod, key: &str) -> i32 {
@@ -354,24 +377,52 @@ fn annotation_count(pod: &Pod, key: &str) -> i32 {
         .unwrap_or(0)
 }
 
-/// When a failed pod ended: its last container's end, else its creation.
+/// When a failed pod ended, as upstream's `getFinishedTime`: the last end
+/// of its containers if every one has ended, else when Ready turned False,
+/// else when it was deleted (deletionTimestamp less the grace period),
+/// else its creation.
 fn failed_at(pod: &Pod) -> Option<Timestamp> {
-    pod.status
-        .as_ref()
+    let status = pod.status.as_ref();
+    let containers: Vec<Option<Timestamp>> = status
         .and_then(|s| s.container_statuses.as_ref())
-        .and_then(|cs| {
-            cs.iter()
-                .filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.finished_at.as_ref())
-                .map(|t| t.0)
-                .max()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let terminated = c.state.as_ref()?.terminated.as_ref()?;
+            terminated.finished_at.as_ref().map(|t| t.0)
         })
+        .collect();
+    let all_ended = if containers.iter().all(Option::is_some) {
+        containers.into_iter().flatten().max()
+    } else {
+        None
+    };
+    let not_ready_since = || {
+        status?
+            .conditions
+            .as_ref()?
+            .iter()
+            .find(|c| c.type_ == "Ready" && c.status == "False")?
+            .last_transition_time
+            .as_ref()
+            .map(|t| t.0)
+    };
+    let deleted_at = || {
+        let at = pod.metadata.deletion_timestamp.as_ref()?.0;
+        let grace = pod.metadata.deletion_grace_period_seconds.unwrap_or(0);
+        at.checked_sub(k8s_openapi::jiff::SignedDuration::from_secs(grace))
+            .ok()
+    };
+    all_ended
+        .or_else(not_ready_since)
+        .or_else(deleted_at)
         .or_else(|| pod.metadata.creation_timestamp.as_ref().map(|t| t.0))
 }
 
 /// The most recently created failed pod of `index`.
-fn last_failed_of_index(pods: &[Pod], index: i32) -> Option<&Pod> {
+fn last_failed_of_index(pods: &[Pod], index: i32, only_failed: bool) -> Option<&Pod> {
     pods.iter()
-        .filter(|p| is_failed_pod(p) && pod_index(p) == Some(index))
+        .filter(|p| is_failed_pod(p, only_failed) && pod_index(p) == Some(index))
         .max_by_key(|p| p.metadata.creation_timestamp.as_ref().map(|t| t.0))
 }
 
@@ -474,14 +525,13 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
     let policy = spec.pod_failure_policy.as_ref();
     let per_index_limit = spec.backoff_limit_per_index.filter(|_| indexed);
     let completions = spec.completions.unwrap_or(0);
-    // A failed pod's verdict under the pod failure policy (only pods in
-    // phase Failed are matched; a deleted pod just counts).
+    let only_failed = only_replace_failed(&spec);
+    // A failed pod's verdict under the pod failure policy (without one,
+    // every failure counts).
     let verdict = |pod: &Pod| -> FailureMatch {
         match policy {
-            Some(policy) if crate::workload_util::pod_phase(pod) == "Failed" => {
-                match_pod_failure_policy(policy, pod)
-            }
-            _ => FailureMatch {
+            Some(policy) => match_pod_failure_policy(policy, pod),
+            None => FailureMatch {
                 fail_job: None,
                 counted: true,
                 action: None,
@@ -504,14 +554,15 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
         .into_iter()
         .collect();
     let mut completed = parse_indexes(status.completed_indexes.as_deref().unwrap_or(""));
-    let mut newly_failed = 0;
-    // Failed pods the policy ignores: finalizer released, never counted.
+    // Pods whose finalizer goes without being counted: failures the policy
+    // ignores, and pods still running once the Job met its success criteria.
     let mut ignored_uids: BTreeSet<String> = BTreeSet::new();
     let mut last_failure: Option<Timestamp> = None;
-    for pod in pods
-        .iter()
-        .filter(|p| has_finalizer(p) && is_finished_pod(p))
-    {
+    // Once the Job is failing, a pod that has not succeeded counts as
+    // failed whatever its state, as upstream counts it.
+    let failing = has_condition(&original, "FailureTarget");
+    let succeeding = has_condition(&original, "SuccessCriteriaMet");
+    for pod in pods.iter().filter(|p| has_finalizer(p)) {
         let pod_uid = pod.metadata.uid.clone().unwrap_or_default();
         if succeeded_uids.contains(&pod_uid) || failed_uids.contains(&pod_uid) {
             continue;
@@ -531,24 +582,26 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
             } else {
                 succeeded_uids.insert(pod_uid);
             }
-        } else if verdict(pod).counted {
-            failed_uids.insert(pod_uid);
-            newly_failed += 1;
-        } else {
+        } else if is_failed_pod(pod, only_failed) || failing {
+            if verdict(pod).counted {
+                failed_uids.insert(pod_uid);
+            } else {
+                ignored_uids.insert(pod_uid);
+            }
+        } else if succeeding {
             ignored_uids.insert(pod_uid);
         }
+        // Otherwise still running, or terminating with podReplacementPolicy
+        // Failed: it counts (as failed) only once it reaches a phase.
     }
-    for pod in pods
-        .iter()
-        .filter(|p| crate::workload_util::pod_phase(p) == "Failed")
-    {
+    for pod in pods.iter().filter(|p| is_failed_pod(p, only_failed)) {
         last_failure = last_failure.max(failed_at(pod));
     }
     // Indexes given up on: a FailIndex verdict, or a counted failure at
     // the per-index limit.
     let mut failed_indexes = parse_indexes(status.failed_indexes.as_deref().unwrap_or(""));
     if let Some(limit) = per_index_limit {
-        for pod in pods.iter().filter(|p| is_failed_pod(p)) {
+        for pod in pods.iter().filter(|p| is_failed_pod(p, only_failed)) {
             let Some(index) = pod_index(pod).filter(|i| (0..completions).contains(i)) else {
                 continue;
             };
@@ -608,13 +661,14 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
         .filter(|p| !is_finished_pod(p))
         .cloned()
         .collect();
-    let terminating = pods
-        .iter()
-        .filter(|p| {
-            p.metadata.deletion_timestamp.is_some()
-                && !matches!(crate::workload_util::pod_phase(p), "Succeeded" | "Failed")
-        })
-        .count() as i32;
+    let terminating = pods.iter().filter(|p| is_terminating(p)).count() as i32;
+    // With podReplacementPolicy Failed a terminating pod still holds its
+    // place: no replacement until it has failed.
+    let held: Vec<&Pod> = if only_failed {
+        pods.iter().filter(|p| is_terminating(p)).collect()
+    } else {
+        Vec::new()
+    };
     let succeeded = status.succeeded.unwrap_or(0);
     let failed = status.failed.unwrap_or(0);
     let parallelism = spec.parallelism.unwrap_or(1);
@@ -638,7 +692,7 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
     if failure.is_none() {
         failure = pods
             .iter()
-            .filter(|p| is_failed_pod(p))
+            .filter(|p| is_failed_pod(p, only_failed))
             .find_map(|p| verdict(p).fail_job)
             .map(|message| ("PodFailurePolicy".to_string(), message));
     }
@@ -779,7 +833,7 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
         if satisfied {
             // Exponential back-off after failures before replacing pods.
             let wait = last_failure
-                .map(|at| at.as_second() + backoff_seconds(failed + newly_failed) - now.as_second())
+                .map(|at| at.as_second() + backoff_seconds(failed) - now.as_second())
                 .unwrap_or(0);
             if per_index_limit.is_none() && failed > 0 && wait > 0 {
                 action = Action::requeue(Duration::from_secs(wait as u64));
@@ -791,8 +845,13 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
                     .cloned()
                     .collect();
                 delete_pods(&state, &pods_api, &key, &reference, &abandoned).await;
-                let running: BTreeSet<i32> = active.iter().filter_map(pod_index).collect();
-                let room = (parallelism - (active.len() - abandoned.len()) as i32).max(0) as usize;
+                let running: BTreeSet<i32> = active
+                    .iter()
+                    .chain(held.iter().copied())
+                    .filter_map(pod_index)
+                    .collect();
+                let occupied = active.len() - abandoned.len() + held.len();
+                let room = (parallelism - occupied as i32).max(0) as usize;
                 let mut slots = Vec::new();
                 for index in (0..completions).filter(|i| {
                     !completed.contains(i) && !running.contains(i) && !failed_indexes.contains(i)
@@ -805,7 +864,7 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
                         continue;
                     }
                     // Per-index back-off from the index's last failure.
-                    let last = last_failed_of_index(&pods, index);
+                    let last = last_failed_of_index(&pods, index, only_failed);
                     let counts = last.map(|p| next_failure_counts(p, verdict(p).counted));
                     let wait = last
                         .and_then(failed_at)
@@ -832,15 +891,16 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
                     succeeded,
                     active.len() as i32,
                 );
-                let diff = want - active.len() as i32;
-                if diff > 0 {
-                    let slots = vec![Slot::default(); (diff as usize).min(BURST_REPLICAS)];
-                    create_pods(&state, &job, &pods_api, &key, &reference, &slots).await;
-                } else if diff < 0 {
+                let surplus = active.len() as i32 - want;
+                let missing = want - active.len() as i32 - held.len() as i32;
+                if surplus > 0 {
                     let mut victims = active.clone();
                     sort_for_deletion(&mut victims);
-                    victims.truncate((-diff) as usize);
+                    victims.truncate(surplus as usize);
                     delete_pods(&state, &pods_api, &key, &reference, &victims).await;
+                } else if missing > 0 {
+                    let slots = vec![Slot::default(); (missing as usize).min(BURST_REPLICAS)];
+                    create_pods(&state, &job, &pods_api, &key, &reference, &slots).await;
                 }
             }
         } else {

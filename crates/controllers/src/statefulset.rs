@@ -12,13 +12,22 @@
 //! ready again; OnDelete leaves that to the user. Status reports replicas,
 //! ready/available/current/updated replicas and the current and update
 //! revisions.
+//!
+//! `persistentVolumeClaimRetentionPolicy` is carried out through the
+//! claims' ownerReferences, as upstream does, so the garbage collector does
+//! the deleting: `whenDeleted: Delete` makes the set the claims' controller
+//! (they go with the set); `whenScaled: Delete` makes a condemned pod (one
+//! at or above `replicas`) its claims' controller before the pod is deleted
+//! (they go with the pod); `Retain` removes those references. Every
+//! reconcile brings the claims of existing pods in line with the current
+//! policy, so a policy change reaches claims made before it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
     PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodTemplateSpec, Volume,
 };
@@ -30,6 +39,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use serde_json::json;
 
 use crate::daemonset::{current_revision, owned_revisions, revision_template, REVISION_HASH};
+use crate::informers::Synced;
 use crate::workload_util::{
     controller_owner_ref, controller_ref, is_conflict, is_not_found, is_pod_available,
     is_pod_ready, is_ready, pod_phase, run_loop, self_trigger,
@@ -82,10 +92,108 @@ pub fn ordered_step(replicas: i32, existing: &BTreeMap<i32, bool>) -> Step {
     Step::Done
 }
 
+/// `persistentVolumeClaimRetentionPolicy`: whether claims are deleted with
+/// the set (`whenDeleted`) and with condemned pods (`whenScaled`). Anything
+/// but `Delete` (unset, `Retain`, an unknown value) retains, as upstream.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Retention {
+    pub delete_with_set: bool,
+    pub delete_when_scaled: bool,
+}
+
+impl Retention {
+    pub fn of(spec: &StatefulSetSpec) -> Retention {
+        let policy = spec.persistent_volume_claim_retention_policy.as_ref();
+        Retention {
+            delete_with_set: policy.and_then(|p| p.when_deleted.as_deref()) == Some("Delete"),
+            delete_when_scaled: policy.and_then(|p| p.when_scaled.as_deref()) == Some("Delete"),
+        }
+    }
+
+    fn retains_all(self) -> bool {
+        !self.delete_with_set && !self.delete_when_scaled
+    }
+}
+
+/// An object a claim may name as owner: the set or the claim's pod.
+#[derive(Clone, Copy, Debug)]
+pub struct ClaimOwner<'a> {
+    pub api_version: &'a str,
+    pub kind: &'a str,
+    pub name: &'a str,
+    pub uid: &'a str,
+}
+
+impl ClaimOwner<'_> {
+    /// Whether `reference` names this object (by kind and name; the uid may
+    /// be an older incarnation's).
+    fn named_by(&self, reference: &OwnerReference) -> bool {
+        reference.api_version == self.api_version
+            && reference.kind == self.kind
+            && reference.name == self.name
+    }
+
+    fn controller_ref(&self) -> OwnerReference {
+        OwnerReference {
+            api_version: self.api_version.into(),
+            kind: self.kind.into(),
+            name: self.name.into(),
+            uid: self.uid.into(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        }
+    }
+}
+
+/// The ownerReferences a claim of `pod` must carry under `retention`, or
+/// None when it already carries them or must be left alone. `scaled_down`
+/// says the pod's ordinal is at or above `replicas`.
+///
+/// As upstream: references to the set and the pod are replaced by what the
+/// policy wants (the set as controller for `whenDeleted: Delete`, the pod
+/// as controller for a scaled-down pod under `whenScaled: Delete`, which
+/// then takes the set's place); other owners stay. A claim naming an
+/// earlier set or pod of the same name (another uid) is not touched, nor is
+/// one with another controller, beyond dropping our own references.
+pub fn claim_owner_refs(
+    refs: &[OwnerReference],
+    set: &ClaimOwner,
+    pod: &ClaimOwner,
+    retention: Retention,
+    scaled_down: bool,
+) -> Option<Vec<OwnerReference>> {
+    let stale = |owner: &ClaimOwner| {
+        refs.iter()
+            .find(|r| owner.named_by(r))
+            .is_some_and(|r| r.uid != owner.uid)
+    };
+    if stale(set) || stale(pod) {
+        return None;
+    }
+    let ours = |r: &OwnerReference| set.named_by(r) || pod.named_by(r);
+    // Under a Retain/Retain policy any other controller is fine.
+    let other_controller =
+        !retention.retains_all() && refs.iter().any(|r| !ours(r) && r.controller == Some(true));
+    let mut wanted: Vec<OwnerReference> = refs.iter().filter(|r| !ours(r)).cloned().collect();
+    if !other_controller {
+        let owner = if retention.delete_when_scaled && scaled_down {
+            Some(pod)
+        } else if retention.delete_with_set {
+            Some(set)
+        } else {
+            None
+        };
+        wanted.extend(owner.map(ClaimOwner::controller_ref));
+    }
+    (wanted != refs).then_some(wanted)
+}
+
 struct State {
     ctx: Context,
     sets: Store<StatefulSet>,
     pods: Store<Pod>,
+    claims: Store<PersistentVolumeClaim>,
+    claims_synced: Synced,
 }
 
 pub async fn run(ctx: Context) -> Result<(), Error> {
@@ -101,10 +209,16 @@ pub async fn run(ctx: Context) -> Result<(), Error> {
             )
         })
         .boxed();
+    // Claims are only read from the cache (upstream does not resync a set
+    // on claim events either): pod and set events drive the reconciles.
+    let claims = ctx.informers.store::<PersistentVolumeClaim>();
+    let claims_synced = ctx.informers.synced::<PersistentVolumeClaim>();
     let state = Arc::new(State {
         ctx,
         sets: sets.clone(),
         pods,
+        claims,
+        claims_synced,
     });
     run_loop(
         "statefulset",
@@ -126,7 +240,7 @@ fn revision_of(pod: &Pod) -> Option<&String> {
 }
 
 async fn reconcile(set: Arc<StatefulSet>, state: Arc<State>) -> Result<Action, Error> {
-    if !is_ready(&state.sets) || !is_ready(&state.pods) {
+    if !is_ready(&state.sets) || !is_ready(&state.pods) || !state.claims_synced.is_synced() {
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
     if set.metadata.deletion_timestamp.is_some() {
@@ -226,15 +340,21 @@ async fn reconcile(set: Arc<StatefulSet>, state: Arc<State>) -> Result<Action, E
         }
     }
 
+    // Claims get the owners the retention policy wants before any pod is
+    // deleted below, so a condemned pod takes its claims along.
+    sync_claim_owners(&state, &set, &pods, replicas).await?;
+
     // Failed pods are deleted, to be recreated.
     for pod in pods.values() {
         if pod_phase(pod) == "Failed" && pod.metadata.deletion_timestamp.is_none() {
             delete_pod(ctx, &pods_api, &reference, &name, pod).await?;
         }
     }
+    // A terminating pod still holds its ordinal (unhealthy) until it is
+    // gone, whatever its last phase: a deleted pod ends Failed.
     let existing: BTreeMap<i32, bool> = pods
         .iter()
-        .filter(|(_, p)| pod_phase(p) != "Failed")
+        .filter(|(_, p)| p.metadata.deletion_timestamp.is_some() || pod_phase(p) != "Failed")
         .map(|(o, p)| (*o, healthy(p)))
         .collect();
 
@@ -252,6 +372,9 @@ async fn reconcile(set: Arc<StatefulSet>, state: Arc<State>) -> Result<Action, E
     }
     // Rolling update: once everything exists and is healthy, replace the
     // highest-ordinal pod on an old revision (at or above the partition).
+    // One pod at a time: `rollingUpdate.maxUnavailable` belongs to the
+    // alpha MaxUnavailableStatefulSet gate, off by default in 1.33, so it is
+    // ignored here as upstream ignores it.
     let all_healthy = (0..replicas).all(|o| existing.get(&o) == Some(&true));
     if rolling && to_create.is_empty() && to_delete.is_empty() && all_healthy {
         if let Some((ordinal, _)) = pods
@@ -336,6 +459,85 @@ async fn reconcile(set: Arc<StatefulSet>, state: Arc<State>) -> Result<Action, E
     Ok(Action::requeue(Duration::from_secs(300)))
 }
 
+/// Bring the claims of every pod of `set` in line with the retention
+/// policy (upstream's `UpdatePodClaimForRetentionPolicy`). Claims not in
+/// the cache yet are left for a later reconcile.
+async fn sync_claim_owners(
+    state: &State,
+    set: &StatefulSet,
+    pods: &BTreeMap<i32, Pod>,
+    replicas: i32,
+) -> Result<(), Error> {
+    let Some(spec) = set.spec.as_ref() else {
+        return Ok(());
+    };
+    let templates = spec.volume_claim_templates.as_deref().unwrap_or_default();
+    if templates.is_empty() {
+        return Ok(());
+    }
+    let namespace = set.metadata.namespace.as_deref().unwrap_or_default();
+    let set_owner = ClaimOwner {
+        api_version: "apps/v1",
+        kind: "StatefulSet",
+        name: set.metadata.name.as_deref().unwrap_or_default(),
+        uid: set.metadata.uid.as_deref().unwrap_or_default(),
+    };
+    let retention = Retention::of(spec);
+    let claims_api: Api<PersistentVolumeClaim> =
+        Api::namespaced(state.ctx.client.clone(), namespace);
+    for (ordinal, pod) in pods {
+        let (Some(pod_name), Some(pod_uid)) =
+            (pod.metadata.name.as_deref(), pod.metadata.uid.as_deref())
+        else {
+            continue;
+        };
+        let pod_owner = ClaimOwner {
+            api_version: "v1",
+            kind: "Pod",
+            name: pod_name,
+            uid: pod_uid,
+        };
+        for template in templates {
+            let template_name = template.metadata.name.as_deref().unwrap_or_default();
+            let claim_name = format!("{template_name}-{pod_name}");
+            let Some(claim) = state
+                .claims
+                .get(&ObjectRef::new(&claim_name).within(namespace))
+            else {
+                continue;
+            };
+            if claim.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            let refs = claim.metadata.owner_references.clone().unwrap_or_default();
+            let Some(wanted) = claim_owner_refs(
+                &refs,
+                &set_owner,
+                &pod_owner,
+                retention,
+                *ordinal >= replicas,
+            ) else {
+                continue;
+            };
+            // Merge patch replaces the list whole; the resourceVersion makes
+            // it conditional on the claim we judged.
+            let patch = json!({"metadata": {
+                "resourceVersion": claim.metadata.resource_version,
+                "ownerReferences": if wanted.is_empty() { json!(null) } else { json!(wanted) },
+            }});
+            match claims_api
+                .patch(&claim_name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => {}
+                Err(err) if is_not_found(&err) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn create_pod(
     ctx: &Context,
     set: &StatefulSet,
@@ -355,11 +557,9 @@ async fn create_pod(
 
     // Claims first, so the pod never starts without its volumes.
     let claims_api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &namespace);
-    let delete_with_set = spec
-        .persistent_volume_claim_retention_policy
-        .as_ref()
-        .and_then(|p| p.when_deleted.as_deref())
-        == Some("Delete");
+    // A new pod is in range: only `whenDeleted: Delete` gives its claims an
+    // owner (the set), as `claim_owner_refs` would.
+    let delete_with_set = Retention::of(&spec).delete_with_set;
     let mut claim_volumes = Vec::new();
     for template_claim in spec.volume_claim_templates.iter().flatten() {
         let template_name = template_claim.metadata.name.clone().unwrap_or_default();
@@ -502,6 +702,138 @@ async fn delete_pod(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const SET: ClaimOwner = ClaimOwner {
+        api_version: "apps/v1",
+        kind: "StatefulSet",
+        name: "web",
+        uid: "set-uid",
+    };
+    const POD: ClaimOwner = ClaimOwner {
+        api_version: "v1",
+        kind: "Pod",
+        name: "web-2",
+        uid: "pod-uid",
+    };
+
+    fn retention(delete_with_set: bool, delete_when_scaled: bool) -> Retention {
+        Retention {
+            delete_with_set,
+            delete_when_scaled,
+        }
+    }
+
+    fn owners(refs: &[OwnerReference]) -> Vec<(&str, bool)> {
+        refs.iter()
+            .map(|r| (r.kind.as_str(), r.controller == Some(true)))
+            .collect()
+    }
+
+    #[test]
+    fn the_retention_policy_decides_who_owns_a_claim() {
+        let want = |r: Retention, scaled_down: bool| {
+            claim_owner_refs(&[], &SET, &POD, r, scaled_down).unwrap_or_default()
+        };
+        // Retain/Retain: nobody.
+        assert!(want(retention(false, false), true).is_empty());
+        // whenDeleted Delete: the set, scaled down or not.
+        assert_eq!(
+            owners(&want(retention(true, false), false)),
+            [("StatefulSet", true)]
+        );
+        assert_eq!(
+            owners(&want(retention(true, false), true)),
+            [("StatefulSet", true)]
+        );
+        // whenScaled Delete: the pod once condemned, else nobody.
+        assert!(want(retention(false, true), false).is_empty());
+        assert_eq!(owners(&want(retention(false, true), true)), [("Pod", true)]);
+        // Both: the set while in range, the pod (instead) once condemned.
+        assert_eq!(
+            owners(&want(retention(true, true), false)),
+            [("StatefulSet", true)]
+        );
+        assert_eq!(owners(&want(retention(true, true), true)), [("Pod", true)]);
+        let pod_ref = &want(retention(true, true), true)[0];
+        assert_eq!(
+            (
+                pod_ref.api_version.as_str(),
+                pod_ref.name.as_str(),
+                pod_ref.uid.as_str()
+            ),
+            ("v1", "web-2", "pod-uid")
+        );
+        assert_eq!(pod_ref.block_owner_deletion, Some(true));
+    }
+
+    #[test]
+    fn claims_already_owned_as_wanted_are_left_alone_and_retain_drops_our_refs() {
+        let owned_by_set = vec![SET.controller_ref()];
+        assert_eq!(
+            claim_owner_refs(&owned_by_set, &SET, &POD, retention(true, false), false),
+            None
+        );
+        // Back to Retain: the set's reference goes, another owner stays.
+        let other = OwnerReference {
+            api_version: "example.com/v1".into(),
+            kind: "Backup".into(),
+            name: "nightly".into(),
+            uid: "backup-uid".into(),
+            controller: None,
+            block_owner_deletion: None,
+        };
+        let refs = vec![other.clone(), SET.controller_ref()];
+        assert_eq!(
+            claim_owner_refs(&refs, &SET, &POD, retention(false, false), false),
+            Some(vec![other])
+        );
+        // A non-controller reference to the set becomes a controller one.
+        let mut loose = SET.controller_ref();
+        loose.controller = None;
+        assert_eq!(
+            claim_owner_refs(&[loose], &SET, &POD, retention(true, false), false),
+            Some(vec![SET.controller_ref()])
+        );
+    }
+
+    #[test]
+    fn claims_of_another_incarnation_or_controller_are_not_taken_over() {
+        let mut earlier_pod = POD.controller_ref();
+        earlier_pod.uid = "old-pod-uid".into();
+        assert_eq!(
+            claim_owner_refs(&[earlier_pod], &SET, &POD, retention(true, true), false),
+            None
+        );
+        let foreign = OwnerReference {
+            api_version: "example.com/v1".into(),
+            kind: "Operator".into(),
+            name: "op".into(),
+            uid: "op-uid".into(),
+            controller: Some(true),
+            block_owner_deletion: None,
+        };
+        assert_eq!(
+            claim_owner_refs(
+                std::slice::from_ref(&foreign),
+                &SET,
+                &POD,
+                retention(true, true),
+                true
+            ),
+            None
+        );
+        // Our own references still go from under another controller.
+        assert_eq!(
+            claim_owner_refs(
+                &[foreign.clone(), SET.controller_ref()],
+                &SET,
+                &POD,
+                retention(true, true),
+                true
+            ),
+            Some(vec![foreign])
+        );
+    }
 
     #[test]
     fn ordinals_come_from_the_name_suffix() {

@@ -10,9 +10,15 @@
 //!   non-zero exit code. For the pods of Indexed Jobs,
 //!   [`EXIT_CODE_BY_INDEX_ANNOTATION`] and [`RUN_SECONDS_BY_INDEX_ANNOTATION`]
 //!   (`"1=42,3=1"`: completion index = value) override both per index.
-//! - A pod with a deletionTimestamp has its containers marked terminated and
-//!   is then deleted with gracePeriodSeconds=0 and a uid precondition, as
-//!   the kubelet finishes a graceful deletion.
+//! - A pod with a deletionTimestamp that is not yet terminal has its
+//!   containers killed, as the kubelet does: after
+//!   [`TERMINATION_SECONDS_ANNOTATION`] seconds (how long the containers
+//!   take to stop; default 0, never beyond the deletion's grace period)
+//!   every container is reported terminated with exit code 137 and reason
+//!   `Error` (containerd's reason for a non-zero exit) and the pod phase
+//!   Failed. The pod is then deleted with gracePeriodSeconds=0 and a uid
+//!   precondition, as the kubelet finishes a graceful deletion. A pod that
+//!   had already succeeded or failed keeps its status.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -35,6 +41,9 @@ pub const RUN_SECONDS_ANNOTATION: &str = "sim.rustkube.io/run-seconds";
 pub const EXIT_CODE_ANNOTATION: &str = "sim.rustkube.io/exit-code";
 pub const EXIT_CODE_BY_INDEX_ANNOTATION: &str = "sim.rustkube.io/exit-code-by-index";
 pub const RUN_SECONDS_BY_INDEX_ANNOTATION: &str = "sim.rustkube.io/run-seconds-by-index";
+pub const TERMINATION_SECONDS_ANNOTATION: &str = "sim.rustkube.io/termination-seconds";
+/// What a container killed by the kubelet exits with: 128 + SIGKILL.
+pub const KILLED_EXIT_CODE: i32 = 137;
 const COMPLETION_INDEX_ANNOTATION: &str = "batch.kubernetes.io/job-completion-index";
 
 /// Where a pod is in its simulated life, by pod uid.
@@ -141,7 +150,7 @@ fn observe(fleet: &Arc<Fleet>, tracker: &Arc<Tracker>, pod: Pod) {
     if pod.metadata.deletion_timestamp.is_some() {
         if current != Some(Stage::Terminating) {
             tracker.set(&uid, Stage::Terminating);
-            tokio::spawn(terminate(fleet.clone(), pod, node_name));
+            tokio::spawn(terminate(fleet.clone(), tracker.clone(), pod, node_name));
         }
         return;
     }
@@ -218,6 +227,21 @@ fn run_seconds(fleet: &Fleet, pod: &Pod) -> f64 {
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|v| v.is_finite() && *v >= 0.0)
         .unwrap_or(fleet.options.job_run_seconds)
+}
+
+/// How long the containers take to stop once the pod is deleted: the
+/// annotation's value, bounded by the deletion's grace period.
+fn termination_seconds(pod: &Pod) -> f64 {
+    let wanted = annotation(pod, TERMINATION_SECONDS_ANNOTATION)
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .unwrap_or(0.0);
+    let grace = pod
+        .metadata
+        .deletion_grace_period_seconds
+        .unwrap_or(30)
+        .max(0) as f64;
+    wanted.min(grace)
 }
 
 fn exit_code(pod: &Pod) -> i32 {
@@ -323,8 +347,9 @@ async fn finish_after(
     }
 }
 
-/// Finish a graceful deletion: containers stopped, then the final delete.
-async fn terminate(fleet: Arc<Fleet>, pod: Pod, node_name: String) {
+/// Finish a graceful deletion: containers killed (the pod Failed), then the
+/// final delete.
+async fn terminate(fleet: Arc<Fleet>, tracker: Arc<Tracker>, pod: Pod, node_name: String) {
     let (Some(namespace), Some(name), Some(uid)) = (
         pod.metadata.namespace.clone(),
         pod.metadata.name.clone(),
@@ -339,7 +364,15 @@ async fn terminate(fleet: Arc<Fleet>, pod: Pod, node_name: String) {
         Some("Succeeded") | Some("Failed")
     );
     if !already_terminal {
-        let status = terminated_status(&pod, 0, Timestamp::now());
+        let seconds = termination_seconds(&pod);
+        if seconds > 0.0 {
+            tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+            // Removed meanwhile (a forced deletion): nothing left to report.
+            if tracker.get(&uid) != Some(Stage::Terminating) {
+                return;
+            }
+        }
+        let status = terminated_status(&pod, KILLED_EXIT_CODE, Timestamp::now());
         if let Err(err) = fleet
             .request(api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)))
             .await
@@ -648,6 +681,54 @@ mod tests {
         );
         let ok: Pod = serde_json::from_value(terminated_status(&pod, 0, Timestamp::now())).unwrap();
         assert_eq!(ok.status.unwrap().phase.as_deref(), Some("Succeeded"));
+    }
+
+    #[test]
+    fn a_killed_pod_fails_with_exit_code_137_and_reason_error() {
+        let typed: Pod = serde_json::from_value(terminated_status(
+            &pod("Always"),
+            KILLED_EXIT_CODE,
+            Timestamp::now(),
+        ))
+        .unwrap();
+        let status = typed.status.unwrap();
+        assert_eq!(status.phase.as_deref(), Some("Failed"));
+        let terminated = status.container_statuses.unwrap()[0]
+            .state
+            .clone()
+            .unwrap()
+            .terminated
+            .unwrap();
+        assert_eq!(
+            (terminated.exit_code, terminated.reason.as_deref()),
+            (137, Some("Error"))
+        );
+        let ready = status
+            .conditions
+            .unwrap()
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_deref()),
+            ("False", Some("PodCompleted"))
+        );
+    }
+
+    #[test]
+    fn containers_stop_within_the_deletion_grace_period() {
+        let deleting = |seconds: &str, grace: Option<i64>| -> Pod {
+            serde_json::from_value(json!({"metadata": {
+                "annotations": {TERMINATION_SECONDS_ANNOTATION: seconds},
+                "deletionGracePeriodSeconds": grace,
+            }}))
+            .unwrap()
+        };
+        assert_eq!(termination_seconds(&deleting("5", Some(30))), 5.0);
+        assert_eq!(termination_seconds(&deleting("50", Some(30))), 30.0);
+        assert_eq!(termination_seconds(&deleting("5", Some(0))), 0.0);
+        assert_eq!(termination_seconds(&deleting("x", Some(30))), 0.0);
+        assert_eq!(termination_seconds(&pod("Always")), 0.0);
     }
 
     #[test]
