@@ -15,7 +15,8 @@ use support::{get_json, Server};
 
 const LONG: Duration = Duration::from_secs(120);
 /// A finalizer of the test's own, so a deleted pod stays readable after
-/// the node has finished with it.
+/// the node has finished with it (and, whatever the Job controller does
+/// with its own finalizer, the pod stays until the node has).
 const HOLD: &str = "test.rustkube.io/hold";
 
 fn create_job(server: &Server, name: &str, spec: Value, annotations: Value, finalizers: Value) {
@@ -173,7 +174,7 @@ fn by_default_a_deleted_pod_is_a_failure_at_once_and_replaced_while_it_terminate
         json!({"backoffLimit": 6}),
         json!({"sim.rustkube.io/run-seconds": "600",
                "sim.rustkube.io/termination-seconds": "28"}),
-        json!([]),
+        json!([HOLD]),
     );
     let first = running_pod(&server, "eager");
     delete_pod(&server, &first);
@@ -201,8 +202,11 @@ fn by_default_a_deleted_pod_is_a_failure_at_once_and_replaced_while_it_terminate
         (1, 1),
         "{status}"
     );
-    // Once the old pod has failed and gone, it is not counted twice.
-    server.wait_for("the old pod gone", LONG, || pod(&server, &first).is_none());
+    // Once the old pod has failed too, it is not counted twice.
+    server.wait_for("the old pod failed", LONG, || {
+        pod(&server, &first).is_some_and(|p| p["status"]["phase"] == "Failed")
+    });
+    std::thread::sleep(Duration::from_secs(2));
     let status = job_status(&server, "eager");
     assert_eq!(count(&status, "failed"), 1, "{status}");
     assert_eq!(count(&status, "terminating"), 0, "{status}");
@@ -221,7 +225,7 @@ fn a_failing_job_is_failed_only_once_its_last_pod_has_terminated() {
         json!({"sim.rustkube.io/exit-code-by-index": "0=1",
                "sim.rustkube.io/run-seconds-by-index": "0=1,1=600",
                "sim.rustkube.io/termination-seconds": "6"}),
-        json!([]),
+        json!([HOLD]),
     );
     server.wait_for("the failure target", LONG, || {
         condition_time(&job_status(&server, "doomed"), "FailureTarget").is_some()
