@@ -1187,6 +1187,74 @@ mod tests {
     }
 
     #[test]
+    fn a_deleted_pod_is_a_failure_at_once_only_under_terminating_or_failed() {
+        let spec = |value: serde_json::Value| -> JobSpec { serde_json::from_value(value).unwrap() };
+        let template = serde_json::json!({"spec": {"containers": []}});
+        assert!(!only_replace_failed(&spec(
+            serde_json::json!({"template": template})
+        )));
+        assert!(only_replace_failed(&spec(
+            serde_json::json!({"template": template, "podReplacementPolicy": "Failed"})
+        )));
+        // A pod failure policy implies Failed.
+        assert!(only_replace_failed(&spec(serde_json::json!({
+            "template": template, "podFailurePolicy": {"rules": []}
+        }))));
+
+        let deleted_running = failed_pod(serde_json::json!({
+            "metadata": {"name": "p", "deletionTimestamp": "2024-01-01T00:00:30Z",
+                         "deletionGracePeriodSeconds": 30},
+            "status": {"phase": "Running"},
+        }));
+        assert!(is_terminating(&deleted_running));
+        assert!(is_failed_pod(&deleted_running, false));
+        assert!(!is_failed_pod(&deleted_running, true));
+        // Its failure dates from the delete request, not its deadline.
+        assert_eq!(
+            failed_at(&deleted_running)
+                .map(|t| t.to_string())
+                .as_deref(),
+            Some("2024-01-01T00:00:00Z")
+        );
+        let killed = exited(137);
+        assert!(!is_terminating(&killed));
+        assert!(is_failed_pod(&killed, true));
+    }
+
+    #[test]
+    fn a_failure_dates_from_its_containers_end_else_from_readiness_lost() {
+        let ended = failed_pod(serde_json::json!({
+            "metadata": {"name": "p", "creationTimestamp": "2024-01-01T00:00:00Z"},
+            "status": {"phase": "Failed",
+                "conditions": [{"type": "Ready", "status": "False",
+                                "lastTransitionTime": "2024-01-01T00:00:09Z"}],
+                "containerStatuses": [
+                    {"name": "a", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                     "state": {"terminated": {"exitCode": 1, "finishedAt": "2024-01-01T00:00:05Z"}}},
+                    {"name": "b", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                     "state": {"terminated": {"exitCode": 0, "finishedAt": "2024-01-01T00:00:07Z"}}},
+                ]},
+        }));
+        assert_eq!(
+            failed_at(&ended).map(|t| t.to_string()).as_deref(),
+            Some("2024-01-01T00:00:07Z")
+        );
+        // One container never ended: the Ready condition's change decides.
+        let mut partly = ended.clone();
+        if let Some(statuses) = partly
+            .status
+            .as_mut()
+            .and_then(|s| s.container_statuses.as_mut())
+        {
+            statuses[1].state = None;
+        }
+        assert_eq!(
+            failed_at(&partly).map(|t| t.to_string()).as_deref(),
+            Some("2024-01-01T00:00:09Z")
+        );
+    }
+
+    #[test]
     fn success_policy_rules_match_by_indexes_and_counts_in_order() {
         let p: SuccessPolicy = serde_json::from_value(serde_json::json!({"rules": [
             {"succeededIndexes": "0,2-3"},
