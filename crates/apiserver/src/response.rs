@@ -82,3 +82,145 @@ pub fn with_warnings(mut resp: Response<Body>, warnings: &[String]) -> Response<
     }
     resp
 }
+
+/// Bytes a [`JsonArray`] body gathers into one frame.
+const ARRAY_CHUNK: usize = 128 * 1024;
+
+/// `head`, then the items joined by commas, then `tail`, sent in frames of
+/// about [`ARRAY_CHUNK`] bytes as the connection takes them: a LIST of the
+/// cache's objects is never copied into one buffer, so its cost in memory
+/// is a frame, not the whole response.
+pub struct JsonArray<T> {
+    head: Option<Bytes>,
+    items: std::vec::IntoIter<T>,
+    wrote_item: bool,
+    tail: Option<Bytes>,
+    remaining: u64,
+}
+
+impl<T: AsRef<[u8]>> JsonArray<T> {
+    pub fn new(head: impl Into<Bytes>, items: Vec<T>, tail: impl Into<Bytes>) -> Self {
+        let (head, tail) = (head.into(), tail.into());
+        let commas = items.len().saturating_sub(1);
+        let remaining = head.len()
+            + tail.len()
+            + commas
+            + items.iter().map(|i| i.as_ref().len()).sum::<usize>();
+        JsonArray {
+            head: Some(head),
+            items: items.into_iter(),
+            wrote_item: false,
+            tail: Some(tail),
+            remaining: remaining as u64,
+        }
+    }
+}
+
+impl<T: AsRef<[u8]> + Unpin> hyper::body::Body for JsonArray<T> {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        let this = &mut *self;
+        let mut chunk = Vec::with_capacity(ARRAY_CHUNK + 4096);
+        if let Some(head) = this.head.take() {
+            chunk.extend_from_slice(&head);
+        }
+        std::task::Poll::Ready(this.fill(chunk))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.head.is_none() && self.tail.is_none()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.remaining)
+    }
+}
+
+impl<T: AsRef<[u8]>> JsonArray<T> {
+    /// Add items (and at the end the tail) to `chunk` until it is full.
+    fn fill(
+        &mut self,
+        mut chunk: Vec<u8>,
+    ) -> Option<Result<hyper::body::Frame<Bytes>, Infallible>> {
+        while chunk.len() < ARRAY_CHUNK {
+            match self.items.next() {
+                Some(item) => {
+                    if self.wrote_item {
+                        chunk.push(b',');
+                    }
+                    self.wrote_item = true;
+                    chunk.extend_from_slice(item.as_ref());
+                }
+                None => match self.tail.take() {
+                    Some(tail) => {
+                        chunk.extend_from_slice(&tail);
+                        break;
+                    }
+                    None => break,
+                },
+            }
+        }
+        if chunk.is_empty() {
+            return None;
+        }
+        self.remaining = self.remaining.saturating_sub(chunk.len() as u64);
+        Some(Ok(hyper::body::Frame::data(Bytes::from(chunk))))
+    }
+}
+
+/// A JSON response streamed from a [`JsonArray`].
+pub fn json_array<T>(code: u16, body: JsonArray<T>) -> Response<Body>
+where
+    T: AsRef<[u8]> + Unpin + Send + 'static,
+{
+    with_type(code, "application/json", body.boxed_unsync())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::body::Body as _;
+
+    #[tokio::test]
+    async fn a_json_array_streams_its_items_joined_by_commas_with_an_exact_length() {
+        let items: Vec<Bytes> = (0..50_000)
+            .map(|i| Bytes::from(format!("{{\"i\":{i}}}")))
+            .collect();
+        let expected = format!(
+            "{{\"items\":[{}]}}",
+            (0..50_000)
+                .map(|i| format!("{{\"i\":{i}}}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let body = JsonArray::new(&b"{\"items\":["[..], items, &b"]}"[..]);
+        assert_eq!(body.size_hint().exact(), Some(expected.len() as u64));
+        let mut body = body;
+        let mut out = Vec::new();
+        let mut frames = 0;
+        while let Some(frame) = body.frame().await {
+            let data = frame.unwrap().into_data().unwrap();
+            assert!(!data.is_empty());
+            out.extend_from_slice(&data);
+            frames += 1;
+        }
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+        assert!(
+            frames > 1,
+            "a body larger than a chunk comes in several frames"
+        );
+        assert!(body.is_end_stream());
+
+        let mut empty = JsonArray::new(&b"["[..], Vec::<Bytes>::new(), &b"]"[..]);
+        assert_eq!(
+            empty.frame().await.unwrap().unwrap().into_data().unwrap(),
+            "[]"
+        );
+        assert!(empty.frame().await.is_none());
+    }
+}

@@ -598,24 +598,18 @@ fn render_list(
         });
         return response::object(200, &list, ResponseFormat::Yaml);
     }
-    // JSON: written item by item from the shared objects, without copying
-    // them into one tree first.
-    let mut out = Vec::with_capacity(256 + items.iter().map(|i| i.json().len() + 1).sum::<usize>());
-    out.extend_from_slice(b"{\"kind\":");
-    let _ = serde_json::to_writer(&mut out, &info.list_kind());
-    out.extend_from_slice(b",\"apiVersion\":");
-    let _ = serde_json::to_writer(&mut out, &info.api_version());
-    out.extend_from_slice(b",\"metadata\":");
-    let _ = serde_json::to_writer(&mut out, &list_meta);
-    out.extend_from_slice(b",\"items\":[");
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(item.json());
-    }
-    out.extend_from_slice(b"]}");
-    response::bytes(200, "application/json", out)
+    // JSON: streamed item by item from the shared objects' bytes, never
+    // gathered into one buffer.
+    let mut head = Vec::with_capacity(256);
+    head.extend_from_slice(b"{\"kind\":");
+    let _ = serde_json::to_writer(&mut head, &info.list_kind());
+    head.extend_from_slice(b",\"apiVersion\":");
+    let _ = serde_json::to_writer(&mut head, &info.api_version());
+    head.extend_from_slice(b",\"metadata\":");
+    let _ = serde_json::to_writer(&mut head, &list_meta);
+    head.extend_from_slice(b",\"items\":[");
+    let items: Vec<Bytes> = items.iter().map(|i| i.json().clone()).collect();
+    response::json_array(200, response::JsonArray::new(head, items, &b"]}"[..]))
 }
 
 /// The object at (namespace, name) as the watch cache holds it once the
@@ -1411,8 +1405,15 @@ pub async fn update_object(
         return Ok(old);
     }
     let key = info.key(namespace, name);
-    // An object being deleted goes once its last finalizer is removed.
+    // An object being deleted goes once its last finalizer is removed,
+    // unless its grace period is still running (a pod then stays until
+    // its node finishes with it and deletes it with grace 0).
+    let grace_running = obj
+        .pointer("/metadata/deletionGracePeriodSeconds")
+        .and_then(Value::as_i64)
+        .is_some_and(|g| g > 0);
     if old.pointer("/metadata/deletionTimestamp").is_some()
+        && !grace_running
         && s.delete_action(&obj) == DeleteAction::Remove
     {
         let kv = state

@@ -114,6 +114,47 @@ fn running_pod(server: &Server, name: &str, labels: &str) {
     assert_eq!(code, 200, "{out}");
 }
 
+#[test]
+fn a_terminating_pod_outlives_its_last_finalizer_until_its_grace_period_is_over() {
+    let server = server();
+    running_pod(&server, "held", r#"{"app":"held"}"#);
+    let path = "/api/v1/namespaces/default/pods/held";
+    let (code, out) = support::patch_json(
+        &server,
+        path,
+        "application/merge-patch+json",
+        r#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
+    );
+    assert_eq!(code, 200, "{out}");
+    let (code, pod) = delete_with(&server, path, r#"{"gracePeriodSeconds":30}"#);
+    assert_eq!(code, 200, "{pod}");
+    assert_eq!(pod["metadata"]["deletionGracePeriodSeconds"], 30, "{pod}");
+
+    // The last finalizer goes; the node has not finished with the pod.
+    let (code, out) = support::patch_json(
+        &server,
+        path,
+        "application/merge-patch+json",
+        r#"{"metadata":{"finalizers":null}}"#,
+    );
+    assert_eq!(code, 200, "{out}");
+    let (code, pod) = get(&server, path);
+    assert_eq!(code, 200, "the pod is still terminating: {pod}");
+    assert!(pod["metadata"]["deletionTimestamp"].is_string(), "{pod}");
+
+    // A status update while it terminates keeps it too.
+    let mut failed = pod.clone();
+    failed["status"]["phase"] = "Failed".into();
+    let (code, out) = support::put_json(&server, &format!("{path}/status"), &failed.to_string());
+    assert_eq!(code, 200, "{out}");
+    assert_eq!(get(&server, path).0, 200);
+
+    // The node's final delete with grace 0 removes it.
+    let (code, out) = delete_with(&server, path, r#"{"gracePeriodSeconds":0}"#);
+    assert_eq!(code, 200, "{out}");
+    assert_eq!(get(&server, path).0, 404);
+}
+
 fn evict(server: &Server, name: &str) -> (u16, serde_json::Value) {
     let (code, out) = support::post_json(
         server,

@@ -125,7 +125,7 @@ fn with_pod_replacement_policy_failed_a_deleted_pod_is_replaced_only_once_it_has
         let pods = pods_of(&server, "patient");
         assert_eq!(
             pods.iter().map(name_of).collect::<Vec<_>>(),
-            [first.clone()],
+            std::slice::from_ref(&first),
             "replaced while still terminating"
         );
         assert_eq!(pods[0]["status"]["phase"], "Running", "{}", pods[0]);

@@ -44,7 +44,7 @@ fn items(server: &Server, kind: &str, app: &str) -> Vec<Value> {
         .as_array()
         .cloned()
         .unwrap_or_default();
-    items.sort_by_key(|i| name_of(i));
+    items.sort_by_key(name_of);
     items
 }
 

@@ -415,6 +415,20 @@ pub fn put_json(server: &Server, path: &str, body: &str) -> (u16, String) {
     ])
 }
 
+/// PATCH with the given patch content type as system:admin; returns (HTTP
+/// code, body).
+pub fn patch_json(server: &Server, path: &str, content_type: &str, body: &str) -> (u16, String) {
+    server.curl_admin(&[
+        "-X",
+        "PATCH",
+        "-H",
+        &format!("Content-Type: {content_type}"),
+        "--data-binary",
+        body,
+        path,
+    ])
+}
+
 fn configmap_lifecycle(server: &Server) {
     let base = "/api/v1/namespaces/default/configmaps";
     let (code, body) = server.curl_admin(&[base]);
