@@ -53,16 +53,24 @@ async fn namespace_lifecycle(
     if !info.namespaced() || op != Operation::Create {
         return Ok(());
     }
+    // From the watch cache (its skeleton keeps status.phase), as upstream
+    // reads its namespace informer; a namespace the cache has not seen yet
+    // (created a moment ago) is looked up in the datastore.
     let key = crate::registry::namespace_key(namespace);
-    let (kv, _) = state
-        .store
-        .get(&key)
-        .await
-        .map_err(|e| crate::rest::storage_error(e, "namespaces", "", namespace))?;
-    let Some(kv) = kv else {
-        return Err(ApiError::not_found("namespaces", "", namespace));
+    let ns: Value = match state.cache.get_now(&key) {
+        Some(cached) => cached.selectable().clone(),
+        None => {
+            let (kv, _) = state
+                .store
+                .get(&key)
+                .await
+                .map_err(|e| crate::rest::storage_error(e, "namespaces", "", namespace))?;
+            let Some(kv) = kv else {
+                return Err(ApiError::not_found("namespaces", "", namespace));
+            };
+            serde_json::from_slice(&kv.value).unwrap_or(Value::Null)
+        }
     };
-    let ns: Value = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
     if ns.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating") {
         return Err(ApiError::forbidden_message(format!(
             "{} \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",

@@ -441,16 +441,16 @@ pub async fn serve(
                     obj["spec"]["extra"] = json!(user.extra);
                 }
             }
-            let created = create_object(state, s, &namespace, obj, &opts, &mut warnings).await?;
+            let created = create_written(state, s, &namespace, obj, &opts, &mut warnings).await?;
             Ok(response::with_warnings(
-                render_one(s, &created, 201, format, &ctx),
+                render_written(s, created, 201, format, &ctx),
                 &warnings,
             ))
         }
         "update" => {
             let (parts, body) = read_body(req).await?;
             let obj = decode_body(&parts, &body)?;
-            let updated = update_object(
+            let updated = update_written(
                 state,
                 s,
                 &namespace,
@@ -462,7 +462,7 @@ pub async fn serve(
             )
             .await?;
             Ok(response::with_warnings(
-                render_one(s, &updated, 200, format, &ctx),
+                render_written(s, updated, 200, format, &ctx),
                 &warnings,
             ))
         }
@@ -557,6 +557,21 @@ fn render_one(
             response::json(200, &partial_metadata(obj, v1beta1))
         }
         other => response::object(code, obj, plain(other)),
+    }
+}
+
+/// A written object as [`render_one`] would, from its stored JSON when
+/// that is what the client asked for.
+fn render_written(
+    s: &dyn Strategy,
+    written: Written,
+    code: u16,
+    format: ResponseFormat,
+    ctx: &RequestContext,
+) -> Response<Body> {
+    match (format, written.json) {
+        (ResponseFormat::Json, Some(json)) => response::bytes(code, "application/json", json),
+        _ => render_one(s, &written.object, code, format, ctx),
     }
 }
 
@@ -1131,16 +1146,37 @@ fn invalid(s: &dyn Strategy, obj: &Value, causes: Vec<apimachinery::StatusCause>
     ApiError::invalid(info.kind, info.group, meta::name(obj), causes)
 }
 
+/// An object a write returns, with the JSON it was stored as (its
+/// resourceVersion spliced in) when it was stored, so a JSON response
+/// need not encode it again.
+pub struct Written {
+    pub object: Value,
+    pub json: Option<Vec<u8>>,
+}
+
 /// Create: type and namespace checks, generateName, system metadata,
 /// strategy defaults, validation, admission, then store.
 pub async fn create_object(
     state: &ApiServer,
     s: &dyn Strategy,
     namespace: &str,
-    mut obj: Value,
+    obj: Value,
     opts: &WriteOptions,
     warnings: &mut Vec<String>,
 ) -> Result<Value, ApiError> {
+    Ok(create_written(state, s, namespace, obj, opts, warnings)
+        .await?
+        .object)
+}
+
+async fn create_written(
+    state: &ApiServer,
+    s: &dyn Strategy,
+    namespace: &str,
+    mut obj: Value,
+    opts: &WriteOptions,
+    warnings: &mut Vec<String>,
+) -> Result<Written, ApiError> {
     let info = s.info();
     check_type(s, &mut obj)?;
     check_namespace(s, &mut obj, namespace)?;
@@ -1198,7 +1234,10 @@ pub async fn create_object(
     }
     crate::quota::admission(state, s, namespace, &obj, None, opts.dry_run).await?;
     if opts.dry_run {
-        return Ok(obj);
+        return Ok(Written {
+            object: obj,
+            json: None,
+        });
     }
     let hooks = state.hooks();
     s.before_create(&hooks, &mut obj).await?;
@@ -1218,7 +1257,10 @@ pub async fn create_object(
         "resourceVersion",
         json!(kv.mod_revision.to_string()),
     );
-    Ok(obj)
+    Ok(Written {
+        json: stored_json_with_revision(&kv.value, kv.mod_revision),
+        object: obj,
+    })
 }
 
 /// Metadata the server owns: an update may not change it.
@@ -1265,11 +1307,27 @@ pub async fn update_object(
     s: &dyn Strategy,
     namespace: &str,
     name: &str,
-    mut obj: Value,
+    obj: Value,
     subresource: Subresource,
     opts: &WriteOptions,
     warnings: &mut Vec<String>,
 ) -> Result<Value, ApiError> {
+    let written =
+        update_written(state, s, namespace, name, obj, subresource, opts, warnings).await?;
+    Ok(written.object)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn update_written(
+    state: &ApiServer,
+    s: &dyn Strategy,
+    namespace: &str,
+    name: &str,
+    mut obj: Value,
+    subresource: Subresource,
+    opts: &WriteOptions,
+    warnings: &mut Vec<String>,
+) -> Result<Written, ApiError> {
     let info = s.info();
     check_type(s, &mut obj)?;
     check_namespace(s, &mut obj, namespace)?;
@@ -1395,14 +1453,20 @@ pub async fn update_object(
     }
     meta::set_meta(&mut obj, "resourceVersion", json!(current_rev.to_string()));
     if opts.dry_run {
-        return Ok(obj);
+        return Ok(Written {
+            object: obj,
+            json: None,
+        });
     }
     let hooks = state.hooks();
     if subresource == Subresource::None {
         s.before_update(&hooks, &mut obj, &old).await?;
     }
     if same_ignoring_rv(&obj, &old) {
-        return Ok(old);
+        return Ok(Written {
+            object: old,
+            json: None,
+        });
     }
     let key = info.key(namespace, name);
     // An object being deleted goes once its last finalizer is removed,
@@ -1427,7 +1491,10 @@ pub async fn update_object(
             "resourceVersion",
             json!(kv.mod_revision.to_string()),
         );
-        return Ok(obj);
+        return Ok(Written {
+            object: obj,
+            json: None,
+        });
     }
     let updated = state
         .store
@@ -1449,7 +1516,10 @@ pub async fn update_object(
         "resourceVersion",
         json!(kv.mod_revision.to_string()),
     );
-    Ok(obj)
+    Ok(Written {
+        json: stored_json_with_revision(&kv.value, kv.mod_revision),
+        object: obj,
+    })
 }
 
 /// DeleteOptions from the body, with the query parameters upstream also

@@ -56,38 +56,72 @@ pub type Decoded = Result<(Value, Vec<String>), ApiError>;
 /// Decode `obj` as `T` and encode it again. Returns the normalised object
 /// and the paths of fields `T` does not know.
 pub fn roundtrip<T: DeserializeOwned + Serialize>(obj: &Value) -> Decoded {
-    let typed: T = serde_json::from_value(obj.clone())
+    // Deserialized from the borrowed tree: no copy of the input first.
+    let typed = T::deserialize(obj)
         .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))?;
     let back = serde_json::to_value(&typed)
         .map_err(|e| ApiError::internal(format!("cannot encode object: {e}")))?;
     let mut unknown = Vec::new();
-    collect_unknown(obj, &back, String::new(), &mut unknown);
+    collect_unknown(obj, &back, &mut Vec::new(), &mut unknown);
     Ok((back, unknown))
 }
 
-fn collect_unknown(input: &Value, known: &Value, path: String, out: &mut Vec<String>) {
+/// The paths of `input`'s non-null fields that `known` lacks. `path` is
+/// the dotted path so far; it is only written out for unknown fields.
+fn collect_unknown<'a>(
+    input: &'a Value,
+    known: &Value,
+    path: &mut Vec<PathPart<'a>>,
+    out: &mut Vec<String>,
+) {
     match (input, known) {
         (Value::Object(a), Value::Object(b)) => {
             for (k, v) in a {
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
+                path.push(PathPart::Field(k));
                 match b.get(k) {
-                    Some(kv) => collect_unknown(v, kv, p, out),
-                    None if !v.is_null() => out.push(p),
+                    Some(kv) => collect_unknown(v, kv, path, out),
+                    None if !v.is_null() => out.push(render_path(path)),
                     None => {}
                 }
+                path.pop();
             }
         }
         (Value::Array(a), Value::Array(b)) => {
             for (i, (v, kv)) in a.iter().zip(b).enumerate() {
-                collect_unknown(v, kv, format!("{path}[{i}]"), out);
+                path.push(PathPart::Index(i));
+                collect_unknown(v, kv, path, out);
+                path.pop();
             }
         }
         _ => {}
     }
+}
+
+#[derive(Clone, Copy)]
+enum PathPart<'a> {
+    Field(&'a str),
+    Index(usize),
+}
+
+/// `spec.containers[0].bogus`.
+fn render_path(path: &[PathPart<'_>]) -> String {
+    let mut out = String::new();
+    for part in path {
+        match part {
+            PathPart::Field(name) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(name);
+            }
+            PathPart::Index(i) => {
+                out.push('[');
+                out.push_str(&i.to_string());
+                out.push(']');
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

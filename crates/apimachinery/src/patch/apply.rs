@@ -34,7 +34,7 @@
 use serde_json::{Map, Value};
 
 use super::fieldset::{
-    item_key, list_kind, path_string, FieldPath, FieldSet, ListKind, PathElement, MAX_DEPTH,
+    item_key, list_kind, path_string, FieldSet, ListKind, PathElement, MAX_DEPTH,
 };
 use super::patch_meta::PatchMeta;
 use crate::status::{ApiError, StatusCause, StatusDetails, StatusReason};
@@ -370,9 +370,8 @@ pub fn record_update(
             return;
         }
     };
-    let old_v = old.map(without_managed_fields);
-    let new_v = without_managed_fields(new);
-    let cmp = compare_objects(old_v.as_ref(), &new_v, meta);
+    // compare_objects never looks at managedFields.
+    let cmp = compare_objects(old, new, meta);
     let changed = cmp.changed();
 
     let me = EntryId::update(manager, str_at(new, &["apiVersion"]));
@@ -545,7 +544,7 @@ fn set_managed_fields(obj: &mut Value, mut entries: Vec<Entry>, previous: Option
     let list: Vec<Value> = entries.iter().map(Entry::encode).collect();
     if let Some(previous) = previous {
         let prev_list = previous.pointer("/metadata/managedFields");
-        if without_managed_fields(previous) == without_managed_fields(obj) {
+        if equal_but_managed_fields(previous, obj) {
             if let Some(prev_list) = prev_list {
                 if strip_times(prev_list) == strip_times(&Value::Array(list.clone())) {
                     let prev_list = prev_list.clone();
@@ -599,6 +598,35 @@ fn remove_managed_fields(obj: &mut Value) {
     if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         m.remove("managedFields");
     }
+}
+
+/// Whether `a` and `b` are equal once `metadata.managedFields` is left
+/// out of both (compared in place, without copies).
+fn equal_but_managed_fields(a: &Value, b: &Value) -> bool {
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().all(|(k, av)| {
+        let Some(bv) = b.get(k) else {
+            return false;
+        };
+        match (k.as_str(), av.as_object(), bv.as_object()) {
+            ("metadata", Some(am), Some(bm)) => {
+                let fields = |m: &'_ Map<String, Value>| {
+                    m.len() - usize::from(m.contains_key("managedFields"))
+                };
+                fields(am) == fields(bm)
+                    && am
+                        .iter()
+                        .filter(|(k, _)| *k != "managedFields")
+                        .all(|(k, v)| bm.get(k) == Some(v))
+            }
+            _ => av == bv,
+        }
+    })
 }
 
 fn without_managed_fields(obj: &Value) -> Value {
@@ -810,17 +838,19 @@ impl Comparison {
     fn changed(&self) -> FieldSet {
         self.added.union(&self.modified)
     }
+
+    fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.modified.is_empty() && self.removed.is_empty()
+    }
 }
 
 fn compare_objects(old: Option<&Value>, new: &Value, meta: &dyn PatchMeta) -> Comparison {
     // A created object is compared with the empty object of its kind.
-    let empty = Value::Object(Map::new());
     let mut cmp = Comparison::default();
     compare(
-        Some(old.unwrap_or(&empty)),
+        Some(old.unwrap_or(&EMPTY_MAP)),
         Some(new),
         meta,
-        &mut Vec::new(),
         &mut Vec::new(),
         0,
         &mut cmp,
@@ -831,6 +861,10 @@ fn compare_objects(old: Option<&Value>, new: &Value, meta: &dyn PatchMeta) -> Co
         removed: strip_ignored(cmp.removed),
     }
 }
+
+static EMPTY_MAP: std::sync::LazyLock<Value> =
+    std::sync::LazyLock::new(|| Value::Object(Map::new()));
+static EMPTY_LIST: Value = Value::Array(Vec::new());
 
 /// Fields a Go object decoded from `{}` already has (non-pointer structs,
 /// lists without `omitempty`): adding content to them does not add the
@@ -848,121 +882,158 @@ const PRESENT_WHEN_EMPTY: &[&str] = &[
     "podSelector",
 ];
 
-fn compare(
-    old: Option<&Value>,
-    new: Option<&Value>,
+/// How a compared value itself changed: its parent records it as a member
+/// of the matching set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Same,
+    Added,
+    Modified,
+    Removed,
+}
+
+impl Comparison {
+    /// Record what comparing the value at `pe` found: `change` for the
+    /// value itself, `below` for the paths under it.
+    fn attach(&mut self, pe: PathElement, change: Change, below: Comparison) {
+        match change {
+            Change::Same => {}
+            Change::Added => self.added.insert_member(pe.clone()),
+            Change::Modified => self.modified.insert_member(pe.clone()),
+            Change::Removed => self.removed.insert_member(pe.clone()),
+        }
+        self.added.insert_child(&pe, below.added);
+        self.modified.insert_child(&pe, below.modified);
+        self.removed.insert_child(&pe, below.removed);
+    }
+}
+
+/// Compares `old` with `new`; the paths that changed below them go into
+/// `below` (relative to this value), and the value's own change is
+/// returned. The sets are built bottom-up, each level inserted once.
+/// `status` and `metadata.managedFields` are never tracked and are
+/// skipped rather than compared.
+fn compare<'a>(
+    old: Option<&'a Value>,
+    new: Option<&'a Value>,
     meta: &dyn PatchMeta,
-    path: &mut FieldPath,
-    names: &mut Vec<String>,
+    names: &mut Vec<&'a str>,
     depth: usize,
-    cmp: &mut Comparison,
-) {
-    let leaf = |cmp: &mut Comparison, path: &FieldPath| match (old, new) {
-        (None, Some(_)) => cmp.added.insert(path),
-        (Some(_), None) => cmp.removed.insert(path),
-        (Some(a), Some(b)) if a != b => cmp.modified.insert(path),
-        _ => {}
+    below: &mut Comparison,
+) -> Change {
+    let leaf = || match (old, new) {
+        (None, Some(_)) => Change::Added,
+        (Some(_), None) => Change::Removed,
+        (Some(a), Some(b)) if a != b => Change::Modified,
+        _ => Change::Same,
     };
     if depth > MAX_DEPTH {
-        return leaf(cmp, path);
+        return leaf();
     }
     let is_map = |v: Option<&Value>| v.is_none_or(Value::is_object);
     let is_list = |v: Option<&Value>| v.is_none_or(Value::is_array);
     if old.is_none() && new.is_none() {
-        return;
+        return Change::Same;
     }
     if is_map(old) && is_map(new) {
         let lo = old.and_then(Value::as_object);
         let ro = new.and_then(Value::as_object);
         if lo.is_none_or(Map::is_empty) && ro.is_none_or(Map::is_empty) {
-            return leaf(cmp, path);
+            return leaf();
         }
-        let mut keys: Vec<&String> = lo.into_iter().chain(ro).flat_map(Map::keys).collect();
+        let mut keys: Vec<&'a String> = lo.into_iter().chain(ro).flat_map(Map::keys).collect();
         keys.sort_unstable();
         keys.dedup();
-        let empty_map = Value::Object(Map::new());
-        let empty_list = Value::Array(Vec::new());
+        let in_metadata = depth == 1 && names.first() == Some(&"metadata");
         for k in keys {
+            if (depth == 0 && k == "status") || (in_metadata && k == "managedFields") {
+                continue;
+            }
             let mut lc = lo.and_then(|m| m.get(k));
             let rc = ro.and_then(|m| m.get(k));
             if lc.is_none() && old.is_some() && PRESENT_WHEN_EMPTY.contains(&k.as_str()) {
                 lc = match rc {
-                    Some(Value::Object(_)) => Some(&empty_map),
-                    Some(Value::Array(_)) => Some(&empty_list),
+                    Some(Value::Object(_)) => Some(&*EMPTY_MAP),
+                    Some(Value::Array(_)) => Some(&EMPTY_LIST),
                     _ => None,
                 };
             }
-            path.push(PathElement::Field(k.clone()));
-            names.push(k.clone());
-            compare(lc, rc, meta, path, names, depth + 1, cmp);
+            names.push(k.as_str());
+            let mut sub = Comparison::default();
+            let change = compare(lc, rc, meta, names, depth + 1, &mut sub);
             names.pop();
-            path.pop();
+            if change != Change::Same || !sub.is_empty() {
+                below.attach(PathElement::Field(k.clone()), change, sub);
+            }
         }
     } else if is_list(old) && is_list(new) {
         let la = old.and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
         let ra = new.and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
         if la.is_empty() && ra.is_empty() {
-            return leaf(cmp, path);
+            return leaf();
         }
-        let name_refs = names_of(names);
-        let kind = match (
-            list_kind(meta, &name_refs, la),
-            list_kind(meta, &name_refs, ra),
-        ) {
+        let kind = match (list_kind(meta, names, la), list_kind(meta, names, ra)) {
             (Ok(a), Ok(b)) if a == b => a,
             _ => ListKind::Atomic,
         };
         match kind {
-            ListKind::Atomic => return leaf(cmp, path),
+            ListKind::Atomic => return leaf(),
             ListKind::Set => {
                 for item in la.iter().filter(|i| !ra.contains(i)) {
-                    path.push(PathElement::Value(item.to_string()));
-                    cmp.removed.insert(path);
-                    path.pop();
+                    below
+                        .removed
+                        .insert_member(PathElement::Value(item.to_string()));
                 }
                 for item in ra.iter().filter(|i| !la.contains(i)) {
-                    path.push(PathElement::Value(item.to_string()));
-                    cmp.added.insert(path);
-                    path.pop();
+                    below
+                        .added
+                        .insert_member(PathElement::Value(item.to_string()));
                 }
             }
             ListKind::Associative(keys) => {
-                let lk: Vec<(PathElement, &Value)> = la
+                let lk: Vec<(PathElement, &'a Value)> = la
                     .iter()
                     .filter_map(|i| item_key(i, &keys).map(|k| (k, i)))
                     .collect();
-                let rk: Vec<(PathElement, &Value)> = ra
+                let rk: Vec<(PathElement, &'a Value)> = ra
                     .iter()
                     .filter_map(|i| item_key(i, &keys).map(|k| (k, i)))
                     .collect();
-                let find = |list: &[(PathElement, &'_ Value)], k: &PathElement| -> Option<usize> {
+                let find = |list: &[(PathElement, &'a Value)], k: &PathElement| -> Option<usize> {
                     list.iter().position(|(pk, _)| pk == k)
                 };
                 for (k, li) in &lk {
                     let ri = find(&rk, k).map(|i| rk[i].1);
-                    path.push(k.clone());
-                    compare(Some(li), ri, meta, path, names, depth + 1, cmp);
-                    path.pop();
+                    let mut sub = Comparison::default();
+                    let change = compare(Some(li), ri, meta, names, depth + 1, &mut sub);
+                    if change != Change::Same || !sub.is_empty() {
+                        below.attach(k.clone(), change, sub);
+                    }
                 }
                 for (k, ri) in &rk {
                     if find(&lk, k).is_none() {
-                        path.push(k.clone());
-                        compare(None, Some(ri), meta, path, names, depth + 1, cmp);
-                        path.pop();
+                        let mut sub = Comparison::default();
+                        let change = compare(None, Some(ri), meta, names, depth + 1, &mut sub);
+                        if change != Change::Same || !sub.is_empty() {
+                            below.attach(k.clone(), change, sub);
+                        }
                     }
                 }
             }
         }
     } else {
-        return leaf(cmp, path);
+        return leaf();
     }
-    // A map or list that appears or disappears is itself added or removed.
-    if !path.is_empty() {
-        if old.is_none() {
-            cmp.added.insert(path);
-        } else if new.is_none() {
-            cmp.removed.insert(path);
-        }
+    // A map or list that appears or disappears is itself added or removed
+    // (the root is no member of anything).
+    if depth == 0 {
+        Change::Same
+    } else if old.is_none() {
+        Change::Added
+    } else if new.is_none() {
+        Change::Removed
+    } else {
+        Change::Same
     }
 }
 

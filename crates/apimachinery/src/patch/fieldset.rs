@@ -157,9 +157,33 @@ impl FieldSet {
             return;
         };
         for pe in parents {
-            set = set.children.entry(pe.clone()).or_default();
+            if !set.children.contains_key(pe) {
+                set.children.insert(pe.clone(), FieldSet::default());
+            }
+            set = set.children.get_mut(pe).expect("inserted above");
         }
-        set.members.insert(last.clone());
+        if !set.members.contains(last) {
+            set.members.insert(last.clone());
+        }
+    }
+
+    /// Adds `pe` as a member at this level.
+    pub(crate) fn insert_member(&mut self, pe: PathElement) {
+        self.members.insert(pe);
+    }
+
+    /// Puts `set` below `pe` (joined with what is there already); an empty
+    /// set adds nothing.
+    pub(crate) fn insert_child(&mut self, pe: &PathElement, set: FieldSet) {
+        if set.is_empty() {
+            return;
+        }
+        match self.children.get_mut(pe) {
+            Some(existing) => existing.union_in_place(&set),
+            None => {
+                self.children.insert(pe.clone(), set);
+            }
+        }
     }
 
     /// Whether `path` is a member.
