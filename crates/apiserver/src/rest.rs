@@ -1725,7 +1725,17 @@ pub async fn delete_object(
                 Err(e) => Err(e),
             },
             DeleteAction::MarkDeleting => {
-                if obj.pointer("/metadata/deletionTimestamp").is_some() {
+                let grace_running = obj
+                    .pointer("/metadata/deletionGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+                    .is_some_and(|g| g > 0);
+                if obj.pointer("/metadata/deletionTimestamp").is_some() && grace_running {
+                    // A delete with grace 0 (the kubelet's last one) ends a
+                    // running grace period even while finalizers hold the
+                    // object, so it goes once they are removed.
+                    meta::set_meta(&mut obj, "deletionTimestamp", json!(meta::now_rfc3339()));
+                    meta::set_meta(&mut obj, "deletionGracePeriodSeconds", json!(0));
+                } else if obj.pointer("/metadata/deletionTimestamp").is_some() {
                     if !finalizers_changed {
                         return Ok((obj, false));
                     }

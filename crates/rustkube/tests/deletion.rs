@@ -115,7 +115,7 @@ fn running_pod(server: &Server, name: &str, labels: &str) {
 }
 
 #[test]
-fn a_terminating_pod_outlives_its_last_finalizer_until_its_grace_period_is_over() {
+fn a_grace_zero_delete_ends_the_grace_period_of_a_pod_held_by_a_finalizer() {
     let server = server();
     running_pod(&server, "held", r#"{"app":"held"}"#);
     let path = "/api/v1/namespaces/default/pods/held";
@@ -129,6 +129,36 @@ fn a_terminating_pod_outlives_its_last_finalizer_until_its_grace_period_is_over(
     let (code, pod) = delete_with(&server, path, r#"{"gracePeriodSeconds":30}"#);
     assert_eq!(code, 200, "{pod}");
     assert_eq!(pod["metadata"]["deletionGracePeriodSeconds"], 30, "{pod}");
+
+    // The node's final delete (grace 0) ends the grace period while the
+    // finalizer holds the pod.
+    let (code, pod) = delete_with(&server, path, r#"{"gracePeriodSeconds":0}"#);
+    assert_eq!(code, 200, "{pod}");
+    assert_eq!(pod["metadata"]["deletionGracePeriodSeconds"], 0, "{pod}");
+    let (code, out) = support::patch_json(
+        &server,
+        path,
+        "application/merge-patch+json",
+        r#"{"metadata":{"finalizers":null}}"#,
+    );
+    assert_eq!(code, 200, "{out}");
+    assert_eq!(get(&server, path).0, 404, "gone with its last finalizer");
+}
+
+#[test]
+fn a_terminating_pod_is_kept_after_its_last_finalizer_while_its_grace_period_runs() {
+    let server = server();
+    running_pod(&server, "kept", r#"{"app":"kept"}"#);
+    let path = "/api/v1/namespaces/default/pods/kept";
+    let (code, out) = support::patch_json(
+        &server,
+        path,
+        "application/merge-patch+json",
+        r#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
+    );
+    assert_eq!(code, 200, "{out}");
+    let (code, pod) = delete_with(&server, path, r#"{"gracePeriodSeconds":30}"#);
+    assert_eq!(code, 200, "{pod}");
 
     // The last finalizer goes; the node has not finished with the pod.
     let (code, out) = support::patch_json(
