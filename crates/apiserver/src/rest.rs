@@ -1472,12 +1472,8 @@ async fn update_written(
     // An object being deleted goes once its last finalizer is removed,
     // unless its grace period is still running (a pod then stays until
     // its node finishes with it and deletes it with grace 0).
-    let grace_running = obj
-        .pointer("/metadata/deletionGracePeriodSeconds")
-        .and_then(Value::as_i64)
-        .is_some_and(|g| g > 0);
     if old.pointer("/metadata/deletionTimestamp").is_some()
-        && !grace_running
+        && !grace_period_running(&obj)
         && s.delete_action(&obj) == DeleteAction::Remove
     {
         let kv = state
@@ -1520,6 +1516,14 @@ async fn update_written(
         json: stored_json_with_revision(&kv.value, kv.mod_revision),
         object: obj,
     })
+}
+
+/// Whether a graceful deletion of `obj` still waits for its owner (a
+/// deletionGracePeriodSeconds above 0).
+fn grace_period_running(obj: &Value) -> bool {
+    obj.pointer("/metadata/deletionGracePeriodSeconds")
+        .and_then(Value::as_i64)
+        .is_some_and(|g| g > 0)
 }
 
 /// DeleteOptions from the body, with the query parameters upstream also
@@ -1725,11 +1729,9 @@ pub async fn delete_object(
                 Err(e) => Err(e),
             },
             DeleteAction::MarkDeleting => {
-                let grace_running = obj
-                    .pointer("/metadata/deletionGracePeriodSeconds")
-                    .and_then(Value::as_i64)
-                    .is_some_and(|g| g > 0);
-                if obj.pointer("/metadata/deletionTimestamp").is_some() && grace_running {
+                if obj.pointer("/metadata/deletionTimestamp").is_some()
+                    && grace_period_running(&obj)
+                {
                     // A delete with grace 0 (the kubelet's last one) ends a
                     // running grace period even while finalizers hold the
                     // object, so it goes once they are removed.

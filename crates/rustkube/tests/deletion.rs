@@ -114,21 +114,28 @@ fn running_pod(server: &Server, name: &str, labels: &str) {
     assert_eq!(code, 200, "{out}");
 }
 
-#[test]
-fn a_grace_zero_delete_ends_the_grace_period_of_a_pod_held_by_a_finalizer() {
-    let server = server();
-    running_pod(&server, "held", r#"{"app":"held"}"#);
-    let path = "/api/v1/namespaces/default/pods/held";
+/// A running pod with a finalizer, deleted with a 30 s grace period;
+/// returns its path.
+fn terminating_pod_held_by_a_finalizer(server: &Server, name: &str) -> String {
+    running_pod(server, name, &format!(r#"{{"app":"{name}"}}"#));
+    let path = format!("/api/v1/namespaces/default/pods/{name}");
     let (code, out) = support::patch_json(
-        &server,
-        path,
+        server,
+        &path,
         "application/merge-patch+json",
         r#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
     );
     assert_eq!(code, 200, "{out}");
-    let (code, pod) = delete_with(&server, path, r#"{"gracePeriodSeconds":30}"#);
+    let (code, pod) = delete_with(server, &path, r#"{"gracePeriodSeconds":30}"#);
     assert_eq!(code, 200, "{pod}");
     assert_eq!(pod["metadata"]["deletionGracePeriodSeconds"], 30, "{pod}");
+    path
+}
+
+#[test]
+fn a_grace_zero_delete_ends_the_grace_period_of_a_pod_held_by_a_finalizer() {
+    let server = server();
+    let path = &terminating_pod_held_by_a_finalizer(&server, "held");
 
     // The node's final delete (grace 0) ends the grace period while the
     // finalizer holds the pod.
@@ -148,17 +155,7 @@ fn a_grace_zero_delete_ends_the_grace_period_of_a_pod_held_by_a_finalizer() {
 #[test]
 fn a_terminating_pod_is_kept_after_its_last_finalizer_while_its_grace_period_runs() {
     let server = server();
-    running_pod(&server, "kept", r#"{"app":"kept"}"#);
-    let path = "/api/v1/namespaces/default/pods/kept";
-    let (code, out) = support::patch_json(
-        &server,
-        path,
-        "application/merge-patch+json",
-        r#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
-    );
-    assert_eq!(code, 200, "{out}");
-    let (code, pod) = delete_with(&server, path, r#"{"gracePeriodSeconds":30}"#);
-    assert_eq!(code, 200, "{pod}");
+    let path = &terminating_pod_held_by_a_finalizer(&server, "kept");
 
     // The last finalizer goes; the node has not finished with the pod.
     let (code, out) = support::patch_json(
