@@ -3,13 +3,20 @@
 //! own PersistentVolumeClaims `<template>-<set>-<ordinal>` from
 //! volumeClaimTemplates.
 //!
+//! The ordinals a set runs are `spec.ordinals.start` (0 when unset) up to
+//! `start + replicas - 1`; a pod of the set outside that range is
+//! condemned, whether a scale-down or a change of `start` put it there, so
+//! moving `start` creates the pods missing from the new range and removes
+//! those left outside it.
+//!
 //! OrderedReady creates pods one at a time in ordinal order, each only
-//! once every lower one is Running and Ready, and removes surplus pods from
-//! the highest ordinal down, one at a time; Parallel does both at once.
-//! Template versions are ControllerRevisions (shared with the DaemonSet
-//! controller); RollingUpdate replaces pods at or above `partition` from
-//! the highest ordinal down, one at a time, each after the previous is
-//! ready again; OnDelete leaves that to the user. Status reports replicas,
+//! once every lower one is Running and Ready, and removes condemned pods
+//! from the highest ordinal down, one at a time; Parallel does both at
+//! once. Template versions are ControllerRevisions (shared with the
+//! DaemonSet controller); RollingUpdate replaces pods whose position in the
+//! range (ordinal minus `start`) is at or above `partition`, from the
+//! highest ordinal down, one at a time, each after the previous is ready
+//! again; OnDelete leaves that to the user. Status reports replicas,
 //! ready/available/current/updated replicas and the current and update
 //! revisions.
 //!
@@ -17,12 +24,13 @@
 //! claims' ownerReferences, as upstream does, so the garbage collector does
 //! the deleting: `whenDeleted: Delete` makes the set the claims' controller
 //! (they go with the set); `whenScaled: Delete` makes a condemned pod (one
-//! at or above `replicas`) its claims' controller before the pod is deleted
+//! outside the ordinal range) its claims' controller before the pod is deleted
 //! (they go with the pod); `Retain` removes those references. Every
 //! reconcile brings the claims of existing pods in line with the current
 //! policy, so a policy change reaches claims made before it.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,10 +66,32 @@ pub fn ordinal_of(set: &str, pod: &str) -> Option<i32> {
     rest.parse().ok()
 }
 
-/// The next step of an OrderedReady scale: the lowest missing ordinal to
-/// create if all below are healthy, else the highest surplus one to
-/// delete if all others are healthy. `pods[i]` is `Some(healthy)` when
-/// ordinal `i` exists.
+/// The ordinals a set's pods should have: `spec.ordinals.start` (0 when
+/// unset) and the `replicas` after it, as upstream's `getStartOrdinal` and
+/// `getEndOrdinal`.
+pub fn ordinal_range(spec: &StatefulSetSpec) -> Range<i32> {
+    let start = spec
+        .ordinals
+        .as_ref()
+        .and_then(|o| o.start)
+        .unwrap_or(0)
+        .max(0);
+    let replicas = spec.replicas.unwrap_or(1).max(0);
+    start..start.saturating_add(replicas)
+}
+
+/// Whether ordinal `ordinal` runs the update revision under a rolling
+/// update with `partition`: the partition counts positions in the range,
+/// so with `start` 5 and partition 1 the update begins at ordinal 6.
+pub fn past_partition(range: &Range<i32>, partition: i32, ordinal: i32) -> bool {
+    i64::from(ordinal) - i64::from(range.start) >= i64::from(partition)
+}
+
+/// The next step of an OrderedReady scale: the lowest missing ordinal of
+/// `range` to create if all below it are healthy, else the highest
+/// condemned one (outside `range`, above or below) to delete if all others
+/// are healthy. `existing[o]` says whether the pod of ordinal `o` is
+/// healthy.
 #[derive(Debug, PartialEq)]
 pub enum Step {
     Create(i32),
@@ -70,15 +100,15 @@ pub enum Step {
     Done,
 }
 
-pub fn ordered_step(replicas: i32, existing: &BTreeMap<i32, bool>) -> Step {
-    for ordinal in 0..replicas {
+pub fn ordered_step(range: Range<i32>, existing: &BTreeMap<i32, bool>) -> Step {
+    for ordinal in range.clone() {
         match existing.get(&ordinal) {
             None => return Step::Create(ordinal),
             Some(false) => return Step::Wait,
             Some(true) => {}
         }
     }
-    if let Some((&highest, _)) = existing.range(replicas..).next_back() {
+    if let Some(&highest) = existing.keys().rev().find(|o| !range.contains(o)) {
         let others_healthy = existing
             .iter()
             .filter(|(o, _)| **o != highest)
@@ -147,7 +177,7 @@ impl ClaimOwner<'_> {
 
 /// The ownerReferences a claim of `pod` must carry under `retention`, or
 /// None when it already carries them or must be left alone. `scaled_down`
-/// says the pod's ordinal is at or above `replicas`.
+/// says the pod's ordinal is outside the set's ordinal range.
 ///
 /// As upstream: references to the set and the pod are replaced by what the
 /// policy wants (the set as controller for `whenDeleted: Delete`, the pod
@@ -253,6 +283,7 @@ async fn reconcile(set: Arc<StatefulSet>, state: Arc<State>) -> Result<Action, E
     let uid = set.metadata.uid.clone().unwrap_or_default();
     let spec = set.spec.clone().unwrap_or_default();
     let replicas = spec.replicas.unwrap_or(1);
+    let range = ordinal_range(&spec);
     let parallel = spec.pod_management_policy.as_deref() == Some("Parallel");
     let min_ready = spec.min_ready_seconds.unwrap_or(0);
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -316,7 +347,7 @@ async fn reconcile(set: Arc<StatefulSet>, state: Arc<State>) -> Result<Action, E
         .unwrap_or(0);
     // Which revision ordinal `i` should run.
     let target_for = |ordinal: i32| -> (&String, &PodTemplateSpec) {
-        if (rolling && ordinal >= partition) || current_hash == update_hash {
+        if (rolling && past_partition(&range, partition, ordinal)) || current_hash == update_hash {
             (&update_hash, &spec.template)
         } else {
             (&current_hash, &current_template)
@@ -342,7 +373,7 @@ async fn reconcile(set: Arc<StatefulSet>, state: Arc<State>) -> Result<Action, E
 
     // Claims get the owners the retention policy wants before any pod is
     // deleted below, so a condemned pod takes its claims along.
-    sync_claim_owners(&state, &set, &pods, replicas).await?;
+    sync_claim_owners(&state, &set, &pods, &range).await?;
 
     // Failed pods are deleted, to be recreated.
     for pod in pods.values() {
@@ -361,26 +392,27 @@ async fn reconcile(set: Arc<StatefulSet>, state: Arc<State>) -> Result<Action, E
     let mut to_create: Vec<i32> = Vec::new();
     let mut to_delete: Vec<i32> = Vec::new();
     if parallel {
-        to_create.extend((0..replicas).filter(|o| !existing.contains_key(o)));
-        to_delete.extend(existing.keys().filter(|o| **o >= replicas).copied());
+        to_create.extend(range.clone().filter(|o| !existing.contains_key(o)));
+        to_delete.extend(existing.keys().filter(|o| !range.contains(o)).copied());
     } else {
-        match ordered_step(replicas, &existing) {
+        match ordered_step(range.clone(), &existing) {
             Step::Create(o) => to_create.push(o),
             Step::Delete(o) => to_delete.push(o),
             Step::Wait | Step::Done => {}
         }
     }
     // Rolling update: once everything exists and is healthy, replace the
-    // highest-ordinal pod on an old revision (at or above the partition).
+    // highest-ordinal pod on an old revision (at or above the partition,
+    // counted from the start of the range).
     // One pod at a time: `rollingUpdate.maxUnavailable` belongs to the
     // alpha MaxUnavailableStatefulSet gate, off by default in 1.33, so it is
     // ignored here as upstream ignores it.
-    let all_healthy = (0..replicas).all(|o| existing.get(&o) == Some(&true));
+    let all_healthy = range.clone().all(|o| existing.get(&o) == Some(&true));
     if rolling && to_create.is_empty() && to_delete.is_empty() && all_healthy {
         if let Some((ordinal, _)) = pods
             .iter()
             .rev()
-            .filter(|(o, _)| **o < replicas && **o >= partition)
+            .filter(|(o, _)| range.contains(o) && past_partition(&range, partition, **o))
             .find(|(_, p)| revision_of(p) != Some(&update_hash))
         {
             to_delete.push(*ordinal);
@@ -466,7 +498,7 @@ async fn sync_claim_owners(
     state: &State,
     set: &StatefulSet,
     pods: &BTreeMap<i32, Pod>,
-    replicas: i32,
+    range: &Range<i32>,
 ) -> Result<(), Error> {
     let Some(spec) = set.spec.as_ref() else {
         return Ok(());
@@ -515,7 +547,7 @@ async fn sync_claim_owners(
                 &set_owner,
                 &pod_owner,
                 retention,
-                *ordinal >= replicas,
+                !range.contains(ordinal),
             ) else {
                 continue;
             };
@@ -847,21 +879,99 @@ mod tests {
     #[test]
     fn ordered_ready_creates_in_order_and_waits_for_health() {
         let mut existing = BTreeMap::new();
-        assert_eq!(ordered_step(3, &existing), Step::Create(0));
+        assert_eq!(ordered_step(0..3, &existing), Step::Create(0));
         existing.insert(0, false);
-        assert_eq!(ordered_step(3, &existing), Step::Wait);
+        assert_eq!(ordered_step(0..3, &existing), Step::Wait);
         existing.insert(0, true);
-        assert_eq!(ordered_step(3, &existing), Step::Create(1));
+        assert_eq!(ordered_step(0..3, &existing), Step::Create(1));
         existing.insert(1, true);
         existing.insert(2, true);
-        assert_eq!(ordered_step(3, &existing), Step::Done);
+        assert_eq!(ordered_step(0..3, &existing), Step::Done);
     }
 
     #[test]
     fn ordered_ready_scales_down_from_the_highest_ordinal_when_the_rest_are_healthy() {
         let existing: BTreeMap<i32, bool> = [(0, true), (1, true), (2, true), (3, true)].into();
-        assert_eq!(ordered_step(2, &existing), Step::Delete(3));
+        assert_eq!(ordered_step(0..2, &existing), Step::Delete(3));
         let unhealthy: BTreeMap<i32, bool> = [(0, false), (1, true), (2, true)].into();
-        assert_eq!(ordered_step(1, &unhealthy), Step::Wait);
+        assert_eq!(ordered_step(0..1, &unhealthy), Step::Wait);
+    }
+
+    fn spec(value: serde_json::Value) -> StatefulSetSpec {
+        let mut base = json!({
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}},
+        });
+        if let (Some(base), Some(extra)) = (base.as_object_mut(), value.as_object()) {
+            base.extend(extra.clone());
+        }
+        serde_json::from_value(base).unwrap()
+    }
+
+    #[test]
+    fn the_ordinal_range_starts_at_ordinals_start_and_holds_replicas_ordinals() {
+        assert_eq!(ordinal_range(&spec(json!({"replicas": 3}))), 0..3);
+        assert_eq!(
+            ordinal_range(&spec(json!({"replicas": 3, "ordinals": {"start": 5}}))),
+            5..8
+        );
+        // An empty ordinals object means start 0; replicas defaults to 1.
+        assert_eq!(ordinal_range(&spec(json!({"ordinals": {}}))), 0..1);
+        assert_eq!(
+            ordinal_range(&spec(json!({"replicas": 0, "ordinals": {"start": 5}}))),
+            5..5
+        );
+    }
+
+    #[test]
+    fn ordered_ready_with_a_start_ordinal_creates_from_start_upwards() {
+        let mut existing = BTreeMap::new();
+        assert_eq!(ordered_step(5..8, &existing), Step::Create(5));
+        existing.insert(5, true);
+        assert_eq!(ordered_step(5..8, &existing), Step::Create(6));
+        existing.insert(6, true);
+        existing.insert(7, true);
+        assert_eq!(ordered_step(5..8, &existing), Step::Done);
+        // Scaling down to 2 condemns ordinal 7, not ordinal 2.
+        assert_eq!(ordered_step(5..7, &existing), Step::Delete(7));
+    }
+
+    #[test]
+    fn moving_start_creates_the_new_range_first_then_removes_the_old_from_the_top() {
+        // start 0 -> 2 with 3 replicas: 0,1,2 exist; 2,3,4 wanted.
+        let mut existing: BTreeMap<i32, bool> = [(0, true), (1, true), (2, true)].into();
+        assert_eq!(ordered_step(2..5, &existing), Step::Create(3));
+        existing.insert(3, false);
+        assert_eq!(ordered_step(2..5, &existing), Step::Wait);
+        existing.insert(3, true);
+        assert_eq!(ordered_step(2..5, &existing), Step::Create(4));
+        existing.insert(4, true);
+        // Condemned ordinals below the range go highest first.
+        assert_eq!(ordered_step(2..5, &existing), Step::Delete(1));
+        existing.remove(&1);
+        assert_eq!(ordered_step(2..5, &existing), Step::Delete(0));
+        existing.remove(&0);
+        assert_eq!(ordered_step(2..5, &existing), Step::Done);
+        // Condemned pods above and below the range: the highest goes first.
+        let both: BTreeMap<i32, bool> = [(1, true), (3, true), (4, true), (9, true)].into();
+        assert_eq!(ordered_step(3..5, &both), Step::Delete(9));
+        // An unhealthy pod elsewhere blocks the deletion.
+        let blocked: BTreeMap<i32, bool> = [(1, false), (3, true), (4, true), (9, true)].into();
+        assert_eq!(ordered_step(3..5, &blocked), Step::Wait);
+    }
+
+    #[test]
+    fn the_partition_counts_positions_from_the_start_ordinal() {
+        // start 5, partition 1: ordinal 5 stays, 6 and 7 are updated.
+        let range = 5..8;
+        assert!(!past_partition(&range, 1, 5));
+        assert!(past_partition(&range, 1, 6));
+        assert!(past_partition(&range, 1, 7));
+        // Partition 0 updates every pod; a partition past the range none.
+        assert!(past_partition(&range, 0, 5));
+        assert!(!past_partition(&range, 3, 7));
+        // Without a start the partition is the ordinal itself.
+        assert!(!past_partition(&(0..3), 2, 1));
+        assert!(past_partition(&(0..3), 2, 2));
     }
 }
