@@ -4,9 +4,11 @@
 //! in `0..completions` has a succeeded pod (Indexed: pods carry the
 //! `batch.kubernetes.io/job-completion-index` annotation and label, a
 //! `<job>-<index>` hostname and the `JOB_COMPLETION_INDEX` variable), with
-//! at most `parallelism` active. Failures count against `backoffLimit` with
-//! upstream's exponential back-off before replacements; `activeDeadlineSeconds`
-//! bounds the run. Terminal states go through FailureTarget or
+//! at most `parallelism` active. Failures count against `backoffLimit`;
+//! replacements wait out upstream's exponential back-off (10 s doubling per
+//! failure, at most 6 min), counted from the failures since the Job's last
+//! successful pod (see [`BackoffRecord`]); `activeDeadlineSeconds` bounds
+//! the run. Terminal states go through FailureTarget or
 //! SuccessCriteriaMet first, then Failed or Complete once no pod runs.
 //!
 //! Pods are tracked with the `batch.kubernetes.io/job-tracking` finalizer:
@@ -30,8 +32,8 @@
 //! only then counts the failure. `status.terminating` counts the deleted
 //! pods not yet terminal; Failed and Complete wait for it to reach zero.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -67,6 +69,7 @@ struct State {
     jobs: Store<Job>,
     pods: Store<Pod>,
     expectations: Expectations,
+    backoffs: BackoffStore,
 }
 
 pub async fn run(ctx: Context) -> Result<(), Error> {
@@ -84,6 +87,7 @@ pub async fn run(ctx: Context) -> Result<(), Error> {
         jobs: jobs.clone(),
         pods,
         expectations: Expectations::default(),
+        backoffs: BackoffStore::default(),
     });
     run_loop(
         "job",
@@ -145,6 +149,102 @@ pub fn backoff_seconds(failures: i32) -> i64 {
     }
     let shift = (failures - 1).min(10) as u32;
     (BACKOFF_BASE << shift).min(BACKOFF_MAX)
+}
+
+/// Upstream's back-off record of a Job: how many of its pods failed since
+/// the last one that succeeded, and when the latest of those failed. Only
+/// the delay before replacements comes from it; `backoffLimit` counts
+/// every failure (`status.failed`).
+///
+/// Like upstream's it lives in the controller's memory, fed by the pods
+/// each sync newly records as finished: a success resets it, and a
+/// restarted controller starts from an empty record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BackoffRecord {
+    pub failures_after_last_success: i32,
+    pub last_failure: Option<Timestamp>,
+}
+
+impl BackoffRecord {
+    /// The record once pods newly finished at `succeeded` and `failed`
+    /// (their finish times) are taken in. Without a new success the new
+    /// failures add up; with one, only the failures after the latest new
+    /// success remain.
+    pub fn advance(self, succeeded: &[Timestamp], failed: &[Timestamp]) -> BackoffRecord {
+        let after = match succeeded.iter().max() {
+            None if failed.is_empty() => return self,
+            None => {
+                return BackoffRecord {
+                    failures_after_last_success: self.failures_after_last_success
+                        + failed.len() as i32,
+                    last_failure: failed.iter().max().copied(),
+                }
+            }
+            Some(success) => failed.iter().filter(|at| *at > success),
+        };
+        let after: Vec<Timestamp> = after.copied().collect();
+        BackoffRecord {
+            failures_after_last_success: after.len() as i32,
+            last_failure: after.iter().max().copied(),
+        }
+    }
+
+    /// How long new pods must still wait at `now`: the back-off for the
+    /// failures counted, less the time since the last of them.
+    pub fn remaining(&self, now: Timestamp) -> Duration {
+        let Some(last) = self.last_failure else {
+            return Duration::ZERO;
+        };
+        let backoff_ms = backoff_seconds(self.failures_after_last_success) * 1000;
+        let left_ms = last.as_millisecond() + backoff_ms - now.as_millisecond();
+        Duration::from_millis(left_ms.max(0) as u64)
+    }
+}
+
+/// The back-off records of the Jobs this controller runs, by `ns/name`
+/// with the Job's uid (a Job created again under the same name starts
+/// afresh).
+#[derive(Default)]
+struct BackoffStore {
+    records: Mutex<HashMap<String, (String, BackoffRecord)>>,
+}
+
+impl BackoffStore {
+    fn get(&self, key: &str, uid: &str) -> BackoffRecord {
+        self.records
+            .lock()
+            .ok()
+            .and_then(|records| {
+                let (owner, record) = records.get(key)?;
+                (owner == uid).then_some(*record)
+            })
+            .unwrap_or_default()
+    }
+
+    /// Store `record`, and drop the records of Jobs `exists` no longer
+    /// knows (deleted before they finished).
+    fn put(
+        &self,
+        key: &str,
+        uid: &str,
+        record: BackoffRecord,
+        exists: impl Fn(&str, &str) -> bool,
+    ) {
+        if let Ok(mut records) = self.records.lock() {
+            records.retain(|k, (owner, _)| k == key || exists(k, owner));
+            if record == BackoffRecord::default() {
+                records.remove(key);
+            } else {
+                records.insert(key.into(), (uid.into(), record));
+            }
+        }
+    }
+
+    fn remove(&self, key: &str) {
+        if let Ok(mut records) = self.records.lock() {
+            records.remove(key);
+        }
+    }
 }
 
 /// How many pods a NonIndexed job wants active.
@@ -381,7 +481,7 @@ fn annotation_count(pod: &Pod, key: &str) -> i32 {
 /// of its containers if every one has ended, else when Ready turned False,
 /// else when it was deleted (deletionTimestamp less the grace period),
 /// else its creation.
-fn failed_at(pod: &Pod) -> Option<Timestamp> {
+fn finished_at(pod: &Pod) -> Option<Timestamp> {
     let status = pod.status.as_ref();
     let containers: Vec<Option<Timestamp>> = status
         .and_then(|s| s.container_statuses.as_ref())
@@ -455,6 +555,11 @@ impl Slot {
     }
 }
 
+/// The sooner of a planned wake-up and `after`.
+fn earliest(wake: Option<Duration>, after: Duration) -> Option<Duration> {
+    Some(wake.map_or(after, |w| w.min(after)))
+}
+
 fn has_finalizer(pod: &Pod) -> bool {
     pod.metadata
         .finalizers
@@ -482,6 +587,7 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
 
     // TTL after finished.
     if let Some(finished_at) = finished_condition(&status) {
+        state.backoffs.remove(&key);
         if let Some(ttl) = spec.ttl_seconds_after_finished {
             let at = status
                 .completion_time
@@ -557,7 +663,12 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
     // Pods whose finalizer goes without being counted: failures the policy
     // ignores, and pods still running once the Job met its success criteria.
     let mut ignored_uids: BTreeSet<String> = BTreeSet::new();
-    let mut last_failure: Option<Timestamp> = None;
+    // Finish times of the pods newly recorded this sync, for the back-off
+    // record (upstream's `getNewFinishedPods`: every failure, counted or
+    // not, of a pod with a valid index).
+    let mut new_succeeded_at: Vec<Timestamp> = Vec::new();
+    let mut new_failed_at: Vec<Timestamp> = Vec::new();
+    let valid_index = |pod: &Pod| !indexed || pod_index(pod).is_some_and(|i| i < completions);
     // Once the Job is failing, a pod that has not succeeded counts as
     // failed whatever its state, as upstream counts it.
     let failing = has_condition(&original, "FailureTarget");
@@ -567,7 +678,9 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
         if succeeded_uids.contains(&pod_uid) || failed_uids.contains(&pod_uid) {
             continue;
         }
+        let finished = finished_at(pod).filter(|_| valid_index(pod));
         if crate::workload_util::pod_phase(pod) == "Succeeded" {
+            new_succeeded_at.extend(finished);
             if indexed {
                 match pod_index(pod) {
                     Some(i) if i < spec.completions.unwrap_or(0) && !completed.contains(&i) => {
@@ -583,6 +696,9 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
                 succeeded_uids.insert(pod_uid);
             }
         } else if is_failed_pod(pod, only_failed) || failing {
+            if is_failed_pod(pod, only_failed) {
+                new_failed_at.extend(finished);
+            }
             if verdict(pod).counted {
                 failed_uids.insert(pod_uid);
             } else {
@@ -593,9 +709,6 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
         }
         // Otherwise still running, or terminating with podReplacementPolicy
         // Failed: it counts (as failed) only once it reaches a phase.
-    }
-    for pod in pods.iter().filter(|p| is_failed_pod(p, only_failed)) {
-        last_failure = last_failure.max(failed_at(pod));
     }
     // Indexes given up on: a FailIndex verdict, or a counted failure at
     // the per-index limit.
@@ -623,8 +736,23 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
     if status.start_time.is_none() && !spec.suspend.unwrap_or(false) {
         status.start_time = Some(Time(now));
     }
+    let backoff = state
+        .backoffs
+        .get(&key, &uid)
+        .advance(&new_succeeded_at, &new_failed_at);
     if status != original {
         status = write_status(&jobs_api, &name, &status).await?;
+        // As upstream, the record is kept once the pods behind it are
+        // recorded in the status: a failure the pod failure policy ignores
+        // (never recorded) delays only the sync that sees it.
+        let jobs = &state.jobs;
+        state.backoffs.put(&key, &uid, backoff, |k, owner| {
+            let Some((ns, n)) = k.split_once('/') else {
+                return false;
+            };
+            jobs.get(&ObjectRef::new(n).within(ns))
+                .is_some_and(|j| j.metadata.uid.as_deref() == Some(owner))
+        });
     }
 
     // 2. Remove the tracking finalizer from pods recorded as uncounted.
@@ -830,14 +958,18 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
             |n| in_store(n).is_some(),
             |n| in_store(n).is_none_or(|p| p.metadata.deletion_timestamp.is_some()),
         );
+        // When to come back: the earliest of the back-off's end and the
+        // active deadline.
+        let mut wake: Option<Duration> = None;
         if satisfied {
-            // Exponential back-off after failures before replacing pods.
-            let wait = last_failure
-                .map(|at| at.as_second() + backoff_seconds(failed) - now.as_second())
-                .unwrap_or(0);
-            if per_index_limit.is_none() && failed > 0 && wait > 0 {
-                action = Action::requeue(Duration::from_secs(wait as u64));
-            } else if indexed {
+            // New pods wait out the back-off for the failures since the last
+            // success (with a per-index limit each index has its own).
+            let backoff_wait = if per_index_limit.is_none() {
+                backoff.remaining(now)
+            } else {
+                Duration::ZERO
+            };
+            if indexed {
                 // Pods of indexes given up on stop.
                 let abandoned: Vec<Pod> = active
                     .iter()
@@ -867,15 +999,14 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
                     let last = last_failed_of_index(&pods, index, only_failed);
                     let counts = last.map(|p| next_failure_counts(p, verdict(p).counted));
                     let wait = last
-                        .and_then(failed_at)
+                        .and_then(finished_at)
                         .map(|at| {
                             at.as_second() + backoff_seconds(counts.map_or(0, |c| c.0))
                                 - now.as_second()
                         })
                         .unwrap_or(0);
                     if wait > 0 {
-                        let again = Action::requeue(Duration::from_secs(wait as u64));
-                        action = again;
+                        wake = earliest(wake, Duration::from_secs(wait as u64));
                         continue;
                     }
                     slots.push(Slot {
@@ -883,7 +1014,11 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
                         failure_counts: Some(counts.unwrap_or((0, 0))),
                     });
                 }
-                create_pods(&state, &job, &pods_api, &key, &reference, &slots).await;
+                if !slots.is_empty() && !backoff_wait.is_zero() {
+                    wake = earliest(wake, backoff_wait);
+                } else {
+                    create_pods(&state, &job, &pods_api, &key, &reference, &slots).await;
+                }
             } else {
                 let want = want_active(
                     parallelism,
@@ -898,21 +1033,26 @@ async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action, Error> {
                     sort_for_deletion(&mut victims);
                     victims.truncate(surplus as usize);
                     delete_pods(&state, &pods_api, &key, &reference, &victims).await;
+                } else if missing > 0 && !backoff_wait.is_zero() {
+                    wake = earliest(wake, backoff_wait);
                 } else if missing > 0 {
                     let slots = vec![Slot::default(); (missing as usize).min(BURST_REPLICAS)];
                     create_pods(&state, &job, &pods_api, &key, &reference, &slots).await;
                 }
             }
         } else {
-            action = Action::requeue(Duration::from_secs(2));
+            wake = Some(Duration::from_secs(2));
         }
         if let (Some(deadline), Some(start)) =
             (spec.active_deadline_seconds, status.start_time.as_ref())
         {
             let left = start.0.as_second() + deadline - now.as_second();
             if left > 0 {
-                action = Action::requeue(Duration::from_secs(left as u64));
+                wake = earliest(wake, Duration::from_secs(left as u64));
             }
+        }
+        if let Some(wake) = wake {
+            action = Action::requeue(wake);
         }
     }
     status.active = Some(active.len() as i32);
@@ -1117,6 +1257,78 @@ mod tests {
         assert_eq!(backoff_seconds(10), 360);
     }
 
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + seconds).unwrap()
+    }
+
+    #[test]
+    fn the_backoff_record_counts_failures_since_the_last_success() {
+        let none = BackoffRecord::default();
+        assert_eq!(none.advance(&[], &[]), none);
+        // Failures add up across syncs; the latest one dates the record.
+        let one = none.advance(&[], &[at(10)]);
+        assert_eq!(one.failures_after_last_success, 1);
+        let three = one.advance(&[], &[at(30), at(20)]);
+        assert_eq!(
+            three,
+            BackoffRecord {
+                failures_after_last_success: 3,
+                last_failure: Some(at(30)),
+            }
+        );
+        // A success resets it.
+        assert_eq!(three.advance(&[at(40)], &[]), none);
+        // Failures in the same batch count only when after the success.
+        let mixed = three.advance(&[at(50), at(40)], &[at(45), at(55), at(60)]);
+        assert_eq!(
+            mixed,
+            BackoffRecord {
+                failures_after_last_success: 2,
+                last_failure: Some(at(60)),
+            }
+        );
+        let before = three.advance(&[at(50)], &[at(45), at(50)]);
+        assert_eq!(before, none);
+    }
+
+    #[test]
+    fn the_remaining_backoff_runs_from_the_last_failure() {
+        let record = |failures, last| BackoffRecord {
+            failures_after_last_success: failures,
+            last_failure: Some(last),
+        };
+        assert_eq!(BackoffRecord::default().remaining(at(0)), Duration::ZERO);
+        // One failure: 10 s; three: 40 s; many: at most 6 min.
+        assert_eq!(record(1, at(0)).remaining(at(4)), Duration::from_secs(6));
+        assert_eq!(record(1, at(0)).remaining(at(10)), Duration::ZERO);
+        assert_eq!(record(1, at(0)).remaining(at(11)), Duration::ZERO);
+        assert_eq!(record(3, at(0)).remaining(at(5)), Duration::from_secs(35));
+        assert_eq!(record(30, at(0)).remaining(at(0)), Duration::from_secs(360));
+        // After a success only the failures after it count: one failure
+        // is 10 s again, where the total (4) would have been 80 s.
+        let after_success = record(3, at(0)).advance(&[at(1)], &[at(2)]);
+        assert_eq!(after_success.remaining(at(2)), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn backoff_records_belong_to_one_incarnation_of_a_job() {
+        let store = BackoffStore::default();
+        let record = BackoffRecord {
+            failures_after_last_success: 2,
+            last_failure: Some(at(0)),
+        };
+        store.put("ns/a", "uid-1", record, |_, _| true);
+        assert_eq!(store.get("ns/a", "uid-1"), record);
+        // The same name with another uid is a new Job.
+        assert_eq!(store.get("ns/a", "uid-2"), BackoffRecord::default());
+        // Records of Jobs gone are dropped on the next write.
+        store.put("ns/b", "uid-3", record, |key, _| key != "ns/a");
+        assert_eq!(store.get("ns/a", "uid-1"), BackoffRecord::default());
+        assert_eq!(store.get("ns/b", "uid-3"), record);
+        store.remove("ns/b");
+        assert_eq!(store.get("ns/b", "uid-3"), BackoffRecord::default());
+    }
+
     #[test]
     fn active_pods_are_bounded_by_parallelism_and_remaining_completions() {
         assert_eq!(want_active(3, Some(5), 0, 0), 3);
@@ -1211,7 +1423,7 @@ mod tests {
         assert!(!is_failed_pod(&deleted_running, true));
         // Its failure dates from the delete request, not its deadline.
         assert_eq!(
-            failed_at(&deleted_running)
+            finished_at(&deleted_running)
                 .map(|t| t.to_string())
                 .as_deref(),
             Some("2024-01-01T00:00:00Z")
@@ -1236,7 +1448,7 @@ mod tests {
                 ]},
         }));
         assert_eq!(
-            failed_at(&ended).map(|t| t.to_string()).as_deref(),
+            finished_at(&ended).map(|t| t.to_string()).as_deref(),
             Some("2024-01-01T00:00:07Z")
         );
         // One container never ended: the Ready condition's change decides.
@@ -1249,7 +1461,7 @@ mod tests {
             statuses[1].state = None;
         }
         assert_eq!(
-            failed_at(&partly).map(|t| t.to_string()).as_deref(),
+            finished_at(&partly).map(|t| t.to_string()).as_deref(),
             Some("2024-01-01T00:00:09Z")
         );
     }
