@@ -701,9 +701,8 @@ fn default_horizontal_pod_autoscaler(version: &str, hpa: &mut Value) {
     };
     default_value(spec, "minReplicas", json!(1));
     if version == "v1" {
-        // Upstream defaults the CPU target while round-tripping through
-        // v2's default metric; a v1 client sees 80%.
-        default_value(spec, "targetCPUUtilizationPercentage", json!(80));
+        // No CPU target default here: the conversion to the stored v2
+        // supplies one only when the annotations carry no other metric.
         return;
     }
     if !is_non_empty(spec, "metrics") {
@@ -1390,10 +1389,7 @@ mod tests {
             &info("autoscaling", "v1", "HorizontalPodAutoscaler"),
             &mut v1,
         );
-        assert_eq!(
-            v1,
-            json!({"spec": {"minReplicas": 1, "targetCPUUtilizationPercentage": 80}})
-        );
+        assert_eq!(v1, json!({"spec": {"minReplicas": 1}}));
 
         let mut no_behavior = json!({"spec": {"minReplicas": 2}});
         apply(

@@ -20,6 +20,7 @@ pub mod authz;
 pub mod bootstrap;
 pub mod bootstrap_policy;
 pub mod cacher;
+pub mod conversion;
 pub mod defaults;
 pub mod discovery;
 pub mod health;

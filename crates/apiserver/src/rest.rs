@@ -14,7 +14,7 @@ use apimachinery::patch::{
 };
 use apimachinery::selector::{labels_of, Selector};
 use apimachinery::status::success_status;
-use apimachinery::{meta, ApiError};
+use apimachinery::{meta, ApiError, ResourceInfo};
 use bytes::Bytes;
 use http::{header, Request, Response};
 use http_body_util::BodyExt;
@@ -185,11 +185,23 @@ mod json_scan {
     }
 }
 
-/// The object as stored: without `resourceVersion`, which the datastore's
-/// revision supplies on every read. Written through a filtering view
-/// rather than a deep copy with the field removed.
-fn encode_for_store(obj: &Value) -> Vec<u8> {
+/// The object as stored: in its resource's storage version and without
+/// `resourceVersion`, which the datastore's revision supplies on every
+/// read. Written through a filtering view rather than a deep copy with the
+/// field removed.
+fn encode_for_store(info: &ResourceInfo, obj: &Value) -> Vec<u8> {
+    let converted = crate::conversion::for_storage(info, obj);
+    let obj = converted.as_ref().unwrap_or(obj);
     serde_json::to_vec(&WithoutResourceVersion(obj)).unwrap_or_default()
+}
+
+/// A written object's response JSON from its stored bytes, when those are
+/// in the version the client asked for.
+fn written_json(info: &ResourceInfo, kv: &KeyValue) -> Option<Vec<u8>> {
+    if crate::conversion::applies(info) {
+        return None;
+    }
+    stored_json_with_revision(&kv.value, kv.mod_revision)
 }
 
 struct WithoutResourceVersion<'a>(&'a Value);
@@ -388,6 +400,7 @@ pub async fn serve(
             // From the watch cache once it has caught up with the request
             // (as a consistent list is); plain JSON is the cached bytes.
             let obj = cached_object(state, s, &namespace, &info.name, &ctx).await?;
+            let obj = crate::conversion::cached_for_client(resource, obj);
             if format == ResponseFormat::Json {
                 return Ok(response::bytes(200, "application/json", obj.json().clone()));
             }
@@ -510,7 +523,7 @@ pub async fn serve(
             )
             .await?;
             Ok(response::with_warnings(
-                render_one(s, &patched, code, format, &ctx),
+                render_written(s, patched, code, format, &ctx),
                 &warnings,
             ))
         }
@@ -668,7 +681,8 @@ pub async fn get_object(
         .await
         .map_err(|e| storage_error(e, info.plural, info.group, name))?;
     let kv = kv.ok_or_else(|| ApiError::not_found(info.plural, info.group, name))?;
-    Ok((decode_stored(&kv)?, kv.mod_revision))
+    let obj = crate::conversion::for_client(info, decode_stored(&kv)?);
+    Ok((obj, kv.mod_revision))
 }
 
 /// Fields beyond `metadata.name`/`metadata.namespace` that upstream lets
@@ -699,6 +713,22 @@ fn selectable_fields(group: &str, resource: &str) -> &'static [(&'static str, &'
             ("reason", "/reason"),
             ("reportingComponent", "/reportingComponent"),
             ("source", "/source/component"),
+            ("type", "/type"),
+        ],
+        // Stored as core/v1 Events: the new names point at the core fields.
+        ("events.k8s.io", "events") => &[
+            ("regarding.kind", "/involvedObject/kind"),
+            ("regarding.namespace", "/involvedObject/namespace"),
+            ("regarding.name", "/involvedObject/name"),
+            ("regarding.uid", "/involvedObject/uid"),
+            ("regarding.apiVersion", "/involvedObject/apiVersion"),
+            (
+                "regarding.resourceVersion",
+                "/involvedObject/resourceVersion",
+            ),
+            ("regarding.fieldPath", "/involvedObject/fieldPath"),
+            ("reason", "/reason"),
+            ("reportingController", "/reportingComponent"),
             ("type", "/type"),
         ],
         ("", "secrets") => &[("type", "/type")],
@@ -884,6 +914,7 @@ pub async fn list_objects(
         let items = cached
             .into_iter()
             .filter(|o| filter.matches(o.selectable()))
+            .map(|o| crate::conversion::cached_for_client(info, o))
             .collect();
         return Ok((items, json!({"resourceVersion": revision.to_string()})));
     }
@@ -916,7 +947,7 @@ pub async fn list_objects(
         for kv in &page.kvs {
             let obj = Cached::from_stored(kv)?;
             if filter.matches(obj.selectable()) {
-                items.push(Arc::new(obj));
+                items.push(crate::conversion::cached_for_client(info, Arc::new(obj)));
             }
         }
         if !page.more {
@@ -1243,7 +1274,7 @@ async fn create_written(
     s.before_create(&hooks, &mut obj).await?;
     let created = state
         .store
-        .create(&info.key(namespace, &name), encode_for_store(&obj))
+        .create(&info.key(namespace, &name), encode_for_store(info, &obj))
         .await;
     let kv = match created {
         Ok(kv) => kv,
@@ -1258,7 +1289,7 @@ async fn create_written(
         json!(kv.mod_revision.to_string()),
     );
     Ok(Written {
-        json: stored_json_with_revision(&kv.value, kv.mod_revision),
+        json: written_json(info, &kv),
         object: obj,
     })
 }
@@ -1494,7 +1525,7 @@ async fn update_written(
     }
     let updated = state
         .store
-        .update(&key, encode_for_store(&obj), current_rev)
+        .update(&key, encode_for_store(info, &obj), current_rev)
         .await;
     let kv = match updated {
         Ok(kv) => {
@@ -1513,7 +1544,7 @@ async fn update_written(
         json!(kv.mod_revision.to_string()),
     );
     Ok(Written {
-        json: stored_json_with_revision(&kv.value, kv.mod_revision),
+        json: written_json(info, &kv),
         object: obj,
     })
 }
@@ -1698,7 +1729,11 @@ pub async fn delete_object(
                 json!(meta::format_timestamp(deadline)),
             );
             meta::set_meta(&mut obj, "deletionGracePeriodSeconds", json!(grace));
-            match state.store.update(&key, encode_for_store(&obj), rev).await {
+            match state
+                .store
+                .update(&key, encode_for_store(info, &obj), rev)
+                .await
+            {
                 Ok(kv) => {
                     meta::set_meta(
                         &mut obj,
@@ -1748,7 +1783,7 @@ pub async fn delete_object(
                 }
                 state
                     .store
-                    .update(&key, encode_for_store(&obj), rev)
+                    .update(&key, encode_for_store(info, &obj), rev)
                     .await
                     .map(|kv| {
                         meta::set_meta(
@@ -1975,7 +2010,7 @@ async fn take_disruption(
             .store
             .update(
                 &info.key(namespace, &pdb_name),
-                encode_for_store(&stored),
+                encode_for_store(info, &stored),
                 stored_rev,
             )
             .await
@@ -2017,7 +2052,11 @@ async fn bind_pod(
         }
         match state
             .store
-            .update(&info.key(namespace, name), encode_for_store(&pod), rev)
+            .update(
+                &info.key(namespace, name),
+                encode_for_store(info, &pod),
+                rev,
+            )
             .await
         {
             Ok(_) => return Ok(()),
@@ -2050,7 +2089,7 @@ async fn patch_object(
     subresource: Subresource,
     opts: &WriteOptions,
     warnings: &mut Vec<String>,
-) -> Result<(Value, u16), ApiError> {
+) -> Result<(Written, u16), ApiError> {
     let info = s.info();
     let patch_type = PatchType::from_content_type(content_type).ok_or_else(|| {
         ApiError::new(
@@ -2060,8 +2099,9 @@ async fn patch_object(
         )
     })?;
     if patch_type == PatchType::Apply {
-        return server_side_apply(state, s, namespace, name, body, subresource, opts, warnings)
-            .await;
+        let (object, code) =
+            server_side_apply(state, s, namespace, name, body, subresource, opts, warnings).await?;
+        return Ok((Written { object, json: None }, code));
     }
     let meta = builtin_meta(&info.api_version(), info.kind);
     for _ in 0..8 {
@@ -2074,7 +2114,7 @@ async fn patch_object(
         )
         .map_err(|e| patch_error(&e))?;
         let pinned = meta::resource_version(&patched) != meta::resource_version(&current);
-        match update_object(
+        match update_written(
             state,
             s,
             namespace,
@@ -2249,7 +2289,19 @@ mod tests {
             "metadata": {"name": "a", "resourceVersion": "42", "labels": {"resourceVersion": "kept"}},
             "data": {"resourceVersion": "kept"}
         });
-        let stored: Value = serde_json::from_slice(&encode_for_store(&obj)).unwrap();
+        let info = ResourceInfo {
+            group: "",
+            version: "v1",
+            kind: "ConfigMap",
+            plural: "configmaps",
+            singular: "configmap",
+            scope: apimachinery::resource::Scope::Namespaced,
+            short_names: &[],
+            categories: &[],
+            verbs: apimachinery::resource::ALL_VERBS,
+            subresources: &[],
+        };
+        let stored: Value = serde_json::from_slice(&encode_for_store(&info, &obj)).unwrap();
         let mut expected = obj.clone();
         meta::remove_meta(&mut expected, "resourceVersion");
         assert_eq!(stored, expected);

@@ -41,6 +41,11 @@ impl Encoder {
     /// One event of the cache; plain JSON shares the event's line with
     /// every other watcher sending it.
     fn event_line(&mut self, event_type: &str, ev: &CacheEvent) -> Bytes {
+        let info = self.strategy.info();
+        if crate::conversion::applies(info) {
+            let obj = crate::conversion::for_client(info, ev.object.decode());
+            return self.line(event_type, &obj);
+        }
         if self.format != ResponseFormat::Json {
             return self.line(event_type, &ev.object.decode());
         }

@@ -396,9 +396,22 @@ impl Store for SqliteStore {
 // ---------------------------------------------------------------------------
 // Setup
 
+/// Cached statements keep their query plan whatever values are bound.
+/// Without this, the bundled SQLite (built with STAT4) marks a statement
+/// for re-preparation whenever a bound key changes, which is every step of
+/// every cached statement here.
+fn keep_plans(conn: &Connection) -> Result<()> {
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
+    Ok(())
+}
+
 fn open_writer(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(10))?;
+    keep_plans(&conn)?;
     // Must precede the first table; it is a no-op on an existing file.
     conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
     let mode: String =
@@ -778,6 +791,7 @@ impl Readers {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(Duration::from_secs(10))?;
+        keep_plans(&conn)?;
         conn.pragma_update(None, "query_only", true)?;
         Ok(conn)
     }
