@@ -22,10 +22,22 @@ pub struct GenericStrategy {
     /// Whether `metadata.generation` starts at 1 and is bumped on every
     /// change outside status and metadata.
     pub generation: bool,
+    /// Validation of the kind's own fields beyond metadata (`None`: only
+    /// metadata is checked), from `registry::validation`.
+    pub spec_rules: Option<SpecRules>,
     /// Extra table columns after Name (Age is appended last)...
     pub columns: fn() -> Vec<Column>,
     /// ...and their cells for one object.
     pub cells: fn(&Value) -> Vec<Value>,
+}
+
+/// A kind's spec validation on create and on update. `validate_update`
+/// checks the new object as a whole (not only what changed), as upstream's
+/// `ValidateUpdate` functions do.
+#[derive(Clone, Copy)]
+pub struct SpecRules {
+    pub validate: fn(&Value) -> Vec<StatusCause>,
+    pub validate_update: fn(&Value, &Value) -> Vec<StatusCause>,
 }
 
 /// No extra columns.
@@ -82,7 +94,19 @@ impl Strategy for GenericStrategy {
     }
 
     fn validate(&self, obj: &Value) -> Vec<StatusCause> {
-        meta::validate_object_meta(obj, self.name_rule)
+        let mut causes = meta::validate_object_meta(obj, self.name_rule);
+        if let Some(rules) = self.spec_rules {
+            causes.extend((rules.validate)(obj));
+        }
+        causes
+    }
+
+    fn validate_update(&self, new: &Value, old: &Value) -> Vec<StatusCause> {
+        let mut causes = meta::validate_object_meta(new, self.name_rule);
+        if let Some(rules) = self.spec_rules {
+            causes.extend((rules.validate_update)(new, old));
+        }
+        causes
     }
 
     fn columns(&self) -> Vec<Column> {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use apimachinery::{ApiError, ResourceInfo, StatusCause};
 use serde_json::{json, Value};
 
-use super::{DeleteAction, HookContext, Strategy};
+use super::{validation, DeleteAction, HookContext, Strategy};
 use crate::table::Column;
 
 pub struct PodStrategy {
@@ -213,6 +213,104 @@ pub fn validate_ephemeral_containers_update(new: &Value, old: &Value) -> Vec<Sta
     causes
 }
 
+/// A container list's names and images, as upstream's `validateContainers`
+/// checks them: a DNS-label name, unique across `seen`, and an image.
+fn validate_containers(
+    list: &[Value],
+    path: &str,
+    seen: &mut Vec<String>,
+    causes: &mut Vec<StatusCause>,
+) {
+    for (i, c) in list.iter().enumerate() {
+        let at = format!("{path}[{i}]");
+        let name = c.get("name").and_then(Value::as_str).unwrap_or("");
+        if name.is_empty() {
+            causes.push(StatusCause::required(&format!("{at}.name")));
+        } else {
+            for problem in apimachinery::meta::dns1123_label_errors(name) {
+                causes.push(StatusCause::invalid(
+                    &format!("{at}.name"),
+                    &json!(name),
+                    &problem,
+                ));
+            }
+        }
+        if seen.iter().any(|n| n == name) {
+            causes.push(validation::duplicate(&format!("{at}.name"), name));
+        } else {
+            seen.push(name.to_string());
+        }
+        if c.get("image")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+        {
+            causes.push(StatusCause::required(&format!("{at}.image")));
+        }
+    }
+}
+
+/// The pod-spec rules, in one place for pods and every pod template
+/// (`path` is `spec` for a pod, `spec.template.spec` for a workload):
+/// containers present, container names (DNS labels, unique across
+/// containers and init containers) and images, and the restart policy.
+pub fn validate_pod_spec(spec: &Value, path: &str) -> Vec<StatusCause> {
+    let mut causes = Vec::new();
+    let empty = Vec::new();
+    let list = |field: &str| spec.get(field).and_then(Value::as_array).unwrap_or(&empty);
+    let containers = list("containers");
+    if containers.is_empty() {
+        causes.push(StatusCause::required(&format!("{path}.containers")));
+    }
+    let mut seen = Vec::new();
+    validate_containers(
+        containers,
+        &format!("{path}.containers"),
+        &mut seen,
+        &mut causes,
+    );
+    validate_containers(
+        list("initContainers"),
+        &format!("{path}.initContainers"),
+        &mut seen,
+        &mut causes,
+    );
+    match spec.get("restartPolicy").and_then(Value::as_str) {
+        None | Some("Always" | "OnFailure" | "Never") => {}
+        Some("") => causes.push(StatusCause::required(&format!("{path}.restartPolicy"))),
+        Some(other) => causes.push(validation::not_supported(
+            &format!("{path}.restartPolicy"),
+            &validation::go_string(other),
+            &["Always", "OnFailure", "Never"],
+        )),
+    }
+    causes
+}
+
+/// A pod template (`ValidatePodTemplateSpec`) at `path` (e.g.
+/// `spec.template`): its labels, its pod spec, and no ephemeral containers.
+pub fn validate_pod_template(template: Option<&Value>, path: &str) -> Vec<StatusCause> {
+    let template = template.unwrap_or(&Value::Null);
+    // Upstream reports template labels under `<path>.labels`.
+    let mut causes = validation::validate_labels(
+        template.pointer("/metadata/labels"),
+        &format!("{path}.labels"),
+    );
+    let spec = template.get("spec").unwrap_or(&Value::Null);
+    causes.extend(validate_pod_spec(spec, &format!("{path}.spec")));
+    if spec
+        .get("ephemeralContainers")
+        .and_then(Value::as_array)
+        .is_some_and(|l| !l.is_empty())
+    {
+        causes.push(StatusCause::forbidden(
+            &format!("{path}.spec.ephemeralContainers"),
+            "ephemeral containers not allowed in pod template",
+        ));
+    }
+    causes
+}
+
 #[async_trait::async_trait]
 impl Strategy for PodStrategy {
     forward_to_inner!(decode, prepare_for_update, delete_action, columns, cells);
@@ -228,28 +326,10 @@ impl Strategy for PodStrategy {
 
     fn validate(&self, obj: &Value) -> Vec<StatusCause> {
         let mut causes = self.inner.validate(obj);
-        let containers = obj.pointer("/spec/containers").and_then(Value::as_array);
-        if containers.is_none_or(Vec::is_empty) {
-            causes.push(StatusCause::required("spec.containers"));
-        }
-        for (i, c) in containers.into_iter().flatten().enumerate() {
-            if c.get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .is_empty()
-            {
-                causes.push(StatusCause::required(&format!("spec.containers[{i}].name")));
-            }
-            if c.get("image")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .is_empty()
-            {
-                causes.push(StatusCause::required(&format!(
-                    "spec.containers[{i}].image"
-                )));
-            }
-        }
+        causes.extend(validate_pod_spec(
+            obj.get("spec").unwrap_or(&Value::Null),
+            "spec",
+        ));
         causes
     }
 
@@ -390,6 +470,52 @@ mod tests {
         assert_eq!(qos_class(&equal), "Guaranteed");
         let some = json!({"spec": {"containers": [{"name": "a", "resources": {"requests": {"cpu": "100m"}}}]}});
         assert_eq!(qos_class(&some), "Burstable");
+    }
+
+    #[test]
+    fn pod_spec_checks_container_names_images_and_restart_policy() {
+        let spec = json!({
+            "restartPolicy": "Sometimes",
+            "containers": [{"name": "Web", "image": "nginx"}, {"name": "log"}],
+            "initContainers": [{"name": "log", "image": "busybox"}],
+        });
+        let causes = validate_pod_spec(&spec, "spec.template.spec");
+        let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.template.spec.containers[0].name",
+                "spec.template.spec.containers[1].image",
+                "spec.template.spec.initContainers[0].name",
+                "spec.template.spec.restartPolicy",
+            ]
+        );
+        assert_eq!(causes[2].message, r#"Duplicate value: "log""#);
+        assert_eq!(
+            causes[3].message,
+            r#"Unsupported value: "Sometimes": supported values: "Always", "OnFailure", "Never""#
+        );
+        assert_eq!(
+            validate_pod_spec(&json!({}), "spec")[0].field,
+            "spec.containers"
+        );
+    }
+
+    #[test]
+    fn pod_templates_may_not_carry_ephemeral_containers() {
+        let template = json!({
+            "metadata": {"labels": {"bad key": "x"}},
+            "spec": {"containers": [{"name": "a", "image": "x"}], "ephemeralContainers": [{"name": "d"}]},
+        });
+        let causes = validate_pod_template(Some(&template), "spec.template");
+        let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.template.labels",
+                "spec.template.spec.ephemeralContainers"
+            ]
+        );
     }
 
     #[test]

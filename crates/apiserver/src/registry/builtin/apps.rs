@@ -10,6 +10,7 @@ use super::tables::{
     col, containers, format_label_selector, format_labels, int, list, selector_string, text, wide,
 };
 use crate::registry::generic::GenericStrategy;
+use crate::registry::validation;
 use crate::table::Column;
 use crate::typed::roundtrip;
 
@@ -29,6 +30,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
             name_rule: meta::dns1123_subdomain_errors,
             initial_status: None,
             generation: false,
+            spec_rules: None,
             columns: controller_revision_columns,
             cells: controller_revision_cells,
         },
@@ -52,6 +54,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
                 })
             }),
             generation: true,
+            spec_rules: Some(validation::apps::DAEMON_SET),
             columns: daemon_set_columns,
             cells: daemon_set_cells,
         },
@@ -70,6 +73,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
             initial_status: Some(|| json!({})),
             // Upstream also bumps generation when annotations change.
             generation: true,
+            spec_rules: Some(validation::apps::DEPLOYMENT),
             columns: deployment_columns,
             cells: deployment_cells,
         },
@@ -87,6 +91,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
             name_rule: meta::dns1123_subdomain_errors,
             initial_status: Some(|| json!({"replicas": 0})),
             generation: true,
+            spec_rules: Some(validation::apps::REPLICA_SET),
             columns: replica_set_columns,
             cells: replica_set_cells,
         },
@@ -106,6 +111,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
             name_rule: meta::dns1123_label_errors,
             initial_status: Some(|| json!({"replicas": 0, "availableReplicas": 0})),
             generation: true,
+            spec_rules: Some(validation::apps::STATEFUL_SET),
             columns: stateful_set_columns,
             cells: stateful_set_cells,
         },

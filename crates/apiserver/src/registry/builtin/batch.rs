@@ -13,6 +13,7 @@ use super::tables::{
     terminating, text, wide,
 };
 use crate::registry::generic::GenericStrategy;
+use crate::registry::validation;
 use crate::table::Column;
 use crate::typed::roundtrip;
 
@@ -25,6 +26,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
             name_rule: names::cronjob_name_errors,
             initial_status: Some(|| json!({})),
             generation: true,
+            spec_rules: Some(validation::batch::CRON_JOB),
             columns: cron_job_columns,
             cells: cron_job_cells,
         },
@@ -36,6 +38,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
             // controller-uid/job-name labels from the Job's UID and name.
             initial_status: Some(|| json!({})),
             generation: true,
+            spec_rules: Some(validation::batch::JOB),
             columns: job_columns,
             cells: job_cells,
         },

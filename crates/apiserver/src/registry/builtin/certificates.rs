@@ -33,6 +33,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
         // requesting user, which this hook cannot see.
         initial_status: Some(|| json!({})),
         generation: false,
+        spec_rules: None,
         columns: csr_columns,
         cells: csr_cells,
     }]

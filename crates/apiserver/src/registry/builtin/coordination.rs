@@ -29,6 +29,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
         name_rule: meta::dns1123_subdomain_errors,
         initial_status: None,
         generation: false,
+        spec_rules: None,
         columns: lease_columns,
         cells: lease_cells,
     }]

@@ -30,6 +30,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
         initial_status: None,
         // Upstream also bumps generation when labels change.
         generation: true,
+        spec_rules: None,
         columns: endpoint_slice_columns,
         cells: endpoint_slice_cells,
     }]

@@ -29,6 +29,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
         name_rule: meta::dns1123_subdomain_errors,
         initial_status: None,
         generation: false,
+        spec_rules: None,
         columns: event_columns,
         cells: event_cells,
     }]

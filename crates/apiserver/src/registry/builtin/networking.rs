@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use super::docs;
 use super::tables::{col, format_label_selector, list, load_balancer_ingress, non_empty, text};
 use crate::registry::generic::GenericStrategy;
+use crate::registry::validation;
 use crate::table::Column;
 use crate::typed::roundtrip;
 
@@ -23,6 +24,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
             name_rule: meta::dns1123_subdomain_errors,
             initial_status: None,
             generation: true,
+            spec_rules: None,
             columns: ingress_class_columns,
             cells: ingress_class_cells,
         },
@@ -33,6 +35,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
             // An empty IngressStatus still carries its loadBalancer struct.
             initial_status: Some(|| json!({"loadBalancer": {}})),
             generation: true,
+            spec_rules: Some(validation::networking::INGRESS),
             columns: ingress_columns,
             cells: ingress_cells,
         },
@@ -48,6 +51,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
             name_rule: meta::dns1123_subdomain_errors,
             initial_status: None,
             generation: true,
+            spec_rules: None,
             columns: network_policy_columns,
             cells: network_policy_cells,
         },

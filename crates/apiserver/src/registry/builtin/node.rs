@@ -28,6 +28,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
         name_rule: meta::dns1123_subdomain_errors,
         initial_status: None,
         generation: false,
+        spec_rules: None,
         columns: runtime_class_columns,
         cells: runtime_class_cells,
     }]

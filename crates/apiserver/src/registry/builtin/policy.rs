@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use super::tables::{col, int};
 use crate::registry::generic::GenericStrategy;
+use crate::registry::validation;
 use crate::table::Column;
 use crate::typed::roundtrip;
 
@@ -30,6 +31,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
             || json!({"currentHealthy": 0, "desiredHealthy": 0, "disruptionsAllowed": 0, "expectedPods": 0}),
         ),
         generation: true,
+        spec_rules: Some(validation::policy::POD_DISRUPTION_BUDGET),
         columns: pdb_columns,
         cells: pdb_cells,
     }]

@@ -25,6 +25,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
             name_rule: path_segment_name_errors,
             initial_status: None,
             generation: false,
+            spec_rules: None,
             columns: cluster_role_binding_columns,
             cells: binding_cells,
         },
@@ -36,6 +37,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
             generation: false,
             // Upstream has no printer: its default table is Name and
             // "Created At" (RFC 3339), not Age.
+            spec_rules: None,
             columns: no_columns,
             cells: no_cells,
         },
@@ -50,6 +52,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
             name_rule: path_segment_name_errors,
             initial_status: None,
             generation: false,
+            spec_rules: None,
             columns: role_binding_columns,
             cells: binding_cells,
         },
@@ -60,6 +63,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
             initial_status: None,
             generation: false,
             // Default table, as for ClusterRoles.
+            spec_rules: None,
             columns: no_columns,
             cells: no_cells,
         },

@@ -46,6 +46,7 @@ fn review(
         name_rule: meta::dns1123_subdomain_errors,
         initial_status: None,
         generation: false,
+        spec_rules: None,
         columns: no_columns,
         cells: no_cells,
     }

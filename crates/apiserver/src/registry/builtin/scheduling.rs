@@ -31,6 +31,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
         name_rule: meta::dns1123_subdomain_errors,
         initial_status: None,
         generation: false,
+        spec_rules: None,
         columns: priority_class_columns,
         cells: priority_class_cells,
     }]
