@@ -178,6 +178,17 @@ fn rejected_workloads_come_back_as_422_with_field_causes() {
         "{out}"
     );
 
+    let rc = json!({
+        "apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "rc"},
+        "spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx"}]}}},
+    });
+    let (ok, out) = kubectl_create(&server, &rc);
+    assert!(!ok);
+    assert!(
+        out.contains(r#"The ReplicationController "rc" is invalid: spec.selector: Required value"#),
+        "{out}"
+    );
+
     let pdb = json!({
         "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "budget"},
         "spec": {"minAvailable": 1, "maxUnavailable": 1, "selector": {"matchLabels": {"app": "web"}}},

@@ -296,6 +296,10 @@ pub fn validate_pod_template(template: Option<&Value>, path: &str) -> Vec<Status
         template.pointer("/metadata/labels"),
         &format!("{path}.labels"),
     );
+    causes.extend(validation::validate_annotations(
+        template.pointer("/metadata/annotations"),
+        &format!("{path}.annotations"),
+    ));
     let spec = template.get("spec").unwrap_or(&Value::Null);
     causes.extend(validate_pod_spec(spec, &format!("{path}.spec")));
     if spec

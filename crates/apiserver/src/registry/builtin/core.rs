@@ -13,6 +13,7 @@ use super::tables::{
     non_empty, quantity, since, terminating, text, wide,
 };
 use crate::registry::generic::{no_cells, no_columns, path_segment_name_errors, GenericStrategy};
+use crate::registry::validation;
 use crate::table::Column;
 use crate::typed::roundtrip;
 
@@ -153,7 +154,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
             name_rule: meta::dns1123_subdomain_errors,
             initial_status: Some(|| json!({"replicas": 0})),
             generation: true,
-            spec_rules: None,
+            spec_rules: Some(validation::core::REPLICATION_CONTROLLER),
             columns: rc_columns,
             cells: rc_cells,
         },

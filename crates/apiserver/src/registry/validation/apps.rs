@@ -328,6 +328,10 @@ fn validate_stateful_set(obj: &Value) -> Vec<StatusCause> {
             spec.pointer("/template/metadata/labels"),
             "spec.template.labels",
         ));
+        causes.extend(super::validate_annotations(
+            spec.pointer("/template/metadata/annotations"),
+            "spec.template.annotations",
+        ));
     }
     always_restarting_template(spec, "StatefulSet", &mut causes);
     causes

@@ -10,6 +10,7 @@
 
 pub mod apps;
 pub mod batch;
+pub mod core;
 pub mod networking;
 pub mod policy;
 
@@ -243,6 +244,33 @@ pub fn validate_labels(labels: Option<&Value>, field: &str) -> Vec<StatusCause> 
         for e in meta::label_value_errors(v.as_str().unwrap_or_default()) {
             causes.push(StatusCause::invalid(field, v, &e));
         }
+    }
+    causes
+}
+
+/// Upstream's cap on the total size of an object's annotations.
+const TOTAL_ANNOTATION_BYTES: usize = 256 * 1024;
+
+/// `ValidateAnnotations` for an annotations map at `field` (e.g. a pod
+/// template's): qualified-name keys and at most 256 KiB in all.
+pub fn validate_annotations(annotations: Option<&Value>, field: &str) -> Vec<StatusCause> {
+    let mut causes = Vec::new();
+    let Some(map) = annotations.and_then(Value::as_object) else {
+        return causes;
+    };
+    let mut total = 0usize;
+    for (k, v) in map {
+        for e in meta::qualified_name_errors(&k.to_ascii_lowercase()) {
+            causes.push(StatusCause::invalid(field, &json!(k), &e));
+        }
+        total += k.len() + v.as_str().map_or(0, str::len);
+    }
+    if total > TOTAL_ANNOTATION_BYTES {
+        causes.push(StatusCause {
+            reason: "FieldValueTooLong".into(),
+            message: format!("Too long: may not be more than {TOTAL_ANNOTATION_BYTES} bytes"),
+            field: field.into(),
+        });
     }
     causes
 }
