@@ -337,6 +337,7 @@ pub async fn serve(
         field_manager_given: !ctx.query.str("fieldManager").is_empty(),
         force: ctx.query.flag("force"),
         applied: false,
+        body_is_object: matches!(info.verb.as_str(), "create" | "update"),
         node: crate::authz::node::node_of(&ctx.user).map(str::to_string),
         user: Some(Arc::new(ctx.user.clone())),
     };
@@ -1044,6 +1045,10 @@ pub struct WriteOptions {
     /// The object comes from server-side apply, which already recorded
     /// its managed fields.
     pub applied: bool,
+    /// The request body is the whole object (create, update): a body that
+    /// does not decode is reported as upstream's "<Kind> in version ...
+    /// cannot be handled as a <Kind>: ...".
+    pub body_is_object: bool,
     /// The node making the change, when a kubelet writes (NodeRestriction).
     pub node: Option<String>,
     /// Who writes, for checks that depend on it (RBAC escalation); None
@@ -1060,6 +1065,7 @@ impl WriteOptions {
         field_manager_given: true,
         force: false,
         applied: false,
+        body_is_object: false,
         node: None,
         user: None,
     };
@@ -1112,8 +1118,20 @@ fn decode_typed(
     opts: &WriteOptions,
     warnings: &mut Vec<String>,
 ) -> Result<Value, ApiError> {
-    let (typed, unknown) = s.decode(obj)?;
-    warnings.extend(opts.field_validation.judge(unknown)?);
+    let undecodable = |mut e: ApiError| {
+        if opts.body_is_object {
+            let info = s.info();
+            e.message = format!(
+                "{kind} in version {version:?} cannot be handled as a {kind}: {}",
+                e.message,
+                kind = info.kind,
+                version = info.version,
+            );
+        }
+        e
+    };
+    let (typed, unknown) = s.decode(obj).map_err(undecodable)?;
+    warnings.extend(opts.field_validation.judge(unknown).map_err(undecodable)?);
     Ok(typed)
 }
 

@@ -92,6 +92,12 @@ fn unknown_fields_are_rejected_by_strict_validation_and_dropped_on_warn() {
                 && err.contains("unknown field \"metadata.labelz\""),
             "kubectl {version}: {err}"
         );
+        assert!(
+            err.contains(
+                "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: strict decoding error: "
+            ),
+            "kubectl {version}: {err}"
+        );
     }
     let out = server.kubectl("1.33", &["create", "-f", f, "--validate=warn"]);
     assert!(out.status.success());
