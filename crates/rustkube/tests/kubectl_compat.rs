@@ -99,6 +99,17 @@ fn unknown_fields_are_rejected_by_strict_validation_and_dropped_on_warn() {
             "kubectl {version}: {err}"
         );
     }
+    // Server-side apply cannot type the configuration at all.
+    let out = server.kubectl("1.33", &["apply", "--server-side", "-f", f]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("failed to create typed patch object (")
+            && err.contains("typo; /v1, Kind=ConfigMap): errors:")
+            && err.contains(".datta: field not declared in schema")
+            && err.contains(".metadata.labelz: field not declared in schema"),
+        "{err}"
+    );
     let out = server.kubectl("1.33", &["create", "-f", f, "--validate=warn"]);
     assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
