@@ -171,21 +171,11 @@ pub fn validate_ephemeral_containers_update(new: &Value, old: &Value) -> Vec<Sta
                 problem,
             ));
         } else if seen.iter().any(|n| n == name) {
-            causes.push(StatusCause {
-                reason: "FieldValueDuplicate".into(),
-                message: format!("Duplicate value: {name:?}"),
-                field: format!("{at}.name"),
-            });
+            causes.push(validation::duplicate(&format!("{at}.name"), name));
         } else {
             seen.push(name.to_string());
         }
-        if c.get("image")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .is_empty()
-        {
-            causes.push(StatusCause::required(&format!("{at}.image")));
-        }
+        require_image(c, &at, &mut causes);
         if let Some(target) = c.get("targetContainerName").and_then(Value::as_str) {
             if !target.is_empty() && !targets.iter().any(|n| n == target) {
                 causes.push(StatusCause {
@@ -211,6 +201,18 @@ pub fn validate_ephemeral_containers_update(new: &Value, old: &Value) -> Vec<Sta
         }
     }
     causes
+}
+
+/// A container's image is required.
+fn require_image(container: &Value, at: &str, causes: &mut Vec<StatusCause>) {
+    if container
+        .get("image")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .is_empty()
+    {
+        causes.push(StatusCause::required(&format!("{at}.image")));
+    }
 }
 
 /// A container list's names and images, as upstream's `validateContainers`
@@ -240,13 +242,7 @@ fn validate_containers(
         } else {
             seen.push(name.to_string());
         }
-        if c.get("image")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .is_empty()
-        {
-            causes.push(StatusCause::required(&format!("{at}.image")));
-        }
+        require_image(c, &at, causes);
     }
 }
 

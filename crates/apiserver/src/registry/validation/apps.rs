@@ -6,21 +6,22 @@ use apimachinery::StatusCause;
 use serde_json::Value;
 
 use super::{
-    go_int_or_string, go_label_selector, go_string, go_string_map, immutable, int_or_percent,
-    int_or_percent_value, invalid_printed, nonnegative, not_more_than_100_percent, not_supported,
-    printed_json, required, selector_converts, selector_is_empty, selector_matches, semantic, text,
+    always_restarting_template, go_int_or_string, go_label_selector, go_string, immutable,
+    int_or_percent, int_or_percent_value, invalid_printed, nonnegative, nonnegative_fields,
+    not_more_than_100_percent, not_supported, printed_json, required, selector_converts,
+    selector_is_empty, selector_matches, semantic, set, spec, template_labels_not_selected, text,
     validate_label_selector, SpecRules,
 };
 use crate::registry::pods::validate_pod_template;
 
 pub const DEPLOYMENT: SpecRules = SpecRules {
     validate: validate_deployment,
-    validate_update: validate_deployment_update,
+    validate_update: |new, old| selector_immutable(validate_deployment(new), new, old),
 };
 
 pub const REPLICA_SET: SpecRules = SpecRules {
     validate: validate_replica_set,
-    validate_update: validate_replica_set_update,
+    validate_update: |new, old| selector_immutable(validate_replica_set(new), new, old),
 };
 
 pub const STATEFUL_SET: SpecRules = SpecRules {
@@ -30,16 +31,8 @@ pub const STATEFUL_SET: SpecRules = SpecRules {
 
 pub const DAEMON_SET: SpecRules = SpecRules {
     validate: validate_daemon_set,
-    validate_update: validate_daemon_set_update,
+    validate_update: |new, old| selector_immutable(validate_daemon_set(new), new, old),
 };
-
-fn spec(obj: &Value) -> &Value {
-    obj.get("spec").unwrap_or(&Value::Null)
-}
-
-fn set(v: Option<&Value>) -> Option<&Value> {
-    v.filter(|v| !v.is_null())
-}
 
 /// `spec.selector`, `None` when absent. apps/v1 decoding turns a missing
 /// selector into `{}`, so a bare `{}` counts as absent too (upstream tells
@@ -55,14 +48,19 @@ fn required_selector(spec: &Value, kind: &str, causes: &mut Vec<StatusCause>) {
         None => causes.push(required("spec.selector", "")),
         Some(sel) => {
             causes.extend(validate_label_selector(Some(sel), "spec.selector"));
-            if selector_is_empty(sel) {
-                causes.push(invalid_printed(
-                    "spec.selector",
-                    &go_label_selector(Some(sel)),
-                    &format!("empty selector is invalid for {kind}"),
-                ));
-            }
+            reject_empty_selector(sel, kind, causes);
         }
+    }
+}
+
+/// "empty selector is invalid for <kind>" when `sel` selects everything.
+fn reject_empty_selector(sel: &Value, kind: &str, causes: &mut Vec<StatusCause>) {
+    if selector_is_empty(sel) {
+        causes.push(invalid_printed(
+            "spec.selector",
+            &go_label_selector(Some(sel)),
+            &format!("empty selector is invalid for {kind}"),
+        ));
     }
 }
 
@@ -70,33 +68,7 @@ fn required_selector(spec: &Value, kind: &str, causes: &mut Vec<StatusCause>) {
 fn template_matches_selector(spec: &Value, causes: &mut Vec<StatusCause>) {
     let labels = spec.pointer("/template/metadata/labels");
     if !selector_matches(selector(spec), labels) {
-        causes.push(invalid_printed(
-            "spec.template.metadata.labels",
-            &go_string_map(labels),
-            "`selector` does not match template `labels`",
-        ));
-    }
-}
-
-/// What every controller's pods share: restartPolicy Always and no
-/// activeDeadlineSeconds (`kind` as upstream names it in the message).
-fn always_restarting_template(spec: &Value, kind: &str, causes: &mut Vec<StatusCause>) {
-    let policy = spec
-        .pointer("/template/spec/restartPolicy")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    if policy != "Always" {
-        causes.push(not_supported(
-            "spec.template.spec.restartPolicy",
-            &go_string(policy),
-            &["Always"],
-        ));
-    }
-    if set(spec.pointer("/template/spec/activeDeadlineSeconds")).is_some() {
-        causes.push(StatusCause::forbidden(
-            "spec.template.spec.activeDeadlineSeconds",
-            &format!("activeDeadlineSeconds in {kind} is not Supported"),
-        ));
+        causes.push(template_labels_not_selected(labels));
     }
 }
 
@@ -116,15 +88,18 @@ fn replica_set_template(spec: &Value, causes: &mut Vec<StatusCause>) {
     always_restarting_template(spec, "ReplicaSet", causes);
 }
 
-fn selector_immutable(new: &Value, old: &Value, causes: &mut Vec<StatusCause>) {
+/// The apps/v1 update rule of Deployments, ReplicaSets and DaemonSets:
+/// the create rules' `causes`, plus `spec.selector` may not change.
+fn selector_immutable(mut causes: Vec<StatusCause>, new: &Value, old: &Value) -> Vec<StatusCause> {
     immutable(
         new,
         old,
         "/spec/selector",
         "spec.selector",
         go_label_selector,
-        causes,
+        &mut causes,
     );
+    causes
 }
 
 fn validate_deployment(obj: &Value) -> Vec<StatusCause> {
@@ -134,25 +109,14 @@ fn validate_deployment(obj: &Value) -> Vec<StatusCause> {
     required_selector(spec, "deployment", &mut causes);
     replica_set_template(spec, &mut causes);
     deployment_strategy(spec, &mut causes);
-    nonnegative(
+    nonnegative_fields(
         spec,
-        "/minReadySeconds",
-        "spec.minReadySeconds",
-        &mut causes,
-    );
-    nonnegative(
-        spec,
-        "/revisionHistoryLimit",
-        "spec.revisionHistoryLimit",
+        "spec",
+        &["minReadySeconds", "revisionHistoryLimit"],
         &mut causes,
     );
     if let Some(deadline) = spec.get("progressDeadlineSeconds").and_then(Value::as_i64) {
-        nonnegative(
-            spec,
-            "/progressDeadlineSeconds",
-            "spec.progressDeadlineSeconds",
-            &mut causes,
-        );
+        nonnegative_fields(spec, "spec", &["progressDeadlineSeconds"], &mut causes);
         let min_ready = spec
             .get("minReadySeconds")
             .and_then(Value::as_i64)
@@ -212,43 +176,43 @@ fn deployment_strategy(spec: &Value, causes: &mut Vec<StatusCause>) {
                 );
             }
         },
-        other => causes.push(not_supported(
+        other => causes.push(unsupported_strategy(
             "spec.strategy",
-            &format!(
-                "apps.DeploymentStrategy{{Type:{}, RollingUpdate:{}}}",
-                go_string(other),
-                rolling.map_or("(*apps.RollingUpdateDeployment)(nil)".into(), printed_json)
-            ),
+            ("apps.DeploymentStrategy", "apps.RollingUpdateDeployment"),
+            other,
+            rolling,
             &["Recreate", "RollingUpdate"],
         )),
     }
 }
 
-fn validate_deployment_update(new: &Value, old: &Value) -> Vec<StatusCause> {
-    let mut causes = validate_deployment(new);
-    selector_immutable(new, old, &mut causes);
-    causes
+/// A strategy `type` upstream does not know, with the strategy printed as
+/// Go prints it (the Go types of the strategy and of its rollingUpdate).
+fn unsupported_strategy(
+    field: &str,
+    (strategy_type, rolling_type): (&str, &str),
+    type_name: &str,
+    rolling: Option<&Value>,
+    supported: &[&str],
+) -> StatusCause {
+    let rolling = rolling.map_or_else(|| format!("(*{rolling_type})(nil)"), printed_json);
+    not_supported(
+        field,
+        &format!(
+            "{strategy_type}{{Type:{}, RollingUpdate:{rolling}}}",
+            go_string(type_name)
+        ),
+        supported,
+    )
 }
 
 fn validate_replica_set(obj: &Value) -> Vec<StatusCause> {
     let spec = spec(obj);
     let mut causes = Vec::new();
-    nonnegative(spec, "/replicas", "spec.replicas", &mut causes);
-    nonnegative(
-        spec,
-        "/minReadySeconds",
-        "spec.minReadySeconds",
-        &mut causes,
-    );
+    nonnegative_fields(spec, "spec", &["replicas", "minReadySeconds"], &mut causes);
     // Upstream's message says "deployment" for ReplicaSets too.
     required_selector(spec, "deployment", &mut causes);
     replica_set_template(spec, &mut causes);
-    causes
-}
-
-fn validate_replica_set_update(new: &Value, old: &Value) -> Vec<StatusCause> {
-    let mut causes = validate_replica_set(new);
-    selector_immutable(new, old, &mut causes);
     causes
 }
 
@@ -305,14 +269,12 @@ fn validate_stateful_set(obj: &Value) -> Vec<StatusCause> {
             }
         }
     }
-    nonnegative(spec, "/replicas", "spec.replicas", &mut causes);
-    nonnegative(
+    nonnegative_fields(
         spec,
-        "/minReadySeconds",
-        "spec.minReadySeconds",
+        "spec",
+        &["replicas", "minReadySeconds", "ordinals.start"],
         &mut causes,
     );
-    nonnegative(spec, "/ordinals/start", "spec.ordinals.start", &mut causes);
     required_selector(spec, "statefulset", &mut causes);
     if !selector_converts(spec.get("selector")) {
         causes.push(invalid_printed(
@@ -375,29 +337,13 @@ fn validate_daemon_set(obj: &Value) -> Vec<StatusCause> {
         template_matches_selector(spec, &mut causes);
     }
     if let Some(sel) = selector(spec) {
-        if selector_is_empty(sel) {
-            causes.push(invalid_printed(
-                "spec.selector",
-                &go_label_selector(Some(sel)),
-                "empty selector is invalid for daemonset",
-            ));
-        }
+        reject_empty_selector(sel, "daemonset", &mut causes);
     }
     causes.extend(validate_pod_template(spec.get("template"), "spec.template"));
     always_restarting_template(spec, "DaemonSet", &mut causes);
-    nonnegative(
-        spec,
-        "/minReadySeconds",
-        "spec.minReadySeconds",
-        &mut causes,
-    );
+    nonnegative_fields(spec, "spec", &["minReadySeconds"], &mut causes);
     daemon_set_strategy(spec, &mut causes);
-    nonnegative(
-        spec,
-        "/revisionHistoryLimit",
-        "spec.revisionHistoryLimit",
-        &mut causes,
-    );
+    nonnegative_fields(spec, "spec", &["revisionHistoryLimit"], &mut causes);
     causes
 }
 
@@ -438,27 +384,23 @@ fn daemon_set_strategy(spec: &Value, causes: &mut Vec<StatusCause>) {
                 ));
             }
         }
-        other => causes.push(not_supported(
+        other => causes.push(unsupported_strategy(
             "spec.updateStrategy",
-            &format!(
-                "apps.DaemonSetUpdateStrategy{{Type:{}, RollingUpdate:{}}}",
-                go_string(other),
-                rolling.map_or("(*apps.RollingUpdateDaemonSet)(nil)".into(), printed_json)
+            (
+                "apps.DaemonSetUpdateStrategy",
+                "apps.RollingUpdateDaemonSet",
             ),
+            other,
+            rolling,
             &["RollingUpdate", "OnDelete"],
         )),
     }
 }
 
-fn validate_daemon_set_update(new: &Value, old: &Value) -> Vec<StatusCause> {
-    let mut causes = validate_daemon_set(new);
-    selector_immutable(new, old, &mut causes);
-    causes
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::validation::fields;
     use serde_json::json;
 
     /// A Deployment as stored after defaulting.
@@ -477,10 +419,6 @@ mod tests {
                 "progressDeadlineSeconds": 600,
             },
         })
-    }
-
-    fn fields(causes: &[StatusCause]) -> Vec<&str> {
-        causes.iter().map(|c| c.field.as_str()).collect()
     }
 
     #[test]
@@ -649,18 +587,18 @@ mod tests {
         let mut new = deployment();
         new["spec"]["selector"] = json!({"matchLabels": {"app": "web", "v": "2"}});
         new["spec"]["template"]["metadata"]["labels"] = json!({"app": "web", "v": "2"});
-        let causes = validate_deployment_update(&new, &old);
+        let causes = (DEPLOYMENT.validate_update)(&new, &old);
         assert_eq!(fields(&causes), ["spec.selector"]);
         assert_eq!(
             causes[0].message,
             r#"Invalid value: v1.LabelSelector{MatchLabels:map[string]string{"app":"web", "v":"2"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable"#
         );
-        assert!(validate_replica_set_update(&new, &old)
+        assert!((REPLICA_SET.validate_update)(&new, &old)
             .iter()
             .any(|c| c.field == "spec.selector"));
         let mut scaled = deployment();
         scaled["spec"]["replicas"] = json!(5);
-        assert!(validate_deployment_update(&scaled, &old).is_empty());
+        assert!((DEPLOYMENT.validate_update)(&scaled, &old).is_empty());
     }
 
     fn stateful_set() -> Value {

@@ -10,9 +10,9 @@ use apimachinery::StatusCause;
 use serde_json::Value;
 
 use super::{
-    go_label_selector, go_scalar, go_string, go_string_map, immutable, invalid_printed,
-    nonnegative, not_supported, print_json, print_scalar, required, selector_converts,
-    selector_matches, semantic, text, validate_label_selector, SpecRules,
+    go_label_selector, go_scalar, go_string, immutable, invalid_printed, nonnegative_fields,
+    not_supported, print_json, print_scalar, required, selector_converts, selector_matches,
+    semantic, set, spec, template_labels_not_selected, text, validate_label_selector, SpecRules,
 };
 use crate::registry::pods::validate_pod_template;
 
@@ -29,30 +29,24 @@ pub const CRON_JOB: SpecRules = SpecRules {
 /// Upstream's limit on parallelism for Indexed Jobs.
 const MAX_PARALLELISM_FOR_INDEXED_JOB: i64 = 100_000;
 
-fn set(v: Option<&Value>) -> Option<&Value> {
-    v.filter(|v| !v.is_null())
-}
-
 /// `validateJobSpec`: what a Job and a CronJob's job template share. `at`
 /// is the spec's path (`spec` or `spec.jobTemplate.spec`).
 fn job_spec(spec: &Value, at: &str) -> Vec<StatusCause> {
     let mut causes = Vec::new();
-    for field in [
-        "parallelism",
-        "completions",
-        "activeDeadlineSeconds",
-        "backoffLimit",
-        "ttlSecondsAfterFinished",
-        "backoffLimitPerIndex",
-        "maxFailedIndexes",
-    ] {
-        nonnegative(
-            spec,
-            &format!("/{field}"),
-            &format!("{at}.{field}"),
-            &mut causes,
-        );
-    }
+    nonnegative_fields(
+        spec,
+        at,
+        &[
+            "parallelism",
+            "completions",
+            "activeDeadlineSeconds",
+            "backoffLimit",
+            "ttlSecondsAfterFinished",
+            "backoffLimitPerIndex",
+            "maxFailedIndexes",
+        ],
+        &mut causes,
+    );
     let mode = spec.get("completionMode").and_then(Value::as_str);
     if set(spec.get("backoffLimitPerIndex")).is_some() && mode != Some("Indexed") {
         causes.push(StatusCause::forbidden(
@@ -129,7 +123,7 @@ fn job_spec(spec: &Value, at: &str) -> Vec<StatusCause> {
 }
 
 fn validate_job(obj: &Value) -> Vec<StatusCause> {
-    let spec = obj.get("spec").unwrap_or(&Value::Null);
+    let spec = spec(obj);
     let mut causes = job_spec(spec, "spec");
     let selector = set(spec.get("selector"));
     match selector {
@@ -138,11 +132,7 @@ fn validate_job(obj: &Value) -> Vec<StatusCause> {
     }
     let labels = spec.pointer("/template/metadata/labels");
     if selector_converts(selector) && !selector_matches(selector, labels) {
-        causes.push(invalid_printed(
-            "spec.template.metadata.labels",
-            &go_string_map(labels),
-            "`selector` does not match template `labels`",
-        ));
+        causes.push(template_labels_not_selected(labels));
     }
     causes
 }
@@ -253,8 +243,8 @@ fn validate_job_update(new: &Value, old: &Value) -> Vec<StatusCause> {
 }
 
 fn validate_cron_job(obj: &Value, old: Option<&Value>) -> Vec<StatusCause> {
-    let spec = obj.get("spec").unwrap_or(&Value::Null);
-    let old_spec = old.map(|o| o.get("spec").unwrap_or(&Value::Null));
+    let old_spec = old.map(spec);
+    let spec = spec(obj);
     let mut causes = Vec::new();
     let schedule = text(spec, "schedule");
     let time_zone = set(spec.get("timeZone"));
@@ -279,12 +269,7 @@ fn validate_cron_job(obj: &Value, old: Option<&Value>) -> Vec<StatusCause> {
             ));
         }
     }
-    nonnegative(
-        spec,
-        "/startingDeadlineSeconds",
-        "spec.startingDeadlineSeconds",
-        &mut causes,
-    );
+    nonnegative_fields(spec, "spec", &["startingDeadlineSeconds"], &mut causes);
     if old_spec.is_none_or(|o| set(o.get("timeZone")) != time_zone) {
         if let Some(zone) = time_zone {
             causes.extend(validate_time_zone(zone));
@@ -319,14 +304,12 @@ fn validate_cron_job(obj: &Value, old: Option<&Value>) -> Vec<StatusCause> {
             &["nil", "false"],
         ));
     }
-    for field in ["successfulJobsHistoryLimit", "failedJobsHistoryLimit"] {
-        nonnegative(
-            spec,
-            &format!("/{field}"),
-            &format!("spec.{field}"),
-            &mut causes,
-        );
-    }
+    nonnegative_fields(
+        spec,
+        "spec",
+        &["successfulJobsHistoryLimit", "failedJobsHistoryLimit"],
+        &mut causes,
+    );
     causes
 }
 
@@ -392,24 +375,21 @@ struct Bounds {
     first_name: i64,
 }
 
-const MINUTES: Bounds = Bounds {
-    min: 0,
-    max: 59,
-    names: &[],
-    first_name: 0,
-};
-const HOURS: Bounds = Bounds {
-    min: 0,
-    max: 23,
-    names: &[],
-    first_name: 0,
-};
-const DAYS_OF_MONTH: Bounds = Bounds {
-    min: 1,
-    max: 31,
-    names: &[],
-    first_name: 0,
-};
+impl Bounds {
+    /// A field that takes numbers only.
+    const fn numeric(min: i64, max: i64) -> Bounds {
+        Bounds {
+            min,
+            max,
+            names: &[],
+            first_name: 0,
+        }
+    }
+}
+
+const MINUTES: Bounds = Bounds::numeric(0, 59);
+const HOURS: Bounds = Bounds::numeric(0, 23);
+const DAYS_OF_MONTH: Bounds = Bounds::numeric(1, 31);
 const MONTHS: Bounds = Bounds {
     min: 1,
     max: 12,
@@ -591,6 +571,7 @@ fn parse_go_duration(s: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::validation::fields;
     use serde_json::json;
 
     /// A Job as stored after defaulting.
@@ -608,10 +589,6 @@ mod tests {
                 },
             },
         })
-    }
-
-    fn fields(causes: &[StatusCause]) -> Vec<&str> {
-        causes.iter().map(|c| c.field.as_str()).collect()
     }
 
     #[test]

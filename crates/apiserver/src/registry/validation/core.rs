@@ -7,7 +7,8 @@ use apimachinery::StatusCause;
 use serde_json::Value;
 
 use super::{
-    go_string, go_string_map, invalid_printed, nonnegative, not_supported, required, SpecRules,
+    always_restarting_template, nonnegative_fields, required, set, spec,
+    template_labels_not_selected, SpecRules,
 };
 use crate::registry::pods::validate_pod_template;
 
@@ -17,14 +18,9 @@ pub const REPLICATION_CONTROLLER: SpecRules = SpecRules {
 };
 
 fn validate_replication_controller(obj: &Value) -> Vec<StatusCause> {
-    let spec = obj.get("spec").unwrap_or(&Value::Null);
+    let spec = spec(obj);
     let mut causes = Vec::new();
-    nonnegative(
-        spec,
-        "/minReadySeconds",
-        "spec.minReadySeconds",
-        &mut causes,
-    );
+    nonnegative_fields(spec, "spec", &["minReadySeconds"], &mut causes);
     let selector = spec
         .get("selector")
         .and_then(Value::as_object)
@@ -32,8 +28,8 @@ fn validate_replication_controller(obj: &Value) -> Vec<StatusCause> {
     if selector.is_none() {
         causes.push(required("spec.selector", ""));
     }
-    nonnegative(spec, "/replicas", "spec.replicas", &mut causes);
-    let Some(template) = spec.get("template").filter(|t| !t.is_null()) else {
+    nonnegative_fields(spec, "spec", &["replicas"], &mut causes);
+    let Some(template) = set(spec.get("template")) else {
         causes.push(required("spec.template", ""));
         return causes;
     };
@@ -45,34 +41,11 @@ fn validate_replication_controller(obj: &Value) -> Vec<StatusCause> {
                 .is_some_and(|actual| actual == v)
         });
         if !matches {
-            causes.push(invalid_printed(
-                "spec.template.metadata.labels",
-                &go_string_map(labels),
-                "`selector` does not match template `labels`",
-            ));
+            causes.push(template_labels_not_selected(labels));
         }
     }
     causes.extend(validate_pod_template(Some(template), "spec.template"));
-    let policy = template
-        .pointer("/spec/restartPolicy")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    if policy != "Always" {
-        causes.push(not_supported(
-            "spec.template.spec.restartPolicy",
-            &go_string(policy),
-            &["Always"],
-        ));
-    }
-    if template
-        .pointer("/spec/activeDeadlineSeconds")
-        .is_some_and(|v| !v.is_null())
-    {
-        causes.push(StatusCause::forbidden(
-            "spec.template.spec.activeDeadlineSeconds",
-            "activeDeadlineSeconds in ReplicationController is not Supported",
-        ));
-    }
+    always_restarting_template(spec, "ReplicationController", &mut causes);
     causes
 }
 

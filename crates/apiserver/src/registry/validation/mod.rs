@@ -162,6 +162,16 @@ pub fn printed_json(v: &Value) -> String {
     v.to_string()
 }
 
+/// An object's `spec` (`null` when absent).
+pub fn spec(obj: &Value) -> &Value {
+    obj.get("spec").unwrap_or(&Value::Null)
+}
+
+/// A field's value when it is set: present and not null.
+pub fn set(v: Option<&Value>) -> Option<&Value> {
+    v.filter(|v| !v.is_null())
+}
+
 /// The string at `key` of `v`, or "".
 pub fn text<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("")
@@ -177,6 +187,15 @@ pub fn nonnegative(obj: &Value, pointer: &str, field: &str, causes: &mut Vec<Sta
                 "must be greater than or equal to 0",
             ));
         }
+    }
+}
+
+/// [`nonnegative`] for each of `fields` (dotted paths below `spec`, e.g.
+/// `ordinals.start`), reported at `<at>.<field>`, in the order given.
+pub fn nonnegative_fields(spec: &Value, at: &str, fields: &[&str], causes: &mut Vec<StatusCause>) {
+    for field in fields {
+        let pointer = format!("/{}", field.replace('.', "/"));
+        nonnegative(spec, &pointer, &format!("{at}.{field}"), causes);
     }
 }
 
@@ -317,6 +336,39 @@ pub fn validate_label_selector(selector: Option<&Value>, field: &str) -> Vec<Sta
     causes
 }
 
+/// Upstream's error when a controller's selector does not select the
+/// `labels` of its `spec.template`.
+pub fn template_labels_not_selected(labels: Option<&Value>) -> StatusCause {
+    invalid_printed(
+        "spec.template.metadata.labels",
+        &go_string_map(labels),
+        "`selector` does not match template `labels`",
+    )
+}
+
+/// What the pods of every long-running controller share: restartPolicy
+/// Always and no activeDeadlineSeconds in `spec.template` (`kind` as
+/// upstream names it in the message).
+pub fn always_restarting_template(spec: &Value, kind: &str, causes: &mut Vec<StatusCause>) {
+    let policy = spec
+        .pointer("/template/spec/restartPolicy")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if policy != "Always" {
+        causes.push(not_supported(
+            "spec.template.spec.restartPolicy",
+            &go_string(policy),
+            &["Always"],
+        ));
+    }
+    if set(spec.pointer("/template/spec/activeDeadlineSeconds")).is_some() {
+        causes.push(StatusCause::forbidden(
+            "spec.template.spec.activeDeadlineSeconds",
+            &format!("activeDeadlineSeconds in {kind} is not Supported"),
+        ));
+    }
+}
+
 /// Whether a selector names no requirement at all (selects everything).
 pub fn selector_is_empty(selector: &Value) -> bool {
     let count = |k: &str| match selector.get(k) {
@@ -427,6 +479,12 @@ pub fn int_or_percent_value(v: Option<&Value>) -> i64 {
     }
 }
 
+/// The fields of `causes`, in order: what the kinds' tests compare.
+#[cfg(test)]
+pub fn fields(causes: &[StatusCause]) -> Vec<&str> {
+    causes.iter().map(|c| c.field.as_str()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,9 +514,8 @@ mod tests {
             {"key": "c", "operator": "Gt", "values": ["1"]},
         ]});
         let causes = validate_label_selector(Some(&sel), "spec.selector");
-        let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
         assert_eq!(
-            fields,
+            fields(&causes),
             [
                 "spec.selector.matchExpressions[0].values",
                 "spec.selector.matchExpressions[1].values",
@@ -476,8 +533,7 @@ mod tests {
             int_or_percent(&obj, &format!("/{p}"), p, &mut causes);
             not_more_than_100_percent(&obj, &format!("/{p}"), p, &mut causes);
         }
-        let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
-        assert_eq!(fields, ["a", "b", "c"]);
+        assert_eq!(fields(&causes), ["a", "b", "c"]);
         assert_eq!(int_or_percent_value(obj.get("d")), 25);
     }
 

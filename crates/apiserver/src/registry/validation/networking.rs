@@ -8,19 +8,17 @@ use std::net::IpAddr;
 use apimachinery::{meta, StatusCause};
 use serde_json::{json, Value};
 
-use super::{go_scalar, go_string, invalid_printed, not_supported, required, text, SpecRules};
+use super::{
+    go_scalar, go_string, invalid_printed, not_supported, required, set, spec, text, SpecRules,
+};
 
 pub const INGRESS: SpecRules = SpecRules {
     validate: validate_ingress,
     validate_update: |new, _old| validate_ingress(new),
 };
 
-fn set(v: Option<&Value>) -> Option<&Value> {
-    v.filter(|v| !v.is_null())
-}
-
 fn validate_ingress(obj: &Value) -> Vec<StatusCause> {
-    let spec = obj.get("spec").unwrap_or(&Value::Null);
+    let spec = spec(obj);
     let mut causes = Vec::new();
     let rules = spec.get("rules").and_then(Value::as_array);
     let backend = set(spec.get("defaultBackend"));
@@ -250,13 +248,10 @@ fn validate_backend(backend: &Value, at: &str) -> Vec<StatusCause> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::validation::fields;
 
     fn ingress(spec: Value) -> Value {
         json!({"metadata": {"name": "web"}, "spec": spec})
-    }
-
-    fn fields(causes: &[StatusCause]) -> Vec<&str> {
-        causes.iter().map(|c| c.field.as_str()).collect()
     }
 
     #[test]

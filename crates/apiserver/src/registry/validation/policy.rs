@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::{
     go_string, int_or_percent, invalid_printed, not_more_than_100_percent, not_supported,
-    printed_json, validate_label_selector, SpecRules,
+    printed_json, spec, validate_label_selector, SpecRules,
 };
 
 pub const POD_DISRUPTION_BUDGET: SpecRules = SpecRules {
@@ -16,7 +16,7 @@ pub const POD_DISRUPTION_BUDGET: SpecRules = SpecRules {
 };
 
 fn validate_pod_disruption_budget(obj: &Value) -> Vec<StatusCause> {
-    let spec = obj.get("spec").unwrap_or(&Value::Null);
+    let spec = spec(obj);
     let mut causes = Vec::new();
     let is_set = |field: &str| spec.get(field).is_some_and(|v| !v.is_null());
     if is_set("minAvailable") && is_set("maxUnavailable") {
