@@ -33,6 +33,15 @@ pub enum Error {
     LostLease(String),
 }
 
+/// Drop `metadata.managedFields` from an object a watch delivered, as
+/// upstream's controller manager and scheduler trim their informers: no
+/// controller reads them, they are often the largest part of a cached
+/// object, and an update without them keeps the stored ones.
+/// Use as `watcher(..).modify(clientkit::trim_managed_fields)`.
+pub fn trim_managed_fields<K: kube::Resource>(obj: &mut K) {
+    obj.meta_mut().managed_fields = None;
+}
+
 /// A client for the cluster a kubeconfig file describes (its current
 /// context), with the timeouts our components want.
 pub async fn client_from_kubeconfig(path: &Path) -> Result<kube::Client, Error> {

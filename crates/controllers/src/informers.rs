@@ -128,6 +128,7 @@ impl SharedInformers {
         self.shared_from(move || {
             watcher::watcher(Api::<K>::all(client), watcher::Config::default())
                 .default_backoff()
+                .modify(clientkit::trim_managed_fields)
                 .boxed()
         })
     }

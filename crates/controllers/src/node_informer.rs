@@ -46,8 +46,13 @@ where
     ) -> Informer<K> {
         let (store, writer) = reflector::store();
         let task = tokio::spawn(async move {
-            let mut stream =
-                reflector::reflector(writer, watcher(api, config).default_backoff()).boxed();
+            let mut stream = reflector::reflector(
+                writer,
+                watcher(api, config)
+                    .default_backoff()
+                    .modify(clientkit::trim_managed_fields),
+            )
+            .boxed();
             while let Some(item) = stream.next().await {
                 match item {
                     Ok(event) => {

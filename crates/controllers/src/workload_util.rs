@@ -407,19 +407,22 @@ where
     T: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let (store, writer) = reflector::store::<T>();
-    let stream = reflector::reflector(writer, watcher::watcher(api, config))
-        .default_backoff()
-        .touched_objects()
-        .filter_map(|result| async move {
-            match result {
-                Ok(object) => Some(object),
-                Err(err) => {
-                    tracing::debug!(%err, kind = %T::kind(&()), "watch failed; retrying");
-                    None
-                }
+    let stream = reflector::reflector(
+        writer,
+        watcher::watcher(api, config).modify(clientkit::trim_managed_fields),
+    )
+    .default_backoff()
+    .touched_objects()
+    .filter_map(|result| async move {
+        match result {
+            Ok(object) => Some(object),
+            Err(err) => {
+                tracing::debug!(%err, kind = %T::kind(&()), "watch failed; retrying");
+                None
             }
-        })
-        .boxed();
+        }
+    })
+    .boxed();
     (store, stream)
 }
 

@@ -247,7 +247,9 @@ where
         + Send
         + 'static,
 {
-    watcher::watcher(Api::<K>::all(client.clone()), watcher::Config::default()).default_backoff()
+    watcher::watcher(Api::<K>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .modify(clientkit::trim_managed_fields)
 }
 
 async fn drive<S, T>(stream: S) -> Result<(), Error>
