@@ -11,60 +11,16 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{get_json, Server};
+use support::{create_stateful_set, get_json, labelled, name_of, patch_stateful_set, Server};
 
 const KUBECTL: &str = "1.33";
 const LONG: Duration = Duration::from_secs(120);
 
-/// A set of busybox pods named `name` with `spec` merged over the basics.
-fn create_set(server: &Server, name: &str, extra: Value) {
-    let mut spec = json!({
-        "serviceName": name,
-        "selector": {"matchLabels": {"app": name}},
-        "template": {"metadata": {"labels": {"app": name}},
-                     "spec": {"containers": [{"name": "c", "image": "busybox"}]}},
-    });
-    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
-        spec.extend(extra.clone());
-    }
-    let set = json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
-                     "metadata": {"name": name}, "spec": spec});
-    let (code, body) = support::post_json(
-        server,
-        "/apis/apps/v1/namespaces/default/statefulsets",
-        &set.to_string(),
-    );
-    assert_eq!(code, 201, "{body}");
-}
-
-fn patch_set(server: &Server, name: &str, patch: Value) {
-    server.kubectl_ok(
-        KUBECTL,
-        &[
-            "patch",
-            "statefulset",
-            name,
-            "--type=merge",
-            "-p",
-            &patch.to_string(),
-        ],
-    );
-}
-
-fn name_of(object: &Value) -> String {
-    object["metadata"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
 /// The objects of `kind` labelled `app=<app>`, by name.
 fn by_name(server: &Server, kind: &str, app: &str) -> BTreeMap<String, Value> {
-    get_json(server, &[kind, "-l", &format!("app={app}")])["items"]
-        .as_array()
+    labelled(server, kind, app)
         .into_iter()
-        .flatten()
-        .map(|o| (name_of(o), o.clone()))
+        .map(|o| (name_of(&o), o))
         .collect()
 }
 
@@ -112,7 +68,7 @@ fn a_set_starting_at_ordinal_5_runs_web_5_to_web_7_and_moving_start_moves_its_po
     let _nodes = server.sim_nodes(&["--count=2"]);
     // OrderedReady (the default), one claim per pod, claims of condemned
     // pods deleted with them.
-    create_set(
+    create_stateful_set(
         &server,
         "web",
         json!({
@@ -186,7 +142,7 @@ fn a_set_starting_at_ordinal_5_runs_web_5_to_web_7_and_moving_start_moves_its_po
 
     // start 5 -> 7 with 4 replicas: 7 and 8 stay, 9 and 10 come, 5 and 6
     // (now below the range) go, with their claims.
-    patch_set(&server, "web", json!({"spec": {"ordinals": {"start": 7}}}));
+    patch_stateful_set(&server, "web", &json!({"spec": {"ordinals": {"start": 7}}}));
     server.wait_for(
         "web-7 .. web-10 running, web-5 and web-6 gone",
         LONG,
@@ -221,7 +177,7 @@ fn a_set_starting_at_ordinal_5_runs_web_5_to_web_7_and_moving_start_moves_its_po
 fn the_partition_of_a_rolling_update_counts_from_the_start_ordinal() {
     let server = Server::start(&[]);
     let _nodes = server.sim_nodes(&["--count=2"]);
-    create_set(
+    create_stateful_set(
         &server,
         "part",
         json!({
@@ -262,10 +218,10 @@ fn the_partition_of_a_rolling_update_counts_from_the_start_ordinal() {
     );
 
     // Partition 0 finishes the rollout.
-    patch_set(
+    patch_stateful_set(
         &server,
         "part",
-        json!({"spec": {"updateStrategy": {"rollingUpdate": {"partition": 0}}}}),
+        &json!({"spec": {"updateStrategy": {"rollingUpdate": {"partition": 0}}}}),
     );
     server.wait_for("part-5 on the new image", LONG, || {
         let pods = by_name(&server, "pods", "part");

@@ -9,56 +9,25 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{get_json, Server};
+use support::{get_json, labelled, name_of, patch_stateful_set, Server};
 
 const KUBECTL: &str = "1.33";
 const LONG: Duration = Duration::from_secs(120);
 
 /// A set of busybox pods named `name`, each with one claim `data-<pod>`.
 fn create_set(server: &Server, name: &str, replicas: i32, extra: Value) {
-    let mut spec = json!({
-        "replicas": replicas,
-        "serviceName": name,
-        "selector": {"matchLabels": {"app": name}},
-        "template": {"metadata": {"labels": {"app": name}},
-                     "spec": {"containers": [{"name": "c", "image": "busybox"}]}},
-        "volumeClaimTemplates": [{"metadata": {"name": "data"},
-            "spec": {"accessModes": ["ReadWriteOnce"],
-                     "resources": {"requests": {"storage": "1Gi"}}}}],
-    });
-    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
-        spec.extend(extra.clone());
-    }
-    let set = json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
-                     "metadata": {"name": name}, "spec": spec});
-    let (code, body) = support::post_json(
-        server,
-        "/apis/apps/v1/namespaces/default/statefulsets",
-        &set.to_string(),
-    );
-    assert_eq!(code, 201, "{body}");
-}
-
-fn items(server: &Server, kind: &str, app: &str) -> Vec<Value> {
-    let mut items = get_json(server, &[kind, "-l", &format!("app={app}")])["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    items.sort_by_key(name_of);
-    items
-}
-
-fn name_of(object: &Value) -> String {
-    object["metadata"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
+    let mut spec = extra;
+    spec["replicas"] = json!(replicas);
+    spec["volumeClaimTemplates"] = json!([{"metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"],
+                 "resources": {"requests": {"storage": "1Gi"}}}}]);
+    support::create_stateful_set(server, name, spec);
 }
 
 /// The claims of set `app` (the controller copies the selector's labels
 /// onto them).
 fn claims(server: &Server, app: &str) -> Vec<Value> {
-    items(server, "pvc", app)
+    labelled(server, "pvc", app)
 }
 
 fn claim_names(server: &Server, app: &str) -> Vec<String> {
@@ -67,7 +36,7 @@ fn claim_names(server: &Server, app: &str) -> Vec<String> {
 
 /// Names of the pods of set `app` that are not being deleted and run.
 fn running_pods(server: &Server, app: &str) -> Vec<String> {
-    items(server, "pods", app)
+    labelled(server, "pods", app)
         .iter()
         .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
         .filter(|p| p["status"]["phase"] == "Running")
@@ -76,7 +45,7 @@ fn running_pods(server: &Server, app: &str) -> Vec<String> {
 }
 
 fn pod_names(server: &Server, app: &str) -> Vec<String> {
-    items(server, "pods", app).iter().map(name_of).collect()
+    labelled(server, "pods", app).iter().map(name_of).collect()
 }
 
 /// (kind, name, controller) of each owner of a claim.
@@ -230,17 +199,7 @@ fn a_policy_change_reaches_the_claims_made_before_it() {
 
     let set_policy = |policy: Value| {
         let patch = json!({"spec": {"persistentVolumeClaimRetentionPolicy": policy}});
-        server.kubectl_ok(
-            KUBECTL,
-            &[
-                "patch",
-                "statefulset",
-                "logs",
-                "--type=merge",
-                "-p",
-                &patch.to_string(),
-            ],
-        );
+        patch_stateful_set(&server, "logs", &patch);
     };
     set_policy(json!({"whenDeleted": "Delete", "whenScaled": "Retain"}));
     server.wait_for("the set to own both claims", LONG, || {

@@ -429,6 +429,61 @@ pub fn patch_json(server: &Server, path: &str, content_type: &str, body: &str) -
     ])
 }
 
+/// An object's `metadata.name` ("" when it has none).
+pub fn name_of(object: &serde_json::Value) -> String {
+    object["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The objects of `kind` labelled `app=<app>` (kubectl 1.33), by name.
+pub fn labelled(server: &Server, kind: &str, app: &str) -> Vec<serde_json::Value> {
+    let mut items = get_json(server, &[kind, "-l", &format!("app={app}")])["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    items.sort_by_key(name_of);
+    items
+}
+
+/// Create StatefulSet `name` in `default`: busybox pods labelled
+/// `app=<name>` under service `name`, with `spec` merged over that.
+pub fn create_stateful_set(server: &Server, name: &str, spec: serde_json::Value) {
+    let mut full = serde_json::json!({
+        "serviceName": name,
+        "selector": {"matchLabels": {"app": name}},
+        "template": {"metadata": {"labels": {"app": name}},
+                     "spec": {"containers": [{"name": "c", "image": "busybox"}]}},
+    });
+    if let (Some(full), Some(spec)) = (full.as_object_mut(), spec.as_object()) {
+        full.extend(spec.clone());
+    }
+    let set = serde_json::json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+                                 "metadata": {"name": name}, "spec": full});
+    let (code, body) = post_json(
+        server,
+        "/apis/apps/v1/namespaces/default/statefulsets",
+        &set.to_string(),
+    );
+    assert_eq!(code, 201, "{body}");
+}
+
+/// `kubectl patch statefulset <name> --type=merge -p <patch>` (kubectl 1.33).
+pub fn patch_stateful_set(server: &Server, name: &str, patch: &serde_json::Value) {
+    server.kubectl_ok(
+        "1.33",
+        &[
+            "patch",
+            "statefulset",
+            name,
+            "--type=merge",
+            "-p",
+            &patch.to_string(),
+        ],
+    );
+}
+
 fn configmap_lifecycle(server: &Server) {
     let base = "/api/v1/namespaces/default/configmaps";
     let (code, body) = server.curl_admin(&[base]);
