@@ -400,7 +400,7 @@ fn daemon_set_strategy(spec: &Value, causes: &mut Vec<StatusCause>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::validation::fields;
+    use crate::registry::validation::{assert_causes, fields};
     use serde_json::json;
 
     /// A Deployment as stored after defaulting.
@@ -452,11 +452,10 @@ mod tests {
     fn template_labels_must_match_the_selector() {
         let mut d = deployment();
         d["spec"]["template"]["metadata"]["labels"] = json!({"app": "x"});
-        let causes = validate_deployment(&d);
-        assert_eq!(fields(&causes), ["spec.template.metadata.labels"]);
-        assert_eq!(
-            causes[0].message,
-            r#"Invalid value: map[string]string{"app":"x"}: `selector` does not match template `labels`"#
+        assert_causes(
+            &validate_deployment(&d),
+            &["spec.template.metadata.labels"],
+            r#"Invalid value: map[string]string{"app":"x"}: `selector` does not match template `labels`"#,
         );
     }
 
@@ -477,18 +476,14 @@ mod tests {
         d["spec"]["replicas"] = json!(-1);
         d["spec"]["minReadySeconds"] = json!(-2);
         d["spec"]["revisionHistoryLimit"] = json!(-3);
-        let causes = validate_deployment(&d);
-        assert_eq!(
-            fields(&causes),
-            [
+        assert_causes(
+            &validate_deployment(&d),
+            &[
                 "spec.replicas",
                 "spec.minReadySeconds",
-                "spec.revisionHistoryLimit"
-            ]
-        );
-        assert_eq!(
-            causes[0].message,
-            "Invalid value: -1: must be greater than or equal to 0"
+                "spec.revisionHistoryLimit",
+            ],
+            "Invalid value: -1: must be greater than or equal to 0",
         );
     }
 
@@ -496,11 +491,10 @@ mod tests {
     fn progress_deadline_must_exceed_min_ready() {
         let mut d = deployment();
         d["spec"]["minReadySeconds"] = json!(600);
-        let causes = validate_deployment(&d);
-        assert_eq!(fields(&causes), ["spec.progressDeadlineSeconds"]);
-        assert_eq!(
-            causes[0].message,
-            "Invalid value: 600: must be greater than minReadySeconds"
+        assert_causes(
+            &validate_deployment(&d),
+            &["spec.progressDeadlineSeconds"],
+            "Invalid value: 600: must be greater than minReadySeconds",
         );
     }
 
@@ -551,17 +545,13 @@ mod tests {
         let mut d = deployment();
         d["spec"]["template"]["spec"]["restartPolicy"] = json!("Never");
         d["spec"]["template"]["spec"]["activeDeadlineSeconds"] = json!(5);
-        let causes = validate_deployment(&d);
-        assert_eq!(
-            fields(&causes),
-            [
+        assert_causes(
+            &validate_deployment(&d),
+            &[
                 "spec.template.spec.restartPolicy",
-                "spec.template.spec.activeDeadlineSeconds"
-            ]
-        );
-        assert_eq!(
-            causes[0].message,
-            r#"Unsupported value: "Never": supported values: "Always""#
+                "spec.template.spec.activeDeadlineSeconds",
+            ],
+            r#"Unsupported value: "Never": supported values: "Always""#,
         );
     }
 
@@ -587,11 +577,10 @@ mod tests {
         let mut new = deployment();
         new["spec"]["selector"] = json!({"matchLabels": {"app": "web", "v": "2"}});
         new["spec"]["template"]["metadata"]["labels"] = json!({"app": "web", "v": "2"});
-        let causes = (DEPLOYMENT.validate_update)(&new, &old);
-        assert_eq!(fields(&causes), ["spec.selector"]);
-        assert_eq!(
-            causes[0].message,
-            r#"Invalid value: v1.LabelSelector{MatchLabels:map[string]string{"app":"web", "v":"2"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable"#
+        assert_causes(
+            &(DEPLOYMENT.validate_update)(&new, &old),
+            &["spec.selector"],
+            r#"Invalid value: v1.LabelSelector{MatchLabels:map[string]string{"app":"web", "v":"2"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable"#,
         );
         assert!((REPLICA_SET.validate_update)(&new, &old)
             .iter()

@@ -571,7 +571,7 @@ fn parse_go_duration(s: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::validation::fields;
+    use crate::registry::validation::{assert_causes, fields};
     use serde_json::json;
 
     /// A Job as stored after defaulting.
@@ -623,11 +623,10 @@ mod tests {
     fn job_pods_must_not_restart_always() {
         let mut j = job();
         j["spec"]["template"]["spec"]["restartPolicy"] = json!("Always");
-        let causes = validate_job(&j);
-        assert_eq!(fields(&causes), ["spec.template.spec.restartPolicy"]);
-        assert_eq!(
-            causes[0].message,
-            r#"Required value: valid values: "OnFailure", "Never""#
+        assert_causes(
+            &validate_job(&j),
+            &["spec.template.spec.restartPolicy"],
+            r#"Required value: valid values: "OnFailure", "Never""#,
         );
     }
 
@@ -638,11 +637,10 @@ mod tests {
         assert_eq!(validate_job(&j)[0].reason, "FieldValueNotSupported");
         j["spec"]["completionMode"] = json!("Indexed");
         j["spec"].as_object_mut().unwrap().remove("completions");
-        let causes = validate_job(&j);
-        assert_eq!(fields(&causes), ["spec.completions"]);
-        assert_eq!(
-            causes[0].message,
-            "Required value: when completion mode is Indexed"
+        assert_causes(
+            &validate_job(&j),
+            &["spec.completions"],
+            "Required value: when completion mode is Indexed",
         );
     }
 
@@ -663,12 +661,11 @@ mod tests {
         new["spec"]["completions"] = json!(4);
         new["spec"]["selector"]["matchLabels"]["x"] = json!("y");
         new["spec"]["template"]["metadata"]["labels"]["x"] = json!("y");
-        let causes = validate_job_update(&new, &old);
-        assert_eq!(
-            fields(&causes),
-            ["spec.completions", "spec.selector", "spec.template"]
+        assert_causes(
+            &validate_job_update(&new, &old),
+            &["spec.completions", "spec.selector", "spec.template"],
+            "Invalid value: 4: field is immutable",
         );
-        assert_eq!(causes[0].message, "Invalid value: 4: field is immutable");
     }
 
     #[test]
@@ -755,19 +752,15 @@ mod tests {
         c["spec"]["concurrencyPolicy"] = json!("Sometimes");
         c["spec"]["startingDeadlineSeconds"] = json!(-5);
         c["spec"]["jobTemplate"]["spec"]["template"]["spec"]["restartPolicy"] = json!("Always");
-        let causes = validate_cron_job(&c, None);
-        assert_eq!(
-            fields(&causes),
-            [
+        assert_causes(
+            &validate_cron_job(&c, None),
+            &[
                 "spec.schedule",
                 "spec.startingDeadlineSeconds",
                 "spec.concurrencyPolicy",
-                "spec.jobTemplate.spec.template.spec.restartPolicy"
-            ]
-        );
-        assert_eq!(
-            causes[0].message,
-            r#"Invalid value: "every minute": expected exactly 5 fields, found 2: [every minute]"#
+                "spec.jobTemplate.spec.template.spec.restartPolicy",
+            ],
+            r#"Invalid value: "every minute": expected exactly 5 fields, found 2: [every minute]"#,
         );
     }
 

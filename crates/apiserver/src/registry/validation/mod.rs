@@ -485,6 +485,15 @@ pub fn fields(causes: &[StatusCause]) -> Vec<&str> {
     causes.iter().map(|c| c.field.as_str()).collect()
 }
 
+/// That `causes` are at exactly `expected`, in order, and the first says
+/// `message`.
+#[cfg(test)]
+#[track_caller]
+pub fn assert_causes(causes: &[StatusCause], expected: &[&str], message: &str) {
+    assert_eq!(fields(causes), expected);
+    assert_eq!(causes[0].message, message);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
