@@ -247,6 +247,19 @@ impl Cached {
         serde_json::from_slice(&self.json).unwrap_or(Value::Null)
     }
 
+    /// The object's `metadata` alone, read from its JSON without building
+    /// the rest (what `PartialObjectMetadata` answers need).
+    pub fn metadata(&self) -> Value {
+        #[derive(serde::Deserialize)]
+        struct OnlyMetadata {
+            #[serde(default)]
+            metadata: Value,
+        }
+        serde_json::from_slice::<OnlyMetadata>(&self.json)
+            .map(|o| o.metadata)
+            .unwrap_or(Value::Null)
+    }
+
     /// The object's JSON encoding.
     pub fn json(&self) -> &bytes::Bytes {
         &self.json

@@ -599,6 +599,10 @@ fn render_list(
     // Everything but plain JSON renders decoded objects.
     let decoded: Vec<Value> = match format {
         ResponseFormat::Json => Vec::new(),
+        ResponseFormat::PartialMetadata { .. } => items
+            .iter()
+            .map(|o| json!({"metadata": o.metadata()}))
+            .collect(),
         _ => items.iter().map(|o| o.decode()).collect(),
     };
     let refs: Vec<&Value> = decoded.iter().collect();

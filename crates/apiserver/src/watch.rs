@@ -46,10 +46,14 @@ impl Encoder {
             let obj = crate::conversion::for_client(info, ev.object.decode());
             return self.line(event_type, &obj);
         }
-        if self.format != ResponseFormat::Json {
-            return self.line(event_type, &ev.object.decode());
+        match self.format {
+            ResponseFormat::Json => ev.json_line(event_type),
+            // Metadata is all a metadata watch sends: decode no more.
+            ResponseFormat::PartialMetadata { .. } => {
+                self.line(event_type, &json!({"metadata": ev.object.metadata()}))
+            }
+            _ => self.line(event_type, &ev.object.decode()),
         }
-        ev.json_line(event_type)
     }
 
     fn line(&mut self, event_type: &str, obj: &Value) -> Bytes {

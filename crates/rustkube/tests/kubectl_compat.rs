@@ -799,3 +799,44 @@ fn kubectl_debug_adds_ephemeral_containers_that_can_never_be_changed_or_removed(
     );
     assert!(!labels.contains("sneaky"), "{labels}");
 }
+
+#[test]
+fn metadata_only_gets_lists_and_watches_carry_nothing_but_metadata() {
+    let server = Server::start(&["--disable-controller-manager", "--disable-scheduler"]);
+    server.kubectl_ok(
+        "1.33",
+        &[
+            "create",
+            "configmap",
+            "meta",
+            "--from-literal=key=hiddenvalue",
+        ],
+    );
+    let accept = "Accept: application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+    let base = "/api/v1/namespaces/default/configmaps";
+    let (code, body) = server.curl_admin(&["-H", accept, base]);
+    assert_eq!(code, 200, "{body}");
+    let list = json(&body);
+    assert_eq!(list["kind"], "PartialObjectMetadataList");
+    let item = &list["items"][0];
+    assert_eq!(item["kind"], "PartialObjectMetadata", "{list}");
+    assert_eq!(item["metadata"]["name"], "meta");
+    assert!(item["metadata"]["uid"].is_string(), "{item}");
+    assert!(
+        item.get("data").is_none() && !body.contains("hiddenvalue"),
+        "{body}"
+    );
+
+    let accept_one = "Accept: application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+    let (code, body) = server.curl_admin(&[
+        "-H",
+        accept_one,
+        &format!("{base}?watch=true&timeoutSeconds=1"),
+    ]);
+    assert_eq!(code, 200, "{body}");
+    let first = json(body.lines().next().unwrap_or_default());
+    assert_eq!(first["type"], "ADDED", "{body}");
+    assert_eq!(first["object"]["kind"], "PartialObjectMetadata");
+    assert_eq!(first["object"]["metadata"]["name"], "meta");
+    assert!(!body.contains("hiddenvalue"), "{body}");
+}
