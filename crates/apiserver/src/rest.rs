@@ -473,6 +473,7 @@ pub async fn serve(
                 subresource,
                 &opts,
                 &mut warnings,
+                None,
             )
             .await?;
             Ok(response::with_warnings(
@@ -1365,11 +1366,23 @@ pub async fn update_object(
     opts: &WriteOptions,
     warnings: &mut Vec<String>,
 ) -> Result<Value, ApiError> {
-    let written =
-        update_written(state, s, namespace, name, obj, subresource, opts, warnings).await?;
+    let written = update_written(
+        state,
+        s,
+        namespace,
+        name,
+        obj,
+        subresource,
+        opts,
+        warnings,
+        None,
+    )
+    .await?;
     Ok(written.object)
 }
 
+/// `current` is the object and revision the caller already read (a patch
+/// reads it to apply the patch); `None` reads it here.
 #[allow(clippy::too_many_arguments)]
 async fn update_written(
     state: &ApiServer,
@@ -1380,6 +1393,7 @@ async fn update_written(
     subresource: Subresource,
     opts: &WriteOptions,
     warnings: &mut Vec<String>,
+    current: Option<(Value, i64)>,
 ) -> Result<Written, ApiError> {
     let info = s.info();
     check_type(s, &mut obj)?;
@@ -1393,7 +1407,10 @@ async fn update_written(
             "the name of the object ({body_name}) does not match the name on the URL ({name})"
         )));
     }
-    let (old, current_rev) = get_object(state, s, namespace, name).await?;
+    let (old, current_rev) = match current {
+        Some(current) => current,
+        None => get_object(state, s, namespace, name).await?,
+    };
     let expected = match meta::resource_version(&obj) {
         "" => current_rev,
         rv => rv.parse::<i64>().map_err(|_| {
@@ -2127,7 +2144,7 @@ async fn patch_object(
     }
     let meta = builtin_meta(&info.api_version(), info.kind);
     for _ in 0..8 {
-        let (current, _) = get_object(state, s, namespace, name).await?;
+        let (current, revision) = get_object(state, s, namespace, name).await?;
         let patched = apply_patch(
             patch_type,
             &current,
@@ -2136,6 +2153,8 @@ async fn patch_object(
         )
         .map_err(|e| patch_error(&e))?;
         let pinned = meta::resource_version(&patched) != meta::resource_version(&current);
+        // The object the patch applied to is the one the update checks
+        // against: if it changed since, the write conflicts and we retry.
         match update_written(
             state,
             s,
@@ -2145,6 +2164,7 @@ async fn patch_object(
             subresource,
             opts,
             warnings,
+            Some((current, revision)),
         )
         .await
         {
@@ -2267,7 +2287,7 @@ async fn server_side_apply(
                 }
             }
             Err(e) => return Err(e),
-            Ok((live, _)) => {
+            Ok((live, revision)) => {
                 let obj = apply(
                     Some(&live),
                     &config,
@@ -2278,7 +2298,7 @@ async fn server_side_apply(
                 )
                 .map_err(|e| e.to_api_error())?;
                 check_declared_fields(s, &config, &obj)?;
-                match update_object(
+                match update_written(
                     state,
                     s,
                     namespace,
@@ -2287,13 +2307,14 @@ async fn server_side_apply(
                     Subresource::None,
                     &applied_opts,
                     warnings,
+                    Some((live, revision)),
                 )
                 .await
                 {
                     Err(e) if e.code == 409 && e.reason == apimachinery::StatusReason::Conflict => {
                         continue
                     }
-                    other => return other.map(|v| (v, 200)),
+                    other => return other.map(|v| (v.object, 200)),
                 }
             }
         }
