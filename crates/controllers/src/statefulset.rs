@@ -375,9 +375,9 @@ async fn reconcile(set: Arc<StatefulSet>, state: Arc<State>) -> Result<Action, E
     // deleted below, so a condemned pod takes its claims along.
     sync_claim_owners(&state, &set, &pods, &range).await?;
 
-    // Failed pods are deleted, to be recreated.
+    // Pods that ended (Failed or Succeeded) are deleted, to be recreated.
     for pod in pods.values() {
-        if pod_phase(pod) == "Failed" && pod.metadata.deletion_timestamp.is_none() {
+        if has_ended(pod) && pod.metadata.deletion_timestamp.is_none() {
             delete_pod(ctx, &pods_api, &reference, &name, pod).await?;
         }
     }
@@ -385,7 +385,7 @@ async fn reconcile(set: Arc<StatefulSet>, state: Arc<State>) -> Result<Action, E
     // gone, whatever its last phase: a deleted pod ends Failed.
     let existing: BTreeMap<i32, bool> = pods
         .iter()
-        .filter(|(_, p)| p.metadata.deletion_timestamp.is_some() || pod_phase(p) != "Failed")
+        .filter(|(_, p)| p.metadata.deletion_timestamp.is_some() || !has_ended(p))
         .map(|(o, p)| (*o, healthy(p)))
         .collect();
 
@@ -434,7 +434,7 @@ async fn reconcile(set: Arc<StatefulSet>, state: Arc<State>) -> Result<Action, E
     // Status.
     let live: Vec<&Pod> = pods
         .values()
-        .filter(|p| p.metadata.deletion_timestamp.is_none() && pod_phase(p) != "Failed")
+        .filter(|p| p.metadata.deletion_timestamp.is_none() && !has_ended(p))
         .collect();
     let ready = live.iter().filter(|p| is_pod_ready(p)).count() as i32;
     let available = live
@@ -729,6 +729,11 @@ async fn delete_pod(
         Err(err) if is_not_found(&err) => Ok(()),
         Err(err) => Err(err.into()),
     }
+}
+
+/// A pod whose containers will not run again: a set replaces it.
+fn has_ended(pod: &Pod) -> bool {
+    matches!(pod_phase(pod), "Failed" | "Succeeded")
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //! are named from `start`; scaling adds and removes at the top of that
 //! range; moving `start` creates the pods missing from the new range and
 //! removes those left outside it (with their claims under `whenScaled:
-//! Delete`); a rolling update's `partition` counts positions from `start`.
+//! Delete`); a rolling update's `partition` counts positions from `start`;
+//! a pod that ends (Failed or Succeeded) is replaced under its ordinal.
 
 mod support;
 
@@ -232,4 +233,41 @@ fn the_partition_of_a_rolling_update_counts_from_the_start_ordinal() {
         let status = &get_json(&server, &["statefulset", "part"])["status"];
         status["currentRevision"] == status["updateRevision"] && status["updatedReplicas"] == 3
     });
+}
+
+#[test]
+fn a_pod_that_ends_is_replaced_whether_it_failed_or_succeeded() {
+    let server = Server::start(&[]);
+    let _nodes = server.sim_nodes(&["--count=1"]);
+    // Pods of a set restart their containers (restartPolicy Always); they
+    // end only when something outside them does, e.g. a node shutting down
+    // marks them Failed or Succeeded. Here an admin's status write does.
+    for (app, phase) in [("ok", "Succeeded"), ("bad", "Failed")] {
+        create_stateful_set(
+            &server,
+            app,
+            json!({"replicas": 1, "ordinals": {"start": 2}}),
+        );
+        let pod = format!("{app}-2");
+        server.wait_for(&format!("{pod} running"), LONG, || {
+            running_exactly(&server, app, &[2])
+        });
+        let first_uid = uid(&by_name(&server, "pods", app)[&pod]);
+        let (code, body) = support::patch_json(
+            &server,
+            &format!("/api/v1/namespaces/default/pods/{pod}/status"),
+            "application/merge-patch+json",
+            &json!({"status": {"phase": phase}}).to_string(),
+        );
+        assert_eq!(code, 200, "{body}");
+        server.wait_for(
+            &format!("{pod} replaced after it ended {phase}"),
+            LONG,
+            || {
+                by_name(&server, "pods", app)
+                    .get(&pod)
+                    .is_some_and(|p| uid(p) != first_uid && p["status"]["phase"] == "Running")
+            },
+        );
+    }
 }
