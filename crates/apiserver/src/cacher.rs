@@ -260,6 +260,18 @@ impl Cached {
             .unwrap_or(Value::Null)
     }
 
+    /// The object's `apiVersion`, read from its JSON without building it.
+    pub fn api_version(&self) -> Option<String> {
+        #[derive(serde::Deserialize)]
+        struct OnlyApiVersion {
+            #[serde(rename = "apiVersion")]
+            api_version: Option<String>,
+        }
+        serde_json::from_slice::<OnlyApiVersion>(&self.json)
+            .ok()?
+            .api_version
+    }
+
     /// The object's JSON encoding.
     pub fn json(&self) -> &bytes::Bytes {
         &self.json

@@ -56,11 +56,10 @@ pub fn cached_for_client(info: &ResourceInfo, cached: Arc<Cached>) -> Arc<Cached
     if !applies(info) {
         return cached;
     }
-    let obj = cached.decode();
-    if api_version_of(&obj) == info.api_version() {
+    if cached.api_version().unwrap_or_default() == info.api_version() {
         return cached;
     }
-    Arc::new(Cached::new(for_client(info, obj)))
+    Arc::new(Cached::new(for_client(info, cached.decode())))
 }
 
 fn api_version_of(obj: &Value) -> &str {

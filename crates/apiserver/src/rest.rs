@@ -1136,6 +1136,9 @@ fn decode_typed(
         e
     };
     let (typed, unknown) = s.decode(obj).map_err(undecodable)?;
+    if opts.applied && !unknown.is_empty() {
+        return Err(undeclared_fields(s, obj, &unknown));
+    }
     warnings.extend(opts.field_validation.judge(unknown).map_err(undecodable)?);
     Ok(typed)
 }
@@ -2280,7 +2283,6 @@ async fn server_side_apply(
                     &now,
                 )
                 .map_err(|e| e.to_api_error())?;
-                check_declared_fields(s, &config, &obj)?;
                 match create_object(state, s, namespace, obj, &applied_opts, warnings).await {
                     Err(e) if e.reason == apimachinery::StatusReason::AlreadyExists => continue,
                     other => return other.map(|v| (v, 201)),
@@ -2297,7 +2299,6 @@ async fn server_side_apply(
                     &now,
                 )
                 .map_err(|e| e.to_api_error())?;
-                check_declared_fields(s, &config, &obj)?;
                 match update_written(
                     state,
                     s,
@@ -2325,20 +2326,8 @@ async fn server_side_apply(
 /// Server-side apply cannot type an applied configuration that sets fields
 /// its kind does not declare, whatever the field validation asked for;
 /// upstream answers with this message (as a 500 today; a 400 here, as the
-/// pending upstream fix has it, since the input is at fault). `applied` is
-/// the configuration merged into the live object, so it decodes whole.
-fn check_declared_fields(
-    s: &dyn Strategy,
-    config: &Value,
-    applied: &Value,
-) -> Result<(), ApiError> {
-    // Values of the wrong type are reported by the write itself.
-    let Ok((_, unknown)) = s.decode(applied) else {
-        return Ok(());
-    };
-    if unknown.is_empty() {
-        return Ok(());
-    }
+/// pending upstream fix has it, since the input is at fault).
+fn undeclared_fields(s: &dyn Strategy, obj: &Value, unknown: &[String]) -> ApiError {
     let errors: Vec<String> = unknown
         .iter()
         .map(|path| format!(".{path}: field not declared in schema"))
@@ -2348,14 +2337,14 @@ fn check_declared_fields(
         many => format!("errors:\n  {}", many.join("\n  ")),
     };
     let info = s.info();
-    Err(ApiError::bad_request(format!(
+    ApiError::bad_request(format!(
         "failed to create typed patch object ({}/{}; {}/{}, Kind={}): {text}",
-        meta::namespace(config),
-        meta::name(config),
+        meta::namespace(obj),
+        meta::name(obj),
         info.group,
         info.version,
         info.kind,
-    )))
+    ))
 }
 
 #[cfg(test)]

@@ -132,6 +132,16 @@ fn terminating_pod_held_by_a_finalizer(server: &Server, name: &str) -> String {
     path
 }
 
+fn remove_finalizers(server: &Server, path: &str) {
+    let (code, out) = support::patch_json(
+        server,
+        path,
+        "application/merge-patch+json",
+        r#"{"metadata":{"finalizers":null}}"#,
+    );
+    assert_eq!(code, 200, "{out}");
+}
+
 #[test]
 fn a_grace_zero_delete_ends_the_grace_period_of_a_pod_held_by_a_finalizer() {
     let server = server();
@@ -142,13 +152,7 @@ fn a_grace_zero_delete_ends_the_grace_period_of_a_pod_held_by_a_finalizer() {
     let (code, pod) = delete_with(&server, path, r#"{"gracePeriodSeconds":0}"#);
     assert_eq!(code, 200, "{pod}");
     assert_eq!(pod["metadata"]["deletionGracePeriodSeconds"], 0, "{pod}");
-    let (code, out) = support::patch_json(
-        &server,
-        path,
-        "application/merge-patch+json",
-        r#"{"metadata":{"finalizers":null}}"#,
-    );
-    assert_eq!(code, 200, "{out}");
+    remove_finalizers(&server, path);
     assert_eq!(get(&server, path).0, 404, "gone with its last finalizer");
 }
 
@@ -158,13 +162,7 @@ fn a_terminating_pod_is_kept_after_its_last_finalizer_while_its_grace_period_run
     let path = &terminating_pod_held_by_a_finalizer(&server, "kept");
 
     // The last finalizer goes; the node has not finished with the pod.
-    let (code, out) = support::patch_json(
-        &server,
-        path,
-        "application/merge-patch+json",
-        r#"{"metadata":{"finalizers":null}}"#,
-    );
-    assert_eq!(code, 200, "{out}");
+    remove_finalizers(&server, path);
     let (code, pod) = get(&server, path);
     assert_eq!(code, 200, "the pod is still terminating: {pod}");
     assert!(pod["metadata"]["deletionTimestamp"].is_string(), "{pod}");
