@@ -10,11 +10,13 @@
 //! ADDED events when they give none), then live events. A watcher whose
 //! resourceVersion is older than the ring is told 410 Expired; a watcher
 //! that falls behind the live stream catches up from the ring (and gets
-//! 410 only if the ring has moved past it).
+//! 410 only if the ring has moved past it). Live events go out on one
+//! channel per resource, so a watcher wakes only for its own resource's
+//! changes, however busy the others are.
 //! If the datastore watch itself breaks (e.g. compaction overtook it), the
 //! cache re-lists and every watcher is cut off.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,8 +30,9 @@ use crate::rest::{decode_stored, storage_error};
 
 /// Events kept for watchers resuming from a resourceVersion.
 pub const RING_CAPACITY: usize = 32 * 1024;
-/// Live events buffered per watcher before it is cut off.
-const LIVE_BUFFER: usize = 4096;
+/// Live events of one resource buffered for its watchers; one that falls
+/// further behind catches up from the ring.
+const LIVE_BUFFER: usize = 2048;
 /// How long a request waits for the cache to reach a revision.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -289,9 +292,6 @@ pub struct CacheEvent {
     /// The object before this event, if it existed.
     pub prev: Option<Arc<Cached>>,
     pub key: String,
-    /// The watch-stream line of this event as ADDED, MODIFIED and DELETED,
-    /// each made once for every watcher that sends it.
-    lines: [std::sync::OnceLock<bytes::Bytes>; 3],
 }
 
 impl CacheEvent {
@@ -308,30 +308,7 @@ impl CacheEvent {
             object,
             prev,
             key,
-            lines: Default::default(),
         }
-    }
-
-    /// `{"type":"<event_type>","object":<the object>}` and a newline: one
-    /// event of a JSON watch stream.
-    pub fn json_line(&self, event_type: &str) -> bytes::Bytes {
-        let make = || {
-            let body = self.object.json();
-            let mut line = Vec::with_capacity(body.len() + 40);
-            line.extend_from_slice(b"{\"type\":\"");
-            line.extend_from_slice(event_type.as_bytes());
-            line.extend_from_slice(b"\",\"object\":");
-            line.extend_from_slice(body);
-            line.extend_from_slice(b"}\n");
-            bytes::Bytes::from(line)
-        };
-        let slot = match event_type {
-            "ADDED" => 0,
-            "MODIFIED" => 1,
-            "DELETED" => 2,
-            _ => return make(),
-        };
-        self.lines[slot].get_or_init(make).clone()
     }
 }
 
@@ -343,7 +320,9 @@ struct State {
     /// Every event with revision > `oldest` is in `ring`.
     oldest: Revision,
     ring: VecDeque<Arc<CacheEvent>>,
-    live: broadcast::Sender<Arc<CacheEvent>>,
+    /// Live events by resource (the key's first segment under
+    /// `/registry/`), made when the resource's first watcher comes.
+    live: HashMap<String, broadcast::Sender<Arc<CacheEvent>>>,
     ready: bool,
 }
 
@@ -381,7 +360,6 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
 
 impl Cacher {
     fn new(prefix: String, ring_capacity: usize) -> Arc<Cacher> {
-        let (live, _) = broadcast::channel(LIVE_BUFFER);
         Arc::new(Cacher {
             prefix,
             state: Mutex::new(State {
@@ -390,7 +368,7 @@ impl Cacher {
                 revision: 0,
                 oldest: 0,
                 ring: VecDeque::new(),
-                live,
+                live: HashMap::new(),
                 ready: false,
             }),
             changed: Notify::new(),
@@ -442,8 +420,7 @@ impl Cacher {
             st.oldest = revision;
             st.ring.clear();
             // Cut off every watcher of the previous incarnation.
-            let (live, _) = broadcast::channel(LIVE_BUFFER);
-            st.live = live;
+            st.live.clear();
             st.ready = true;
         }
         self.rbac_generation
@@ -476,7 +453,14 @@ impl Cacher {
                 }
             }
             st.ring.push_back(event.clone());
-            let _ = st.live.send(event);
+            let resource = resource_of(&event.key);
+            if let Some(live) = st.live.get(resource) {
+                if live.send(event.clone()).is_err() {
+                    // Its last watcher has gone.
+                    let resource = resource.to_string();
+                    st.live.remove(&resource);
+                }
+            }
             drop(st);
             // After the object is in: an index built for this generation
             // always sees it.
@@ -523,6 +507,12 @@ impl Cacher {
                 ));
             }
         }
+    }
+
+    /// The revision the cache reflects now. Every event up to it has been
+    /// sent to its resource's live channel.
+    pub fn revision_now(&self) -> Revision {
+        lock(&self.state).revision
     }
 
     /// Changes whenever an RBAC object changed (a relist counts).
@@ -584,8 +574,12 @@ impl Cacher {
         from: Option<Revision>,
     ) -> Result<WatchStart, ApiError> {
         self.wait_for(from.unwrap_or(0)).await?;
-        let st = lock(&self.state);
-        let live = st.live.subscribe();
+        let mut st = lock(&self.state);
+        let live = st
+            .live
+            .entry(resource_of(prefix).to_string())
+            .or_insert_with(|| broadcast::channel(LIVE_BUFFER).0)
+            .subscribe();
         let backlog: Vec<Arc<CacheEvent>> = match from {
             None => st
                 .objects
@@ -624,6 +618,13 @@ impl Cacher {
 
 /// The datastore prefix every API object lives under.
 pub const REGISTRY_PREFIX: &str = "/registry/";
+
+/// The resource a datastore key or prefix belongs to: its first segment
+/// under `/registry/` (`pods` for `/registry/pods/ns/name`).
+fn resource_of(key: &str) -> &str {
+    let rest = key.strip_prefix(REGISTRY_PREFIX).unwrap_or(key);
+    rest.split('/').next().unwrap_or(rest)
+}
 
 impl Cacher {
     /// Start the cache of everything under `/registry/`: one datastore
@@ -701,6 +702,33 @@ mod tests {
         // No resourceVersion: a snapshot of every object.
         let start = cache.watch("/registry/things/", None).await.unwrap();
         assert_eq!(start.backlog.len(), 6);
+    }
+
+    #[tokio::test]
+    async fn a_watch_hears_only_its_own_resource() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(storage::sqlite::SqliteStore::open(&dir.path().join("db")).unwrap());
+        let cache = Cacher::start(store.clone());
+        cache.ready().await;
+        let mut things = cache.watch("/registry/things/", None).await.unwrap();
+        let other = store
+            .create(
+                "/registry/others/x",
+                br#"{"metadata":{"name":"x"}}"#.to_vec(),
+            )
+            .await
+            .unwrap()
+            .mod_revision;
+        let mine = put(&store, "a").await;
+        assert!(mine > other);
+        cache.get("/registry/things/a", mine).await.unwrap();
+        let ev = things.live.try_recv().unwrap();
+        assert_eq!((ev.key.as_str(), ev.revision), ("/registry/things/a", mine));
+        assert!(things.live.is_empty());
+        // Every event up to the cache's revision has gone out, so an empty
+        // channel means this watcher has seen everything up to it.
+        assert_eq!(cache.revision_now(), mine);
     }
 
     #[test]

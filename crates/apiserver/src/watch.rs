@@ -30,6 +30,42 @@ use crate::ApiServer;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);
 
+/// One event of the stream as the pieces it is written in: an event's
+/// cached object goes out as the shared bytes it is, never copied into a
+/// line of its own.
+enum Chunk {
+    Line(Bytes),
+    /// `head`, the object's JSON, then `}` and a newline.
+    Object {
+        head: &'static [u8],
+        object: Bytes,
+    },
+}
+
+impl Chunk {
+    fn pieces(self) -> impl Iterator<Item = Bytes> {
+        let pieces = match self {
+            Chunk::Line(line) => [Some(line), None, None],
+            Chunk::Object { head, object } => [
+                Some(Bytes::from_static(head)),
+                Some(object),
+                Some(Bytes::from_static(b"}\n")),
+            ],
+        };
+        pieces.into_iter().flatten()
+    }
+}
+
+/// The opening of a JSON watch event of `event_type`, up to its object.
+fn json_head(event_type: &str) -> Option<&'static [u8]> {
+    match event_type {
+        "ADDED" => Some(br#"{"type":"ADDED","object":"#),
+        "MODIFIED" => Some(br#"{"type":"MODIFIED","object":"#),
+        "DELETED" => Some(br#"{"type":"DELETED","object":"#),
+        _ => None,
+    }
+}
+
 struct Encoder {
     strategy: Arc<dyn Strategy>,
     format: ResponseFormat,
@@ -38,25 +74,28 @@ struct Encoder {
 }
 
 impl Encoder {
-    /// One event of the cache; plain JSON shares the event's line with
-    /// every other watcher sending it.
-    fn event_line(&mut self, event_type: &str, ev: &CacheEvent) -> Bytes {
+    /// One event of the cache; plain JSON sends the cached object's bytes
+    /// that every other watcher shares.
+    fn event_line(&mut self, event_type: &str, ev: &CacheEvent) -> Chunk {
         let info = self.strategy.info();
         if crate::conversion::applies(info) {
             let obj = crate::conversion::for_client(info, ev.object.decode());
             return self.line(event_type, &obj);
         }
-        match self.format {
-            ResponseFormat::Json => ev.json_line(event_type),
+        match (self.format, json_head(event_type)) {
+            (ResponseFormat::Json, Some(head)) => Chunk::Object {
+                head,
+                object: ev.object.json().clone(),
+            },
             // Metadata is all a metadata watch sends: decode no more.
-            ResponseFormat::PartialMetadata { .. } => {
+            (ResponseFormat::PartialMetadata { .. }, _) => {
                 self.line(event_type, &json!({"metadata": ev.object.metadata()}))
             }
             _ => self.line(event_type, &ev.object.decode()),
         }
     }
 
-    fn line(&mut self, event_type: &str, obj: &Value) -> Bytes {
+    fn line(&mut self, event_type: &str, obj: &Value) -> Chunk {
         let object = match self.format {
             ResponseFormat::Table { v1beta1 }
                 if event_type != "ERROR" && event_type != "BOOKMARK" =>
@@ -82,7 +121,7 @@ impl Encoder {
         let mut line =
             serde_json::to_vec(&json!({"type": event_type, "object": object})).unwrap_or_default();
         line.push(b'\n');
-        Bytes::from(line)
+        Chunk::Line(Bytes::from(line))
     }
 }
 
@@ -150,7 +189,7 @@ pub async fn serve(
     };
     let start = state.cache.watch(&prefix, from).await;
 
-    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    let (tx, rx) = mpsc::channel::<Chunk>(64);
     let mut encoder = Encoder {
         strategy: strategy.clone(),
         format,
@@ -191,6 +230,14 @@ pub async fn serve(
                 _ = &mut deadline => return,
                 _ = tx.closed() => return,
                 _ = bookmark.tick(), if bookmarks => {
+                    // Every event up to the cache's revision is already in
+                    // `live`; once that holds nothing more, this watch has
+                    // seen all of them, and a quiet resource's bookmark
+                    // still moves forward.
+                    let now = state.cache.revision_now();
+                    if live.is_empty() {
+                        last_rev = last_rev.max(now);
+                    }
                     let obj = json!({"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": last_rev.to_string()}});
                     if tx.send(encoder.line("BOOKMARK", &obj)).await.is_err() {
                         return;
@@ -199,8 +246,7 @@ pub async fn serve(
                 next = live.recv() => {
                     let ev = match next {
                         Ok(ev) => ev,
-                        // Behind the live stream (which carries every
-                        // resource's events): catch up from the cache's
+                        // Behind the live stream: catch up from the cache's
                         // history instead of ending the watch; only a
                         // watcher older than that history gets 410 Expired.
                         Err(broadcast::error::RecvError::Lagged(_)) => {
@@ -244,7 +290,10 @@ pub async fn serve(
             }
         }
     });
-    let body = StreamBody::new(ReceiverStream::new(rx).map(|b| Ok(Frame::data(b)))).boxed_unsync();
+    let frames = ReceiverStream::new(rx)
+        .flat_map(|chunk| futures::stream::iter(chunk.pieces()))
+        .map(|b| Ok(Frame::data(b)));
+    let body = StreamBody::new(frames).boxed_unsync();
     let content_type = match format {
         ResponseFormat::Yaml => "application/yaml",
         _ => "application/json",
