@@ -48,8 +48,8 @@ const NS: &str = "default";
 mod common;
 
 use common::{
-    percentile, proc_status_kib, show, sort, tls_config, tls_config_without_cert, Client, Result,
-    Server,
+    cpu_seconds, percentile, proc_status_kib, show, sort, tls_config, tls_config_without_cert,
+    Client, Result, Server,
 };
 
 // ---------------------------------------------------------------- pods
@@ -463,13 +463,17 @@ async fn run_backend(
             pod_json("bench-000000").len()
         );
 
+        // Server CPU per create is steadier than the rate on a shared
+        // machine, where neighbours take cores away.
+        let cpu_before = cpu_seconds(server.pid());
         match creates(&client, n).await {
             Ok((elapsed, json, mut lat)) => {
+                let cpu_us = (cpu_seconds(server.pid()) - cpu_before) * 1e6 / n as f64;
                 sort(&mut lat);
                 let rate = n as f64 / elapsed.as_secs_f64();
                 let p = (percentile(&lat, 0.5), percentile(&lat, 0.99));
                 println!(
-                    "  creates: {n} pods in {:.2} s = {rate:.0}/s (latency p50 {:.2} ms, p99 {:.2} ms)",
+                    "  creates: {n} pods in {:.2} s = {rate:.0}/s (latency p50 {:.2} ms, p99 {:.2} ms); server CPU {cpu_us:.0} us per create",
                     elapsed.as_secs_f64(),
                     p.0,
                     p.1

@@ -33,7 +33,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{percentile, proc_status_kib, show, sort, tls_config, Client, Result, Server};
+use common::{
+    cpu_seconds, percentile, proc_status_kib, show, sort, tls_config, Client, Result, Server,
+};
 use http_body_util::BodyExt;
 use hyper::body::Bytes;
 use hyper::{Method, StatusCode};
@@ -102,22 +104,6 @@ impl Drop for Component {
             common::terminate(child);
         }
     }
-}
-
-/// User + system CPU seconds of a process so far.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the
-    // 14th and 15th fields of the whole line.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn pod_body(i: usize) -> Bytes {

@@ -371,27 +371,29 @@ pub fn record_update(
         }
     };
     // compare_objects never looks at managedFields.
-    let cmp = compare_objects(old, new, meta);
-    let changed = cmp.changed();
+    let (changed, removed) = compare_objects(old, new, meta).into_changed();
 
     let me = EntryId::update(manager, str_at(new, &["apiVersion"]));
-    let previous = entries
+    let mut previous = entries
         .iter()
         .find(|e| e.id() == me)
         .map(|e| e.set.clone())
         .unwrap_or_default();
     for e in entries.iter_mut() {
-        e.set = e.set.difference(&changed).difference(&cmp.removed);
+        e.set.subtract(&changed);
+        e.set.subtract(&removed);
     }
     if !changed.is_empty() {
         entries.retain(|e| e.id() != me);
+        previous.subtract(&removed);
+        previous.absorb(changed);
         entries.push(Entry {
             manager: manager.to_string(),
             operation: OPERATION_UPDATE.to_string(),
             api_version: str_at(new, &["apiVersion"]).to_string(),
             time: Some(now.to_string()),
             subresource: None,
-            set: previous.difference(&cmp.removed).union(&changed),
+            set: previous,
         });
     }
     entries.retain(|e| !e.set.is_empty());
@@ -839,6 +841,13 @@ impl Comparison {
         self.added.union(&self.modified)
     }
 
+    /// What was added or modified, and what was removed.
+    fn into_changed(self) -> (FieldSet, FieldSet) {
+        let mut changed = self.added;
+        changed.absorb(self.modified);
+        (changed, self.removed)
+    }
+
     fn is_empty(&self) -> bool {
         self.added.is_empty() && self.modified.is_empty() && self.removed.is_empty()
     }
@@ -896,16 +905,66 @@ impl Comparison {
     /// Record what comparing the value at `pe` found: `change` for the
     /// value itself, `below` for the paths under it.
     fn attach(&mut self, pe: PathElement, change: Change, below: Comparison) {
-        match change {
-            Change::Same => {}
-            Change::Added => self.added.insert_member(pe.clone()),
-            Change::Modified => self.modified.insert_member(pe.clone()),
-            Change::Removed => self.removed.insert_member(pe.clone()),
+        let Comparison {
+            added,
+            modified,
+            removed,
+        } = self;
+        let mut targets = [
+            (added, below.added, change == Change::Added),
+            (modified, below.modified, change == Change::Modified),
+            (removed, below.removed, change == Change::Removed),
+        ];
+        // `pe` is cloned only for the places it goes beyond the last one.
+        let uses = targets
+            .iter()
+            .map(|(_, sub, member)| usize::from(*member) + usize::from(!sub.is_empty()))
+            .sum::<usize>();
+        let mut pe = Some(pe);
+        let mut left = uses;
+        let mut take = |pe: &mut Option<PathElement>| {
+            left -= 1;
+            if left == 0 {
+                pe.take()
+            } else {
+                pe.clone()
+            }
+        };
+        for (set, sub, member) in targets.iter_mut() {
+            if *member {
+                if let Some(p) = take(&mut pe) {
+                    set.insert_member(p);
+                }
+            }
+            if !sub.is_empty() {
+                if let Some(p) = take(&mut pe) {
+                    set.insert_child(p, std::mem::take(sub));
+                }
+            }
         }
-        self.added.insert_child(&pe, below.added);
-        self.modified.insert_child(&pe, below.modified);
-        self.removed.insert_child(&pe, below.removed);
     }
+}
+
+/// The keys of two maps, each once, in order: serde_json's maps (without
+/// its `preserve_order` feature) iterate sorted by key.
+fn merged_keys<'a>(
+    a: Option<&'a Map<String, Value>>,
+    b: Option<&'a Map<String, Value>>,
+) -> impl Iterator<Item = &'a String> {
+    let mut a = a.into_iter().flat_map(Map::keys).peekable();
+    let mut b = b.into_iter().flat_map(Map::keys).peekable();
+    std::iter::from_fn(move || match (a.peek(), b.peek()) {
+        (Some(x), Some(y)) => match x.cmp(y) {
+            std::cmp::Ordering::Less => a.next(),
+            std::cmp::Ordering::Greater => b.next(),
+            std::cmp::Ordering::Equal => {
+                b.next();
+                a.next()
+            }
+        },
+        (Some(_), None) => a.next(),
+        (None, _) => b.next(),
+    })
 }
 
 /// Compares `old` with `new`; the paths that changed below them go into
@@ -941,9 +1000,7 @@ fn compare<'a>(
         if lo.is_none_or(Map::is_empty) && ro.is_none_or(Map::is_empty) {
             return leaf();
         }
-        let mut keys: Vec<&'a String> = lo.into_iter().chain(ro).flat_map(Map::keys).collect();
-        keys.sort_unstable();
-        keys.dedup();
+        let keys = merged_keys(lo, ro);
         let in_metadata = depth == 1 && names.first() == Some(&"metadata");
         for k in keys {
             if (depth == 0 && k == "status") || (in_metadata && k == "managedFields") {

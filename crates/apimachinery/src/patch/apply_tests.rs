@@ -461,3 +461,16 @@ fn managed_fields_list_apply_entries_before_update_entries() {
         vec![json!(["applier", "Apply"]), json!(["creator", "Update"])]
     );
 }
+
+#[test]
+fn json_maps_iterate_in_key_order_as_the_comparison_relies_on() {
+    // `merged_keys` walks two maps in step; serde_json's `preserve_order`
+    // feature (insertion order) would break it.
+    let obj = json!({"zeta": 1, "alpha": 2, "mid": 3});
+    let keys: Vec<&String> = obj.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["alpha", "mid", "zeta"]);
+    let a = json!({"a": 1, "c": 1, "e": 1});
+    let b = json!({"b": 1, "c": 2, "f": 1});
+    let merged: Vec<&String> = merged_keys(a.as_object(), b.as_object()).collect();
+    assert_eq!(merged, ["a", "b", "c", "e", "f"]);
+}

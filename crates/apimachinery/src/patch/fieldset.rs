@@ -45,10 +45,17 @@ pub enum PathElement {
 impl PathElement {
     /// The element's `FieldsV1` key (`f:name`, `k:{...}`, `v:...`, `i:0`).
     pub fn encode(&self) -> String {
+        // Built by hand: this runs for every field of every written object.
+        let with_prefix = |prefix: &str, text: &str| {
+            let mut out = String::with_capacity(prefix.len() + text.len());
+            out.push_str(prefix);
+            out.push_str(text);
+            out
+        };
         match self {
-            PathElement::Field(name) => format!("f:{name}"),
-            PathElement::Key(json) => format!("k:{json}"),
-            PathElement::Value(json) => format!("v:{json}"),
+            PathElement::Field(name) => with_prefix("f:", name),
+            PathElement::Key(json) => with_prefix("k:", json),
+            PathElement::Value(json) => with_prefix("v:", json),
             PathElement::Index(i) => format!("i:{i}"),
         }
     }
@@ -174,14 +181,16 @@ impl FieldSet {
 
     /// Puts `set` below `pe` (joined with what is there already); an empty
     /// set adds nothing.
-    pub(crate) fn insert_child(&mut self, pe: &PathElement, set: FieldSet) {
+    pub(crate) fn insert_child(&mut self, pe: PathElement, set: FieldSet) {
         if set.is_empty() {
             return;
         }
-        match self.children.get_mut(pe) {
-            Some(existing) => existing.union_in_place(&set),
-            None => {
-                self.children.insert(pe.clone(), set);
+        match self.children.entry(pe) {
+            std::collections::btree_map::Entry::Occupied(mut existing) => {
+                existing.get_mut().absorb(set)
+            }
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(set);
             }
         }
     }
@@ -266,6 +275,36 @@ impl FieldSet {
         let mut out = self.clone();
         out.union_in_place(other);
         out
+    }
+
+    /// `self` joined with `other`, taking `other`'s paths over without
+    /// copying them.
+    pub fn absorb(&mut self, mut other: FieldSet) {
+        if self.is_empty() {
+            *self = other;
+            return;
+        }
+        if self.members.len() < other.members.len() {
+            std::mem::swap(&mut self.members, &mut other.members);
+        }
+        self.members.append(&mut other.members);
+        for (pe, child) in other.children {
+            self.insert_child(pe, child);
+        }
+    }
+
+    /// Removes the paths of `other` as [`FieldSet::difference`] does, in
+    /// place.
+    pub fn subtract(&mut self, other: &FieldSet) {
+        if !other.members.is_empty() {
+            self.members.retain(|m| !other.members.contains(m));
+        }
+        self.children.retain(|pe, child| {
+            if let Some(o) = other.children.get(pe) {
+                child.subtract(o);
+            }
+            !child.is_empty()
+        });
     }
 
     fn union_in_place(&mut self, other: &FieldSet) {
