@@ -362,6 +362,10 @@ pub fn record_update(
         Some(Value::Array(a)) if !a.is_empty() && new_list != old_list => new_list,
         _ => old_list,
     };
+    if old.is_none() && source.is_none() {
+        record_create(new, manager, now, meta);
+        return;
+    }
     let mut entries = match source.map(decode_managed_fields) {
         Some(Ok(entries)) => entries,
         None => Vec::new(),
@@ -398,6 +402,37 @@ pub fn record_update(
     }
     entries.retain(|e| !e.set.is_empty());
     set_managed_fields(new, entries, old);
+}
+
+/// [`record_update`] of a create that brings no managedFields: one entry,
+/// `manager`'s, owning every field the object has, written as `FieldsV1`
+/// while the object is walked (no [`FieldSet`] in between).
+fn record_create(new: &mut Value, manager: &str, now: &str, meta: &dyn PatchMeta) {
+    let mut added = AddedFieldsV1::default();
+    compare(
+        Some(&EMPTY_MAP),
+        Some(&*new),
+        meta,
+        &mut Vec::new(),
+        0,
+        &mut added,
+    );
+    let fields = added.strip_ignored();
+    if fields.is_empty() {
+        remove_managed_fields(new);
+        return;
+    }
+    let entry = Entry {
+        manager: manager.to_string(),
+        operation: OPERATION_UPDATE.to_string(),
+        api_version: str_at(new, &["apiVersion"]).to_string(),
+        time: Some(now.to_string()),
+        subresource: None,
+        set: FieldSet::new(),
+    };
+    let mut encoded = entry.encode();
+    encoded["fieldsV1"] = Value::Object(fields);
+    put_managed_fields(new, vec![encoded]);
 }
 
 /// A decoded managedFields entry.
@@ -562,6 +597,11 @@ fn set_managed_fields(obj: &mut Value, mut entries: Vec<Entry>, previous: Option
         remove_managed_fields(obj);
         return;
     }
+    put_managed_fields(obj, list);
+}
+
+/// Sets `metadata.managedFields` to `list`.
+fn put_managed_fields(obj: &mut Value, list: Vec<Value>) {
     if let Some(root) = obj.as_object_mut() {
         let metadata = root
             .entry("metadata")
@@ -647,21 +687,27 @@ fn strip_unowned_values(cfg: &mut Value) {
 }
 
 /// Removes upstream's strip list and `status` from a set.
+/// Top-level fields nobody owns (as members; what is below `metadata`
+/// still counts).
+const IGNORED_TOP_LEVEL: [&str; 3] = ["apiVersion", "kind", "metadata"];
+/// Fields of `metadata` the server sets, owned by nobody.
+const IGNORED_METADATA: [&str; 8] = [
+    "name",
+    "namespace",
+    "creationTimestamp",
+    "selfLink",
+    "uid",
+    "clusterName",
+    "generation",
+    "resourceVersion",
+];
+
 fn strip_ignored(mut set: FieldSet) -> FieldSet {
     let f = |s: &str| PathElement::Field(s.to_string());
-    for top in ["apiVersion", "kind", "metadata"] {
+    for top in IGNORED_TOP_LEVEL {
         set.remove(&[f(top)]);
     }
-    for name in [
-        "name",
-        "namespace",
-        "creationTimestamp",
-        "selfLink",
-        "uid",
-        "clusterName",
-        "generation",
-        "resourceVersion",
-    ] {
+    for name in IGNORED_METADATA {
         set.remove(&[f("metadata"), f(name)]);
     }
     set.remove_subtree(&[f("metadata"), f("managedFields")]);
@@ -901,6 +947,98 @@ enum Change {
     Removed,
 }
 
+/// Where [`compare`] puts what it finds changed below a value: the sets
+/// of a [`Comparison`], or, for a create, the `FieldsV1` document of what
+/// it added ([`AddedFieldsV1`]).
+trait Changes: Default {
+    fn is_empty(&self) -> bool;
+    /// Record what comparing the value at `pe` found: `change` for the
+    /// value itself, `below` for the paths under it.
+    fn attach(&mut self, pe: PathElement, change: Change, below: Self);
+    /// A member of a set-list appeared (`added`) or went away.
+    fn set_member(&mut self, pe: PathElement, added: bool);
+}
+
+impl Changes for Comparison {
+    fn is_empty(&self) -> bool {
+        Comparison::is_empty(self)
+    }
+
+    fn attach(&mut self, pe: PathElement, change: Change, below: Comparison) {
+        Comparison::attach(self, pe, change, below)
+    }
+
+    fn set_member(&mut self, pe: PathElement, added: bool) {
+        if added {
+            self.added.insert_member(pe);
+        } else {
+            self.removed.insert_member(pe);
+        }
+    }
+}
+
+/// The `FieldsV1` of a create, built while comparing the new object with
+/// the empty one. Nothing can be modified or removed there, so what
+/// changed is what was added, written straight into the document that
+/// [`FieldSet::to_fields_v1`] would make of it.
+#[derive(Default)]
+struct AddedFieldsV1(Map<String, Value>);
+
+impl Changes for AddedFieldsV1 {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn attach(&mut self, pe: PathElement, change: Change, below: AddedFieldsV1) {
+        let member = change != Change::Same;
+        let mut inner = below.0;
+        if member || !inner.is_empty() {
+            if member && !inner.is_empty() {
+                inner.insert(".".to_string(), Value::Object(Map::new()));
+            }
+            self.0.insert(pe.encode(), Value::Object(inner));
+        }
+    }
+
+    fn set_member(&mut self, pe: PathElement, added: bool) {
+        if added {
+            self.0.insert(pe.encode(), Value::Object(Map::new()));
+        }
+    }
+}
+
+impl AddedFieldsV1 {
+    /// [`strip_ignored`] on the document.
+    fn strip_ignored(mut self) -> Map<String, Value> {
+        // A member only: its `"."` goes, or the whole key if nothing is
+        // below it.
+        fn drop_member(map: &mut Map<String, Value>, key: &str) {
+            if let Some(Value::Object(inner)) = map.get_mut(key) {
+                if inner.keys().all(|k| k == ".") {
+                    map.remove(key);
+                } else {
+                    inner.remove(".");
+                }
+            }
+        }
+        let map = &mut self.0;
+        if let Some(Value::Object(metadata)) = map.get_mut("f:metadata") {
+            for name in IGNORED_METADATA {
+                drop_member(metadata, &format!("f:{name}"));
+            }
+            metadata.remove("f:managedFields");
+            if metadata.is_empty() {
+                map.remove("f:metadata");
+            }
+        }
+        for top in IGNORED_TOP_LEVEL {
+            drop_member(map, &format!("f:{top}"));
+        }
+        map.remove("f:status");
+        self.0
+    }
+}
+
 impl Comparison {
     /// Record what comparing the value at `pe` found: `change` for the
     /// value itself, `below` for the paths under it.
@@ -972,13 +1110,13 @@ fn merged_keys<'a>(
 /// returned. The sets are built bottom-up, each level inserted once.
 /// `status` and `metadata.managedFields` are never tracked and are
 /// skipped rather than compared.
-fn compare<'a>(
+fn compare<'a, C: Changes>(
     old: Option<&'a Value>,
     new: Option<&'a Value>,
     meta: &dyn PatchMeta,
     names: &mut Vec<&'a str>,
     depth: usize,
-    below: &mut Comparison,
+    below: &mut C,
 ) -> Change {
     let leaf = || match (old, new) {
         (None, Some(_)) => Change::Added,
@@ -1016,7 +1154,7 @@ fn compare<'a>(
                 };
             }
             names.push(k.as_str());
-            let mut sub = Comparison::default();
+            let mut sub = C::default();
             let change = compare(lc, rc, meta, names, depth + 1, &mut sub);
             names.pop();
             if change != Change::Same || !sub.is_empty() {
@@ -1037,14 +1175,10 @@ fn compare<'a>(
             ListKind::Atomic => return leaf(),
             ListKind::Set => {
                 for item in la.iter().filter(|i| !ra.contains(i)) {
-                    below
-                        .removed
-                        .insert_member(PathElement::Value(item.to_string()));
+                    below.set_member(PathElement::Value(item.to_string()), false);
                 }
                 for item in ra.iter().filter(|i| !la.contains(i)) {
-                    below
-                        .added
-                        .insert_member(PathElement::Value(item.to_string()));
+                    below.set_member(PathElement::Value(item.to_string()), true);
                 }
             }
             ListKind::Associative(keys) => {
@@ -1061,7 +1195,7 @@ fn compare<'a>(
                 };
                 for (k, li) in &lk {
                     let ri = find(&rk, k).map(|i| rk[i].1);
-                    let mut sub = Comparison::default();
+                    let mut sub = C::default();
                     let change = compare(Some(li), ri, meta, names, depth + 1, &mut sub);
                     if change != Change::Same || !sub.is_empty() {
                         below.attach(k.clone(), change, sub);
@@ -1069,7 +1203,7 @@ fn compare<'a>(
                 }
                 for (k, ri) in &rk {
                     if find(&lk, k).is_none() {
-                        let mut sub = Comparison::default();
+                        let mut sub = C::default();
                         let change = compare(None, Some(ri), meta, names, depth + 1, &mut sub);
                         if change != Change::Same || !sub.is_empty() {
                             below.attach(k.clone(), change, sub);

@@ -474,3 +474,87 @@ fn json_maps_iterate_in_key_order_as_the_comparison_relies_on() {
     let merged: Vec<&String> = merged_keys(a.as_object(), b.as_object()).collect();
     assert_eq!(merged, ["a", "b", "c", "e", "f"]);
 }
+
+/// The managedFields a create records, the long way: the comparison's
+/// field sets, then their encoding.
+fn created_entry_via_field_sets(obj: &Value, manager: &str, m: &dyn PatchMeta) -> Value {
+    let (changed, _) = compare_objects(None, obj, m).into_changed();
+    if changed.is_empty() {
+        return Value::Null;
+    }
+    json!([{
+        "manager": manager,
+        "operation": "Update",
+        "apiVersion": obj["apiVersion"],
+        "time": T1,
+        "fieldsType": "FieldsV1",
+        "fieldsV1": changed.to_fields_v1(),
+    }])
+}
+
+#[test]
+fn a_create_records_the_fields_the_field_sets_would() {
+    let objects = [
+        (
+            "v1",
+            "Pod",
+            json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "p", "namespace": "d", "uid": "u", "creationTimestamp": "x",
+                             "labels": {"app": "web"}, "annotations": {"a": "b"},
+                             "finalizers": ["f1", "f2"], "generateName": "p-"},
+                "spec": {"containers": [
+                    {"name": "c", "image": "i", "ports": [{"containerPort": 80, "protocol": "TCP"},
+                                                          {"containerPort": 53, "protocol": "UDP", "name": "dns"}],
+                     "env": [{"name": "A", "value": "1"}, {"name": "B", "valueFrom": {"fieldRef": {"fieldPath": "x"}}}],
+                     "resources": {"limits": {"cpu": "1"}, "requests": {}},
+                     "volumeMounts": [{"name": "v", "mountPath": "/v"}],
+                     "livenessProbe": {"httpGet": {"path": "/", "port": 80}}},
+                    {"name": "d", "image": "i", "args": ["a", "b"]}],
+                    "volumes": [{"name": "v", "emptyDir": {}}],
+                    "tolerations": [{"key": "k", "operator": "Exists"}],
+                    "nodeSelector": {}, "restartPolicy": "Always"},
+                "status": {"phase": "Pending"}}),
+        ),
+        (
+            "apps/v1",
+            "Deployment",
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "w"},
+                "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "w"}},
+                         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}},
+                         "template": {"metadata": {"labels": {"app": "w"}},
+                                      "spec": {"containers": [{"name": "c", "image": "i"}]}}}}),
+        ),
+        (
+            "v1",
+            "Service",
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+                "spec": {"ports": [{"port": 80, "protocol": "TCP", "targetPort": 8080}],
+                         "selector": {"a": "b"}, "clusterIPs": ["10.0.0.1"]}}),
+        ),
+        ("v1", "ConfigMap", cm(json!({"a": "1", "b": ""}))),
+        (
+            "v1",
+            "ConfigMap",
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}),
+        ),
+        (
+            "v1",
+            "ConfigMap",
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}, "data": {}}),
+        ),
+    ];
+    for (api_version, kind, obj) in objects {
+        let m = meta(api_version, kind);
+        let mut created = obj.clone();
+        record_update(None, &mut created, "mgr", T1, &m);
+        let recorded = created
+            .pointer("/metadata/managedFields")
+            .cloned()
+            .unwrap_or(Value::Null);
+        assert_eq!(
+            recorded,
+            created_entry_via_field_sets(&obj, "mgr", &m),
+            "{kind}: {obj}"
+        );
+    }
+}
