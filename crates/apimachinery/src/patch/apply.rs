@@ -947,6 +947,31 @@ enum Change {
     Removed,
 }
 
+/// One step down from a compared value: a map key (borrowed from the
+/// object, so a sink that only writes `FieldsV1` never copies it first) or
+/// a list item's element.
+enum Step<'a> {
+    Field(&'a str),
+    Element(&'a PathElement),
+}
+
+impl Step<'_> {
+    fn to_element(&self) -> PathElement {
+        match self {
+            Step::Field(name) => PathElement::Field(name.to_string()),
+            Step::Element(pe) => (*pe).clone(),
+        }
+    }
+
+    /// The step's `FieldsV1` key, as [`PathElement::encode`] writes it.
+    fn encode(&self) -> String {
+        match self {
+            Step::Field(name) => super::fieldset::prefixed("f:", name),
+            Step::Element(pe) => pe.encode(),
+        }
+    }
+}
+
 /// Where [`compare`] puts what it finds changed below a value: the sets
 /// of a [`Comparison`], or, for a create, the `FieldsV1` document of what
 /// it added ([`AddedFieldsV1`]).
@@ -954,7 +979,7 @@ trait Changes: Default {
     fn is_empty(&self) -> bool;
     /// Record what comparing the value at `pe` found: `change` for the
     /// value itself, `below` for the paths under it.
-    fn attach(&mut self, pe: PathElement, change: Change, below: Self);
+    fn attach(&mut self, step: Step<'_>, change: Change, below: Self);
     /// A member of a set-list appeared (`added`) or went away.
     fn set_member(&mut self, pe: PathElement, added: bool);
 }
@@ -964,8 +989,8 @@ impl Changes for Comparison {
         Comparison::is_empty(self)
     }
 
-    fn attach(&mut self, pe: PathElement, change: Change, below: Comparison) {
-        Comparison::attach(self, pe, change, below)
+    fn attach(&mut self, step: Step<'_>, change: Change, below: Comparison) {
+        Comparison::attach(self, step.to_element(), change, below)
     }
 
     fn set_member(&mut self, pe: PathElement, added: bool) {
@@ -989,14 +1014,14 @@ impl Changes for AddedFieldsV1 {
         self.0.is_empty()
     }
 
-    fn attach(&mut self, pe: PathElement, change: Change, below: AddedFieldsV1) {
+    fn attach(&mut self, step: Step<'_>, change: Change, below: AddedFieldsV1) {
         let member = change != Change::Same;
         let mut inner = below.0;
         if member || !inner.is_empty() {
             if member && !inner.is_empty() {
                 inner.insert(".".to_string(), Value::Object(Map::new()));
             }
-            self.0.insert(pe.encode(), Value::Object(inner));
+            self.0.insert(step.encode(), Value::Object(inner));
         }
     }
 
@@ -1158,7 +1183,7 @@ fn compare<'a, C: Changes>(
             let change = compare(lc, rc, meta, names, depth + 1, &mut sub);
             names.pop();
             if change != Change::Same || !sub.is_empty() {
-                below.attach(PathElement::Field(k.clone()), change, sub);
+                below.attach(Step::Field(k), change, sub);
             }
         }
     } else if is_list(old) && is_list(new) {
@@ -1198,7 +1223,7 @@ fn compare<'a, C: Changes>(
                     let mut sub = C::default();
                     let change = compare(Some(li), ri, meta, names, depth + 1, &mut sub);
                     if change != Change::Same || !sub.is_empty() {
-                        below.attach(k.clone(), change, sub);
+                        below.attach(Step::Element(k), change, sub);
                     }
                 }
                 for (k, ri) in &rk {
@@ -1206,7 +1231,7 @@ fn compare<'a, C: Changes>(
                         let mut sub = C::default();
                         let change = compare(None, Some(ri), meta, names, depth + 1, &mut sub);
                         if change != Change::Same || !sub.is_empty() {
-                            below.attach(k.clone(), change, sub);
+                            below.attach(Step::Element(k), change, sub);
                         }
                     }
                 }

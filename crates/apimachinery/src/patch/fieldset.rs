@@ -45,17 +45,10 @@ pub enum PathElement {
 impl PathElement {
     /// The element's `FieldsV1` key (`f:name`, `k:{...}`, `v:...`, `i:0`).
     pub fn encode(&self) -> String {
-        // Built by hand: this runs for every field of every written object.
-        let with_prefix = |prefix: &str, text: &str| {
-            let mut out = String::with_capacity(prefix.len() + text.len());
-            out.push_str(prefix);
-            out.push_str(text);
-            out
-        };
         match self {
-            PathElement::Field(name) => with_prefix("f:", name),
-            PathElement::Key(json) => with_prefix("k:", json),
-            PathElement::Value(json) => with_prefix("v:", json),
+            PathElement::Field(name) => prefixed("f:", name),
+            PathElement::Key(json) => prefixed("k:", json),
+            PathElement::Value(json) => prefixed("v:", json),
             PathElement::Index(i) => format!("i:{i}"),
         }
     }
@@ -102,6 +95,15 @@ impl PathElement {
             PathElement::Index(i) => format!("[{i}]"),
         }
     }
+}
+
+/// `prefix` then `text`, built by hand: `FieldsV1` keys are made for
+/// every field of every written object.
+pub(crate) fn prefixed(prefix: &str, text: &str) -> String {
+    let mut out = String::with_capacity(prefix.len() + text.len());
+    out.push_str(prefix);
+    out.push_str(text);
+    out
 }
 
 /// Upstream's `value.ToString`: strings quoted, everything else as JSON.
