@@ -358,12 +358,26 @@ pub fn record_update(
     }
     let old_list = old.and_then(|o| o.pointer("/metadata/managedFields"));
     let new_list = new.pointer("/metadata/managedFields");
-    let source = match new_list {
-        Some(Value::Array(a)) if !a.is_empty() && new_list != old_list => new_list,
-        _ => old_list,
-    };
+    let same_list = new_list == old_list;
+    let rewritten = !same_list && matches!(new_list, Some(Value::Array(a)) if !a.is_empty());
+    let source = if rewritten { new_list } else { old_list };
     if old.is_none() && source.is_none() {
         record_create(new, manager, now, meta);
+        return;
+    }
+    // compare_objects never looks at managedFields.
+    let (changed, removed) = compare_objects(old, new, meta).into_changed();
+    if !rewritten && changed.is_empty() && removed.is_empty() {
+        // Nothing anyone owns changed (a status write, say): the entries
+        // stay as they are, without decoding and encoding them again.
+        if !same_list {
+            match old_list {
+                Some(Value::Array(items)) if !items.is_empty() => {
+                    put_managed_fields(new, items.clone())
+                }
+                _ => remove_managed_fields(new),
+            }
+        }
         return;
     }
     let mut entries = match source.map(decode_managed_fields) {
@@ -374,8 +388,6 @@ pub fn record_update(
             return;
         }
     };
-    // compare_objects never looks at managedFields.
-    let (changed, removed) = compare_objects(old, new, meta).into_changed();
 
     let me = EntryId::update(manager, str_at(new, &["apiVersion"]));
     let mut previous = entries

@@ -558,3 +558,50 @@ fn a_create_records_the_fields_the_field_sets_would() {
         );
     }
 }
+
+#[test]
+fn a_write_that_changes_no_owned_field_keeps_the_entries_as_they_were() {
+    let m = meta("v1", "Pod");
+    let mut created = pod(json!([{"name": "c", "image": "i"}]));
+    record_update(None, &mut created, "creator", T1, &m);
+    let mut bound = created.clone();
+    bound["spec"]["nodeName"] = json!("n1");
+    record_update(Some(&created), &mut bound, "scheduler", T2, &m);
+    let before = entries(&bound);
+    assert_eq!(before.len(), 2);
+
+    // A status write sent without managedFields: the stored entries stay,
+    // times included.
+    let mut running = bound.clone();
+    running["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("managedFields");
+    running["status"] = json!({"phase": "Running"});
+    record_update(
+        Some(&bound),
+        &mut running,
+        "kubelet",
+        "2026-01-03T00:00:00Z",
+        &m,
+    );
+    assert_eq!(entries(&running), before);
+
+    // The same with the entries sent back unchanged.
+    let mut again = bound.clone();
+    again["status"] = json!({"phase": "Succeeded"});
+    record_update(
+        Some(&bound),
+        &mut again,
+        "kubelet",
+        "2026-01-04T00:00:00Z",
+        &m,
+    );
+    assert_eq!(entries(&again), before);
+
+    // `[{}]` still clears them, as upstream's reset does.
+    let mut reset = bound.clone();
+    reset["metadata"]["managedFields"] = json!([{}]);
+    record_update(Some(&bound), &mut reset, "kubelet", T2, &m);
+    assert!(reset.pointer("/metadata/managedFields").is_none());
+}
