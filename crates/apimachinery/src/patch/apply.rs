@@ -34,9 +34,9 @@
 use serde_json::{Map, Value};
 
 use super::fieldset::{
-    item_key, list_kind, path_string, FieldSet, ListKind, PathElement, MAX_DEPTH,
+    item_key, list_keys, list_kind, path_string, FieldSet, ListKind, PathElement, MAX_DEPTH,
 };
-use super::patch_meta::PatchMeta;
+use super::patch_meta::{ListStrategy, PatchMeta};
 use crate::status::{ApiError, StatusCause, StatusDetails, StatusReason};
 
 /// `operation` of a managedFields entry written by [`apply`].
@@ -420,16 +420,9 @@ pub fn record_update(
 /// `manager`'s, owning every field the object has, written as `FieldsV1`
 /// while the object is walked (no [`FieldSet`] in between).
 fn record_create(new: &mut Value, manager: &str, now: &str, meta: &dyn PatchMeta) {
-    let mut added = AddedFieldsV1::default();
-    compare(
-        Some(&EMPTY_MAP),
-        Some(&*new),
-        meta,
-        &mut Vec::new(),
-        0,
-        &mut added,
-    );
-    let fields = added.strip_ignored();
+    let mut fields = AddedFieldsV1::default();
+    added(true, new, meta, &mut Vec::new(), 0, &mut fields);
+    let fields = fields.strip_ignored();
     if fields.is_empty() {
         remove_managed_fields(new);
         return;
@@ -1263,6 +1256,98 @@ fn compare<'a, C: Changes>(
     } else {
         Change::Same
     }
+}
+
+/// What [`compare`] records comparing `new` with nothing (`old_empty`
+/// false) or, as at the root of a create and in [`PRESENT_WHEN_EMPTY`]
+/// fields below it, with an empty map or list (`old_empty` true). Every
+/// field of `new` is added, so nothing is compared, and each associative
+/// list's items are keyed once.
+fn added<'a>(
+    old_empty: bool,
+    new: &'a Value,
+    meta: &dyn PatchMeta,
+    names: &mut Vec<&'a str>,
+    depth: usize,
+    below: &mut AddedFieldsV1,
+) -> Change {
+    // `compare`'s answer for a value it does not descend into; an empty
+    // container equals the empty one it is compared with.
+    let leaf = |empty: bool| match (old_empty, empty) {
+        (false, _) => Change::Added,
+        (true, true) => Change::Same,
+        (true, false) => Change::Modified,
+    };
+    // ...and for a map or list it descends into.
+    let container = if depth == 0 || old_empty {
+        Change::Same
+    } else {
+        Change::Added
+    };
+    let empty_container = match new {
+        Value::Object(map) => map.is_empty(),
+        Value::Array(items) => items.is_empty(),
+        _ => false,
+    };
+    if depth > MAX_DEPTH || empty_container {
+        return leaf(empty_container);
+    }
+    match new {
+        Value::Object(map) => {
+            let in_metadata = depth == 1 && names.first() == Some(&"metadata");
+            for (k, v) in map {
+                if (depth == 0 && k == "status") || (in_metadata && k == "managedFields") {
+                    continue;
+                }
+                let child_empty = old_empty
+                    && (v.is_object() || v.is_array())
+                    && PRESENT_WHEN_EMPTY.contains(&k.as_str());
+                names.push(k.as_str());
+                let mut sub = AddedFieldsV1::default();
+                let change = added(child_empty, v, meta, names, depth + 1, &mut sub);
+                names.pop();
+                if change != Change::Same || !sub.is_empty() {
+                    below.attach(Step::Field(k), change, sub);
+                }
+            }
+        }
+        Value::Array(items) => match meta.list_strategy(names) {
+            ListStrategy::Replace => return leaf(false),
+            ListStrategy::MergePrimitives => {
+                if items.iter().any(|i| i.is_object() || i.is_array()) {
+                    return leaf(false);
+                }
+                for item in items {
+                    below.set_member(PathElement::Value(item.to_string()), true);
+                }
+            }
+            ListStrategy::MergeByKey(_) => {
+                let keys = list_keys(meta, names).unwrap_or_default();
+                let keyed: Option<Vec<(PathElement, &Value)>> = items
+                    .iter()
+                    .map(|item| item_key(item, &keys).map(|k| (k, item)))
+                    .collect();
+                // Items without their key or with a repeated one make the
+                // list atomic, as `list_kind` says.
+                let Some(keyed) = keyed else {
+                    return leaf(false);
+                };
+                let mut seen = std::collections::BTreeSet::new();
+                if !keyed.iter().all(|(k, _)| seen.insert(k)) {
+                    return leaf(false);
+                }
+                for (k, item) in &keyed {
+                    let mut sub = AddedFieldsV1::default();
+                    let change = added(false, item, meta, names, depth + 1, &mut sub);
+                    if change != Change::Same || !sub.is_empty() {
+                        below.attach(Step::Element(k), change, sub);
+                    }
+                }
+            }
+        },
+        _ => return leaf(false),
+    }
+    container
 }
 
 #[cfg(test)]

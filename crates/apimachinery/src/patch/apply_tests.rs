@@ -542,6 +542,25 @@ fn a_create_records_the_fields_the_field_sets_would() {
             "ConfigMap",
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}, "data": {}}),
         ),
+        // Lists that cannot be keyed are atomic: a repeated key, an item
+        // without its key, objects in a merged list of primitives.
+        (
+            "v1",
+            "Pod",
+            json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "p", "finalizers": [{"x": 1}], "ownerReferences": []},
+                "spec": {"containers": [{"name": "c", "ports": [{"containerPort": 1}, {"containerPort": 1}]},
+                                        {"image": "nameless"}],
+                         "initContainers": [{"name": "i", "env": [{"name": "A"}, {"value": "b"}]}],
+                         "volumes": [], "securityContext": {}}}),
+        ),
+        (
+            "apps/v1",
+            "Deployment",
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "w", "labels": {}},
+                "spec": {"template": {"metadata": {}, "spec": {"containers": [{"name": "c"}]}},
+                         "selector": {}}}),
+        ),
     ];
     for (api_version, kind, obj) in objects {
         let m = meta(api_version, kind);

@@ -641,19 +641,36 @@ pub(crate) fn item_key(
     if keys.is_empty() {
         return None;
     }
-    let mut key = Map::new();
+    // The key is the JSON object of the key fields, names sorted; it is
+    // written directly rather than built as a map and encoded.
+    let mut fields: Vec<(&str, Result<&Value, &str>)> = Vec::with_capacity(keys.len());
     for (name, default) in keys {
         match (obj.get(name), default) {
             (Some(v), _) if !v.is_null() && !v.is_object() && !v.is_array() => {
-                key.insert(name.clone(), v.clone());
+                fields.push((name, Ok(v)));
             }
-            (None | Some(Value::Null), Some(d)) => {
-                key.insert(name.clone(), Value::from(*d));
-            }
+            (None | Some(Value::Null), Some(d)) => fields.push((name, Err(d))),
             _ => return None,
         }
     }
-    Some(PathElement::Key(Value::Object(key).to_string()))
+    fields.sort_by(|a, b| a.0.cmp(b.0));
+    fields.dedup_by(|later, earlier| later.0 == earlier.0);
+    let mut out = Vec::with_capacity(16 * fields.len() + 2);
+    out.push(b'{');
+    for (i, (name, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, name).ok()?;
+        out.push(b':');
+        match value {
+            Ok(v) => serde_json::to_writer(&mut out, v),
+            Err(d) => serde_json::to_writer(&mut out, d),
+        }
+        .ok()?;
+    }
+    out.push(b'}');
+    String::from_utf8(out).ok().map(PathElement::Key)
 }
 
 #[cfg(test)]
@@ -664,6 +681,31 @@ mod tests {
 
     fn pod_meta() -> impl PatchMeta {
         builtin_meta("v1", "Pod").expect("pods are built in")
+    }
+
+    #[test]
+    fn an_item_key_is_the_sorted_json_object_of_its_key_fields() {
+        let keys: ListKeys = vec![
+            ("protocol".to_string(), Some("TCP")),
+            ("containerPort".to_string(), None),
+            ("name\"q".to_string(), Some("d\u{e9}")),
+        ];
+        let item = json!({"containerPort": 8080, "protocol": "UDP", "hostIP": "x"});
+        let Some(PathElement::Key(key)) = item_key(&item, &keys) else {
+            panic!("no key");
+        };
+        let expected = json!({"containerPort": 8080, "protocol": "UDP", "name\"q": "d\u{e9}"});
+        assert_eq!(key, expected.to_string());
+        let defaulted = item_key(&json!({"containerPort": 1, "protocol": null}), &keys[..2]);
+        assert_eq!(
+            defaulted,
+            Some(PathElement::Key(
+                r#"{"containerPort":1,"protocol":"TCP"}"#.to_string()
+            ))
+        );
+        assert_eq!(item_key(&json!({"protocol": "TCP"}), &keys), None);
+        assert_eq!(item_key(&json!({"containerPort": [1]}), &keys), None);
+        assert_eq!(item_key(&json!("scalar"), &keys), None);
     }
 
     #[test]

@@ -59,6 +59,10 @@ impl Strategy for ConfigMapStrategy {
         crate::typed::roundtrip::<k8s_openapi::api::core::v1::ConfigMap>(obj)
     }
 
+    fn decode_json(&self, body: &[u8]) -> Option<Value> {
+        crate::typed::from_json::<k8s_openapi::api::core::v1::ConfigMap>(body)
+    }
+
     fn validate(&self, obj: &Value) -> Vec<StatusCause> {
         let mut causes = meta::validate_object_meta(obj, meta::dns1123_subdomain_errors);
         let mut total = 0usize;

@@ -11,8 +11,8 @@ use crate::table::Column;
 
 pub struct GenericStrategy {
     pub info: ResourceInfo,
-    /// Typed decoding, usually `crate::typed::roundtrip::<T>`.
-    pub decode: fn(&Value) -> crate::typed::Decoded,
+    /// Typed decoding: `crate::typed::codec::<T>()`.
+    pub decode: crate::typed::Codec,
     /// Validation rule for `metadata.name` (`meta::dns1123_subdomain_errors`,
     /// `meta::dns1123_label_errors`, or a path-segment rule).
     pub name_rule: fn(&str) -> Vec<String>,
@@ -56,7 +56,11 @@ impl Strategy for GenericStrategy {
     }
 
     fn decode(&self, obj: &Value) -> crate::typed::Decoded {
-        (self.decode)(obj)
+        (self.decode.from_value)(obj)
+    }
+
+    fn decode_json(&self, body: &[u8]) -> Option<Value> {
+        (self.decode.from_json)(body)
     }
 
     fn prepare_for_create(&self, obj: &mut Value) {

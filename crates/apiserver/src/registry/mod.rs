@@ -12,6 +12,7 @@
 macro_rules! forward_to_inner {
     (@one info) => { fn info(&self) -> &ResourceInfo { self.inner.info() } };
     (@one decode) => { fn decode(&self, obj: &Value) -> crate::typed::Decoded { self.inner.decode(obj) } };
+    (@one decode_json) => { fn decode_json(&self, body: &[u8]) -> Option<Value> { self.inner.decode_json(body) } };
     (@one prepare_for_create) => { fn prepare_for_create(&self, obj: &mut Value) { self.inner.prepare_for_create(obj) } };
     (@one prepare_for_update) => { fn prepare_for_update(&self, new: &mut Value, old: &Value) { self.inner.prepare_for_update(new, old) } };
     (@one validate) => { fn validate(&self, obj: &Value) -> Vec<StatusCause> { self.inner.validate(obj) } };
@@ -108,6 +109,13 @@ pub trait Strategy: Send + Sync {
     /// Check the object against its Kubernetes type: the normalised object
     /// and the unknown fields dropped from it (see [`crate::typed`]).
     fn decode(&self, obj: &Value) -> crate::typed::Decoded;
+
+    /// The same check straight from a JSON body, for bodies that pass it
+    /// cleanly (see [`crate::typed::from_json`]); `None` sends the body
+    /// the general way.
+    fn decode_json(&self, _body: &[u8]) -> Option<Value> {
+        None
+    }
 
     /// Defaults and server-set fields on create (after generic metadata).
     fn prepare_for_create(&self, _obj: &mut Value) {}

@@ -48,6 +48,10 @@ impl Strategy for NamespaceStrategy {
         crate::typed::roundtrip::<k8s_openapi::api::core::v1::Namespace>(obj)
     }
 
+    fn decode_json(&self, body: &[u8]) -> Option<Value> {
+        crate::typed::from_json::<k8s_openapi::api::core::v1::Namespace>(body)
+    }
+
     fn prepare_for_create(&self, obj: &mut Value) {
         obj["status"] = json!({"phase": "Active"});
         let finalizers = obj.pointer("/spec/finalizers").cloned();

@@ -313,7 +313,14 @@ pub fn validate_pod_template(template: Option<&Value>, path: &str) -> Vec<Status
 
 #[async_trait::async_trait]
 impl Strategy for PodStrategy {
-    forward_to_inner!(decode, prepare_for_update, delete_action, columns, cells);
+    forward_to_inner!(
+        decode,
+        decode_json,
+        prepare_for_update,
+        delete_action,
+        columns,
+        cells
+    );
 
     fn info(&self) -> &ResourceInfo {
         &self.info

@@ -188,6 +188,7 @@ impl Strategy for ServiceStrategy {
     forward_to_inner!(
         info,
         decode,
+        decode_json,
         delete_action,
         has_status_subresource,
         columns,

@@ -12,7 +12,7 @@ use super::tables::{
 use crate::registry::generic::GenericStrategy;
 use crate::registry::validation;
 use crate::table::Column;
-use crate::typed::roundtrip;
+use crate::typed::codec;
 
 /// apps/v1 in upstream's discovery order (alphabetical by resource).
 pub fn kinds() -> Vec<GenericStrategy> {
@@ -26,7 +26,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
                 &[],
                 &[],
             ),
-            decode: roundtrip::<api::ControllerRevision>,
+            decode: codec::<api::ControllerRevision>(),
             name_rule: meta::dns1123_subdomain_errors,
             initial_status: None,
             generation: false,
@@ -43,7 +43,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
                 &["all"],
                 &["status"],
             ),
-            decode: roundtrip::<api::DaemonSet>,
+            decode: codec::<api::DaemonSet>(),
             name_rule: meta::dns1123_subdomain_errors,
             initial_status: Some(|| {
                 json!({
@@ -68,7 +68,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
                 &["all"],
                 &["status"],
             ),
-            decode: roundtrip::<api::Deployment>,
+            decode: codec::<api::Deployment>(),
             name_rule: meta::dns1123_subdomain_errors,
             initial_status: Some(|| json!({})),
             // Upstream also bumps generation when annotations change.
@@ -87,7 +87,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
                 &["all"],
                 &["status"],
             ),
-            decode: roundtrip::<api::ReplicaSet>,
+            decode: codec::<api::ReplicaSet>(),
             name_rule: meta::dns1123_subdomain_errors,
             initial_status: Some(|| json!({"replicas": 0})),
             generation: true,
@@ -105,7 +105,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
                 &["all"],
                 &["status"],
             ),
-            decode: roundtrip::<api::StatefulSet>,
+            decode: codec::<api::StatefulSet>(),
             // Pods are named <set>-<ordinal> and used as hostnames, so new
             // StatefulSets need a DNS label (upstream skips this on update).
             name_rule: meta::dns1123_label_errors,

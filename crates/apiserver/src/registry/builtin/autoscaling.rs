@@ -10,14 +10,14 @@ use super::docs;
 use super::tables::{col, int, list, text};
 use crate::registry::generic::GenericStrategy;
 use crate::table::Column;
-use crate::typed::roundtrip;
+use crate::typed::codec;
 
 /// autoscaling/v2, then autoscaling/v1.
 pub fn kinds() -> Vec<GenericStrategy> {
     vec![
         GenericStrategy {
             info: info("v2"),
-            decode: roundtrip::<v2::HorizontalPodAutoscaler>,
+            decode: codec::<v2::HorizontalPodAutoscaler>(),
             name_rule: meta::dns1123_subdomain_errors,
             initial_status: Some(|| json!({"desiredReplicas": 0})),
             generation: false,
@@ -27,7 +27,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
         },
         GenericStrategy {
             info: info("v1"),
-            decode: roundtrip::<v1::HorizontalPodAutoscaler>,
+            decode: codec::<v1::HorizontalPodAutoscaler>(),
             name_rule: meta::dns1123_subdomain_errors,
             initial_status: Some(|| json!({"currentReplicas": 0, "desiredReplicas": 0})),
             generation: false,

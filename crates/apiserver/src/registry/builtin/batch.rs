@@ -15,14 +15,14 @@ use super::tables::{
 use crate::registry::generic::GenericStrategy;
 use crate::registry::validation;
 use crate::table::Column;
-use crate::typed::roundtrip;
+use crate::typed::codec;
 
 /// batch/v1 in upstream's discovery order (alphabetical by resource).
 pub fn kinds() -> Vec<GenericStrategy> {
     vec![
         GenericStrategy {
             info: info("CronJob", "cronjobs", "cronjob", &["cj"]),
-            decode: roundtrip::<api::CronJob>,
+            decode: codec::<api::CronJob>(),
             name_rule: names::cronjob_name_errors,
             initial_status: Some(|| json!({})),
             generation: true,
@@ -32,7 +32,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
         },
         GenericStrategy {
             info: info("Job", "jobs", "job", &[]),
-            decode: roundtrip::<api::Job>,
+            decode: codec::<api::Job>(),
             name_rule: meta::dns1123_subdomain_errors,
             // Upstream also generates the selector and the template's
             // controller-uid/job-name labels from the Job's UID and name.

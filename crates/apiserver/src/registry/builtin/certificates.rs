@@ -9,7 +9,7 @@ use super::docs;
 use super::tables::{col, list, non_empty, text};
 use crate::registry::generic::{path_segment_name_errors, GenericStrategy};
 use crate::table::Column;
-use crate::typed::roundtrip;
+use crate::typed::codec;
 
 pub fn kinds() -> Vec<GenericStrategy> {
     vec![GenericStrategy {
@@ -26,7 +26,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
             // Upstream also serves certificatesigningrequests/approval.
             subresources: &["status"],
         },
-        decode: roundtrip::<api::CertificateSigningRequest>,
+        decode: codec::<api::CertificateSigningRequest>(),
         // Upstream does not restrict CSR names beyond the path-segment rule.
         name_rule: path_segment_name_errors,
         // Upstream also overwrites spec.username/uid/groups/extra with the

@@ -9,7 +9,7 @@ use super::docs;
 use super::tables::{col, text};
 use crate::registry::generic::GenericStrategy;
 use crate::table::Column;
-use crate::typed::roundtrip;
+use crate::typed::codec;
 
 pub fn kinds() -> Vec<GenericStrategy> {
     vec![GenericStrategy {
@@ -25,7 +25,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
             verbs: ALL_VERBS,
             subresources: &[],
         },
-        decode: roundtrip::<api::Lease>,
+        decode: codec::<api::Lease>(),
         name_rule: meta::dns1123_subdomain_errors,
         initial_status: None,
         generation: false,

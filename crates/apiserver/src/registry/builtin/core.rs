@@ -15,14 +15,14 @@ use super::tables::{
 use crate::registry::generic::{no_cells, no_columns, path_segment_name_errors, GenericStrategy};
 use crate::registry::validation;
 use crate::table::Column;
-use crate::typed::roundtrip;
+use crate::typed::codec;
 
 /// core/v1 in upstream's discovery order (alphabetical by resource).
 pub fn kinds() -> Vec<GenericStrategy> {
     vec![
         GenericStrategy {
             info: info("Endpoints", "endpoints", "endpoints", &["ep"], &[], &[]),
-            decode: roundtrip::<api::Endpoints>,
+            decode: codec::<api::Endpoints>(),
             name_rule: meta::dns1123_subdomain_errors,
             initial_status: None,
             generation: false,
@@ -32,7 +32,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
         },
         GenericStrategy {
             info: info("Event", "events", "event", &["ev"], &[], &[]),
-            decode: roundtrip::<api::Event>,
+            decode: codec::<api::Event>(),
             // core/v1 Events skip ObjectMeta validation for compatibility;
             // only the storage key's path-segment rule applies.
             name_rule: path_segment_name_errors,
@@ -51,7 +51,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
                 &[],
                 &[],
             ),
-            decode: roundtrip::<api::LimitRange>,
+            decode: codec::<api::LimitRange>(),
             name_rule: meta::dns1123_subdomain_errors,
             initial_status: None,
             generation: false,
@@ -67,7 +67,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
                 // Upstream also serves nodes/proxy.
                 ..info("Node", "nodes", "node", &["no"], &[], &["status"])
             },
-            decode: roundtrip::<api::Node>,
+            decode: codec::<api::Node>(),
             name_rule: meta::dns1123_subdomain_errors,
             // Nodes register with the status the kubelet reports.
             initial_status: None,
@@ -85,7 +85,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
                 &[],
                 &["status"],
             ),
-            decode: roundtrip::<api::PersistentVolumeClaim>,
+            decode: codec::<api::PersistentVolumeClaim>(),
             name_rule: meta::dns1123_subdomain_errors,
             // Status is cleared on create; defaulting then sets the phase.
             initial_status: Some(|| json!({"phase": "Pending"})),
@@ -106,7 +106,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
                     &["status"],
                 )
             },
-            decode: roundtrip::<api::PersistentVolume>,
+            decode: codec::<api::PersistentVolume>(),
             name_rule: meta::dns1123_subdomain_errors,
             initial_status: Some(
                 || json!({"phase": "Pending", "lastPhaseTransitionTime": meta::now_rfc3339()}),
@@ -120,7 +120,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
             // Upstream also serves attach, binding, ephemeralcontainers,
             // eviction, exec, log, portforward, proxy and resize.
             info: info("Pod", "pods", "pod", &["po"], &["all"], &["status"]),
-            decode: roundtrip::<api::Pod>,
+            decode: codec::<api::Pod>(),
             name_rule: meta::dns1123_subdomain_errors,
             // Upstream also sets status.qosClass, computed from the
             // containers' resources, which this hook cannot see.
@@ -132,7 +132,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
         },
         GenericStrategy {
             info: info("PodTemplate", "podtemplates", "podtemplate", &[], &[], &[]),
-            decode: roundtrip::<api::PodTemplate>,
+            decode: codec::<api::PodTemplate>(),
             name_rule: meta::dns1123_subdomain_errors,
             initial_status: None,
             generation: true,
@@ -150,7 +150,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
                 &["all"],
                 &["status"],
             ),
-            decode: roundtrip::<api::ReplicationController>,
+            decode: codec::<api::ReplicationController>(),
             name_rule: meta::dns1123_subdomain_errors,
             initial_status: Some(|| json!({"replicas": 0})),
             generation: true,
@@ -167,7 +167,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
                 &[],
                 &["status"],
             ),
-            decode: roundtrip::<api::ResourceQuota>,
+            decode: codec::<api::ResourceQuota>(),
             name_rule: meta::dns1123_subdomain_errors,
             initial_status: Some(|| json!({})),
             generation: false,
@@ -177,7 +177,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
         },
         GenericStrategy {
             info: info("Secret", "secrets", "secret", &[], &[], &[]),
-            decode: roundtrip::<api::Secret>,
+            decode: codec::<api::Secret>(),
             name_rule: meta::dns1123_subdomain_errors,
             initial_status: None,
             generation: false,
@@ -195,7 +195,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
                 &[],
                 &[],
             ),
-            decode: roundtrip::<api::ServiceAccount>,
+            decode: codec::<api::ServiceAccount>(),
             name_rule: meta::dns1123_subdomain_errors,
             initial_status: None,
             generation: false,
@@ -213,7 +213,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
                 &["all"],
                 &["status"],
             ),
-            decode: roundtrip::<api::Service>,
+            decode: codec::<api::Service>(),
             name_rule: names::dns1035_label_errors,
             // An empty ServiceStatus still carries its (non-pointer)
             // loadBalancer struct.

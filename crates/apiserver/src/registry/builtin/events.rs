@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::core::{event_cells_at, event_columns};
 use crate::registry::generic::GenericStrategy;
-use crate::typed::roundtrip;
+use crate::typed::codec;
 
 pub fn kinds() -> Vec<GenericStrategy> {
     vec![GenericStrategy {
@@ -25,7 +25,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
             verbs: ALL_VERBS,
             subresources: &[],
         },
-        decode: roundtrip::<api::Event>,
+        decode: codec::<api::Event>(),
         name_rule: meta::dns1123_subdomain_errors,
         initial_status: None,
         generation: false,

@@ -10,7 +10,7 @@ use super::tables::{col, format_label_selector, list, load_balancer_ingress, non
 use crate::registry::generic::GenericStrategy;
 use crate::registry::validation;
 use crate::table::Column;
-use crate::typed::roundtrip;
+use crate::typed::codec;
 
 /// In upstream's discovery order (alphabetical by resource).
 pub fn kinds() -> Vec<GenericStrategy> {
@@ -20,7 +20,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
                 scope: Scope::Cluster,
                 ..info("IngressClass", "ingressclasses", "ingressclass", &[], &[])
             },
-            decode: roundtrip::<api::IngressClass>,
+            decode: codec::<api::IngressClass>(),
             name_rule: meta::dns1123_subdomain_errors,
             initial_status: None,
             generation: true,
@@ -30,7 +30,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
         },
         GenericStrategy {
             info: info("Ingress", "ingresses", "ingress", &["ing"], &["status"]),
-            decode: roundtrip::<api::Ingress>,
+            decode: codec::<api::Ingress>(),
             name_rule: meta::dns1123_subdomain_errors,
             // An empty IngressStatus still carries its loadBalancer struct.
             initial_status: Some(|| json!({"loadBalancer": {}})),
@@ -47,7 +47,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
                 &["netpol"],
                 &[],
             ),
-            decode: roundtrip::<api::NetworkPolicy>,
+            decode: codec::<api::NetworkPolicy>(),
             name_rule: meta::dns1123_subdomain_errors,
             initial_status: None,
             generation: true,

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::tables::{col, text};
 use crate::registry::generic::GenericStrategy;
 use crate::table::Column;
-use crate::typed::roundtrip;
+use crate::typed::codec;
 
 pub fn kinds() -> Vec<GenericStrategy> {
     vec![GenericStrategy {
@@ -24,7 +24,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
             verbs: ALL_VERBS,
             subresources: &[],
         },
-        decode: roundtrip::<api::RuntimeClass>,
+        decode: codec::<api::RuntimeClass>(),
         name_rule: meta::dns1123_subdomain_errors,
         initial_status: None,
         generation: false,

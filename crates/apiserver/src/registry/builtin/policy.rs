@@ -9,7 +9,7 @@ use super::tables::{col, int};
 use crate::registry::generic::GenericStrategy;
 use crate::registry::validation;
 use crate::table::Column;
-use crate::typed::roundtrip;
+use crate::typed::codec;
 
 pub fn kinds() -> Vec<GenericStrategy> {
     vec![GenericStrategy {
@@ -25,7 +25,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
             verbs: ALL_VERBS,
             subresources: &["status"],
         },
-        decode: roundtrip::<api::PodDisruptionBudget>,
+        decode: codec::<api::PodDisruptionBudget>(),
         name_rule: meta::dns1123_subdomain_errors,
         initial_status: Some(
             || json!({"currentHealthy": 0, "desiredHealthy": 0, "disruptionsAllowed": 0, "expectedPods": 0}),

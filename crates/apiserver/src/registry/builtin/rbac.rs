@@ -9,7 +9,7 @@ use super::docs;
 use super::tables::{col, list, text, wide};
 use crate::registry::generic::{no_cells, no_columns, path_segment_name_errors, GenericStrategy};
 use crate::table::Column;
-use crate::typed::roundtrip;
+use crate::typed::codec;
 
 /// In upstream's discovery order (alphabetical by resource).
 pub fn kinds() -> Vec<GenericStrategy> {
@@ -21,7 +21,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
                 "clusterrolebinding",
                 Scope::Cluster,
             ),
-            decode: roundtrip::<api::ClusterRoleBinding>,
+            decode: codec::<api::ClusterRoleBinding>(),
             name_rule: path_segment_name_errors,
             initial_status: None,
             generation: false,
@@ -31,7 +31,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
         },
         GenericStrategy {
             info: info("ClusterRole", "clusterroles", "clusterrole", Scope::Cluster),
-            decode: roundtrip::<api::ClusterRole>,
+            decode: codec::<api::ClusterRole>(),
             name_rule: path_segment_name_errors,
             initial_status: None,
             generation: false,
@@ -48,7 +48,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
                 "rolebinding",
                 Scope::Namespaced,
             ),
-            decode: roundtrip::<api::RoleBinding>,
+            decode: codec::<api::RoleBinding>(),
             name_rule: path_segment_name_errors,
             initial_status: None,
             generation: false,
@@ -58,7 +58,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
         },
         GenericStrategy {
             info: info("Role", "roles", "role", Scope::Namespaced),
-            decode: roundtrip::<api::Role>,
+            decode: codec::<api::Role>(),
             name_rule: path_segment_name_errors,
             initial_status: None,
             generation: false,

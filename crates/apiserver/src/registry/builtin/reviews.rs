@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::registry::generic::GenericStrategy;
 use crate::table::Column;
-use crate::typed::{roundtrip, Decoded};
+use crate::typed::{codec, Codec};
 
 const CREATE: &[&str] = &["create"];
 
@@ -27,7 +27,7 @@ fn review(
     plural: &'static str,
     singular: &'static str,
     scope: Scope,
-    decode: fn(&Value) -> Decoded,
+    decode: Codec,
 ) -> GenericStrategy {
     GenericStrategy {
         info: ResourceInfo {
@@ -61,7 +61,7 @@ pub fn authentication_kinds() -> Vec<GenericStrategy> {
             "selfsubjectreviews",
             "selfsubjectreview",
             Scope::Cluster,
-            roundtrip::<authn::SelfSubjectReview>,
+            codec::<authn::SelfSubjectReview>(),
         ),
         review(
             g,
@@ -69,7 +69,7 @@ pub fn authentication_kinds() -> Vec<GenericStrategy> {
             "tokenreviews",
             "tokenreview",
             Scope::Cluster,
-            roundtrip::<authn::TokenReview>,
+            codec::<authn::TokenReview>(),
         ),
     ]
 }
@@ -83,7 +83,7 @@ pub fn authorization_kinds() -> Vec<GenericStrategy> {
             "localsubjectaccessreviews",
             "localsubjectaccessreview",
             Scope::Namespaced,
-            roundtrip::<authz::LocalSubjectAccessReview>,
+            codec::<authz::LocalSubjectAccessReview>(),
         ),
         review(
             g,
@@ -91,7 +91,7 @@ pub fn authorization_kinds() -> Vec<GenericStrategy> {
             "selfsubjectaccessreviews",
             "selfsubjectaccessreview",
             Scope::Cluster,
-            roundtrip::<authz::SelfSubjectAccessReview>,
+            codec::<authz::SelfSubjectAccessReview>(),
         ),
         review(
             g,
@@ -99,7 +99,7 @@ pub fn authorization_kinds() -> Vec<GenericStrategy> {
             "selfsubjectrulesreviews",
             "selfsubjectrulesreview",
             Scope::Cluster,
-            roundtrip::<authz::SelfSubjectRulesReview>,
+            codec::<authz::SelfSubjectRulesReview>(),
         ),
         review(
             g,
@@ -107,7 +107,7 @@ pub fn authorization_kinds() -> Vec<GenericStrategy> {
             "subjectaccessreviews",
             "subjectaccessreview",
             Scope::Cluster,
-            roundtrip::<authz::SubjectAccessReview>,
+            codec::<authz::SubjectAccessReview>(),
         ),
     ]
 }

@@ -9,7 +9,7 @@ use super::docs;
 use super::tables::{col, flag, int, text};
 use crate::registry::generic::GenericStrategy;
 use crate::table::Column;
-use crate::typed::roundtrip;
+use crate::typed::codec;
 
 pub fn kinds() -> Vec<GenericStrategy> {
     vec![GenericStrategy {
@@ -25,7 +25,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
             verbs: ALL_VERBS,
             subresources: &[],
         },
-        decode: roundtrip::<api::PriorityClass>,
+        decode: codec::<api::PriorityClass>(),
         // Upstream also reserves the "system-" prefix for its two built-in
         // classes, which depends on the value, not only the name.
         name_rule: meta::dns1123_subdomain_errors,

@@ -10,14 +10,14 @@ use super::names;
 use super::tables::{col, flag, list, non_empty, text};
 use crate::registry::generic::GenericStrategy;
 use crate::table::Column;
-use crate::typed::roundtrip;
+use crate::typed::codec;
 
 /// In upstream's discovery order (alphabetical by resource).
 pub fn kinds() -> Vec<GenericStrategy> {
     vec![
         GenericStrategy {
             info: info("CSIDriver", "csidrivers", "csidriver", &[], &[]),
-            decode: roundtrip::<api::CSIDriver>,
+            decode: codec::<api::CSIDriver>(),
             name_rule: names::csi_driver_name_errors,
             initial_status: None,
             generation: false,
@@ -27,7 +27,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
         },
         GenericStrategy {
             info: info("CSINode", "csinodes", "csinode", &[], &[]),
-            decode: roundtrip::<api::CSINode>,
+            decode: codec::<api::CSINode>(),
             name_rule: meta::dns1123_subdomain_errors,
             initial_status: None,
             generation: false,
@@ -43,7 +43,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
                 &["sc"],
                 &[],
             ),
-            decode: roundtrip::<api::StorageClass>,
+            decode: codec::<api::StorageClass>(),
             name_rule: meta::dns1123_subdomain_errors,
             initial_status: None,
             generation: false,
@@ -59,7 +59,7 @@ pub fn kinds() -> Vec<GenericStrategy> {
                 &[],
                 &["status"],
             ),
-            decode: roundtrip::<api::VolumeAttachment>,
+            decode: codec::<api::VolumeAttachment>(),
             name_rule: meta::dns1123_subdomain_errors,
             initial_status: Some(|| json!({"attached": false})),
             generation: false,
