@@ -544,7 +544,7 @@ impl Writer {
     /// Apply every write in one transaction, commit, reply, then publish.
     fn commit_batch(&mut self, writes: Vec<(Op, oneshot::Sender<Result<KeyValue>>)>) {
         let (ops, replies): (Vec<Op>, Vec<_>) = writes.into_iter().unzip();
-        match self.apply(&ops) {
+        match self.apply(ops) {
             Ok((applied, revision)) => {
                 if revision != self.revision {
                     let writes = u64::try_from(revision - self.revision).unwrap_or(0);
@@ -575,7 +575,7 @@ impl Writer {
 
     /// Check and apply each op in one transaction. A failed check fails only
     /// its op; a database error fails (and rolls back) the whole batch.
-    fn apply(&mut self, ops: &[Op]) -> rusqlite::Result<(Vec<Applied>, Revision)> {
+    fn apply(&mut self, ops: Vec<Op>) -> rusqlite::Result<(Vec<Applied>, Revision)> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -585,7 +585,7 @@ impl Writer {
             let mut latest = tx.prepare_cached(SELECT_LATEST)?;
             let mut insert = tx.prepare_cached(INSERT_ROW)?;
             for op in ops {
-                let key = match op {
+                let key = match &op {
                     Op::Create { key, .. } | Op::Update { key, .. } | Op::Delete { key, .. } => key,
                 };
                 let live = latest
@@ -600,41 +600,41 @@ impl Writer {
                     .optional()?
                     .filter(|row| !row.deleted)
                     .map(|row| KeyValue {
-                        key: key.clone(),
+                        key: key.to_string(),
                         value: row.value,
                         create_revision: row.create_revision,
                         mod_revision: row.id,
                     });
                 let next = revision + 1;
                 let outcome = match (op, live) {
-                    (Op::Create { key, .. }, Some(_)) => Err(StorageError::KeyExists(key.clone())),
+                    (Op::Create { key, .. }, Some(_)) => Err(StorageError::KeyExists(key)),
                     (Op::Create { key, value }, None) => Ok((
                         EventType::Put,
                         KeyValue {
-                            key: key.clone(),
-                            value: value.clone(),
+                            key,
+                            value,
                             create_revision: next,
                             mod_revision: next,
                         },
                         None,
                     )),
                     (Op::Update { key, .. } | Op::Delete { key, .. }, None) => {
-                        Err(StorageError::NotFound(key.clone()))
+                        Err(StorageError::NotFound(key))
                     }
                     (Op::Update { key, expected, .. }, Some(current))
-                        if current.mod_revision != *expected =>
+                        if current.mod_revision != expected =>
                     {
                         Err(StorageError::Conflict {
-                            key: key.clone(),
-                            expected: *expected,
+                            key,
+                            expected,
                             current: Some(current),
                         })
                     }
                     (Op::Update { key, value, .. }, Some(current)) => Ok((
                         EventType::Put,
                         KeyValue {
-                            key: key.clone(),
-                            value: value.clone(),
+                            key,
+                            value,
                             create_revision: current.create_revision,
                             mod_revision: next,
                         },
@@ -646,9 +646,9 @@ impl Writer {
                             expected: Some(expected),
                         },
                         Some(current),
-                    ) if current.mod_revision != *expected => Err(StorageError::Conflict {
-                        key: key.clone(),
-                        expected: *expected,
+                    ) if current.mod_revision != expected => Err(StorageError::Conflict {
+                        key,
+                        expected,
                         current: Some(current),
                     }),
                     (Op::Delete { .. }, Some(current)) => Ok((
