@@ -1154,7 +1154,9 @@ fn compare<'a, C: Changes>(
         (Some(a), Some(b)) if a != b => Change::Modified,
         _ => Change::Same,
     };
-    if depth > MAX_DEPTH {
+    // Equal values hold no change at any depth; checking that is cheaper
+    // than walking them (an update leaves most of an object as it was).
+    if depth > MAX_DEPTH || matches!((old, new), (Some(a), Some(b)) if a == b) {
         return leaf();
     }
     let is_map = |v: Option<&Value>| v.is_none_or(Value::is_object);
