@@ -287,21 +287,30 @@ fn header_str(headers: &http::HeaderMap, name: header::HeaderName) -> &str {
         .unwrap_or("")
 }
 
-/// A JSON body decoded straight into its kind's type, when it decodes
-/// cleanly (see [`crate::typed::from_json`]), its apiVersion and kind
-/// already checked. A CSR's spec is rewritten with the requester's
-/// identity first, so CSRs always go the general way.
-fn typed_json_body(s: &dyn Strategy, parts: &http::request::Parts, body: &[u8]) -> Option<Value> {
+/// A create's or update's body as an object of the kind's type, its
+/// apiVersion and kind checked and its unknown fields judged. A JSON body
+/// that decodes cleanly goes straight into the type
+/// ([`crate::typed::from_json`]); anything else is decoded generically
+/// first, which words errors as upstream does.
+fn typed_body(
+    s: &dyn Strategy,
+    parts: &http::request::Parts,
+    body: &[u8],
+    opts: &WriteOptions,
+    warnings: &mut Vec<String>,
+) -> Result<Value, ApiError> {
     let json = matches!(
         BodyFormat::from_content_type(header_str(&parts.headers, header::CONTENT_TYPE)),
         Ok(BodyFormat::Json)
     );
-    if !json || s.info().group == "certificates.k8s.io" {
-        return None;
+    if let Some(mut obj) = json.then(|| s.decode_json(body)).flatten() {
+        if check_type(s, &mut obj).is_ok() {
+            return Ok(obj);
+        }
     }
-    let mut obj = s.decode_json(body)?;
-    check_type(s, &mut obj).ok()?;
-    Some(obj)
+    let mut obj = decode_body(parts, body)?;
+    check_type(s, &mut obj)?;
+    decode_typed(s, &obj, opts, warnings)
 }
 
 fn decode_body(parts: &http::request::Parts, body: &[u8]) -> Result<Value, ApiError> {
@@ -451,7 +460,8 @@ pub async fn serve(
         }
         "create" => {
             let (parts, body) = read_body(req).await?;
-            if let Some(obj) = typed_json_body(s, &parts, &body) {
+            if resource.group != "certificates.k8s.io" {
+                let obj = typed_body(s, &parts, &body, &opts, &mut warnings)?;
                 let created =
                     create_decoded(state, s, &namespace, obj, &opts, &mut warnings).await?;
                 return Ok(response::with_warnings(
@@ -460,7 +470,7 @@ pub async fn serve(
                 ));
             }
             let mut obj = decode_body(&parts, &body)?;
-            if resource.group == "certificates.k8s.io" && obj["spec"].is_object() {
+            if obj["spec"].is_object() {
                 // A CSR records who asked for it; clients cannot choose.
                 let user = &ctx.user;
                 obj["spec"]["username"] = json!(user.name);
@@ -488,8 +498,8 @@ pub async fn serve(
         }
         "update" => {
             let (parts, body) = read_body(req).await?;
-            let obj = decode_body(&parts, &body)?;
-            let updated = update_written(
+            let obj = typed_body(s, &parts, &body, &opts, &mut warnings)?;
+            let updated = update_decoded(
                 state,
                 s,
                 &namespace,
@@ -1435,10 +1445,37 @@ async fn update_written(
     warnings: &mut Vec<String>,
     current: Option<(Value, i64)>,
 ) -> Result<Written, ApiError> {
-    let info = s.info();
     check_type(s, &mut obj)?;
+    let obj = decode_typed(s, &obj, opts, warnings)?;
+    update_decoded(
+        state,
+        s,
+        namespace,
+        name,
+        obj,
+        subresource,
+        opts,
+        warnings,
+        current,
+    )
+    .await
+}
+
+/// Update with an object already checked against its type.
+#[allow(clippy::too_many_arguments)]
+async fn update_decoded(
+    state: &ApiServer,
+    s: &dyn Strategy,
+    namespace: &str,
+    name: &str,
+    mut obj: Value,
+    subresource: Subresource,
+    opts: &WriteOptions,
+    warnings: &mut Vec<String>,
+    current: Option<(Value, i64)>,
+) -> Result<Written, ApiError> {
+    let info = s.info();
     check_namespace(s, &mut obj, namespace)?;
-    let mut obj = decode_typed(s, &obj, opts, warnings)?;
     let body_name = meta::name(&obj).to_string();
     if body_name.is_empty() {
         meta::set_meta(&mut obj, "name", json!(name));

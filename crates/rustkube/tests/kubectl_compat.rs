@@ -119,6 +119,18 @@ fn unknown_fields_are_rejected_by_strict_validation_and_dropped_on_warn() {
         !stored.contains("datta") && !stored.contains("labelz"),
         "{stored}"
     );
+    // An update (PUT) judges unknown fields the same way.
+    let out = server.kubectl("1.33", &["replace", "-f", f]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "replace accepted unknown fields");
+    assert!(
+        err.contains("strict decoding error: ") && err.contains("unknown field \"datta\""),
+        "{err}"
+    );
+    let out = server.kubectl("1.33", &["replace", "-f", f, "--validate=warn"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("Warning: unknown field \"datta\""), "{err}");
 }
 
 #[test]

@@ -26,6 +26,7 @@ impl WithSubresources {
 impl Strategy for WithSubresources {
     forward_to_inner!(
         decode,
+        decode_json,
         prepare_for_create,
         prepare_for_update,
         validate,
