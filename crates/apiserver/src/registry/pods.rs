@@ -346,21 +346,25 @@ impl Strategy for PodStrategy {
             new.get("spec").unwrap_or(&Value::Null),
             old.get("spec").unwrap_or(&Value::Null),
         );
+        // An unchanged spec (a status or metadata write) breaks no rule.
+        if new_spec == old_spec {
+            return causes;
+        }
         // Binding sets nodeName through its own subresource only.
         if immutable_view(new_spec) != immutable_view(old_spec) {
             causes.push(StatusCause::forbidden("spec", IMMUTABLE_SPEC_MESSAGE));
         }
-        let old_tolerations = old_spec
-            .get("tolerations")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let new_tolerations = new_spec
-            .get("tolerations")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        if !old_tolerations.iter().all(|t| new_tolerations.contains(t)) {
+        let tolerations = |spec: &'_ Value| -> Vec<Value> {
+            spec.get("tolerations")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let new_tolerations = tolerations(new_spec);
+        if !tolerations(old_spec)
+            .iter()
+            .all(|t| new_tolerations.contains(t))
+        {
             causes.push(StatusCause::forbidden(
                 "spec.tolerations",
                 "existing toleration can not be modified except its tolerationSeconds",
