@@ -227,3 +227,52 @@ fn a_success_policy_completes_an_indexed_job_before_every_index_succeeds() {
         })
     });
 }
+
+/// A pod's start or finish time in seconds (RFC 3339).
+fn seconds(stamp: &Value) -> i64 {
+    stamp
+        .as_str()
+        .and_then(|s| {
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+        })
+        .map(|t| t.unix_timestamp())
+        .unwrap_or_else(|| panic!("not a timestamp: {stamp}"))
+}
+
+/// Without a failure policy, each failed pod is replaced only after the
+/// back-off (10 s after the first failure, doubling after each one), and
+/// the Job fails with `BackoffLimitExceeded` once its failures exceed
+/// `backoffLimit`.
+#[test]
+fn failed_pods_are_replaced_after_a_back_off_until_the_limit() {
+    let server = Server::start(&[]);
+    let _nodes = server.sim_nodes(&["--count=1", "--job-run-seconds=1"]);
+    create_job(
+        &server,
+        "flaky",
+        j!({"backoffLimit": 1}),
+        j!({"sim.rustkube.io/exit-code": "1"}),
+    );
+    let job = wait_for_condition(&server, "flaky", "Failed");
+    assert_eq!(
+        condition(&job, "Failed"),
+        Some((
+            "BackoffLimitExceeded".to_string(),
+            "Job has reached the specified backoff limit".to_string()
+        )),
+        "{job}"
+    );
+    assert_eq!(job["status"]["failed"], 2, "{job}");
+    let mut pods = pods_of(&server, "flaky");
+    assert_eq!(pods.len(), 2, "backoffLimit 1 allows one replacement");
+    pods.sort_by_key(|p| seconds(&p["metadata"]["creationTimestamp"]));
+    let finished =
+        seconds(&pods[0]["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"]);
+    let replaced = seconds(&pods[1]["metadata"]["creationTimestamp"]);
+    // Timestamps have whole seconds: 10 s of back-off shows as >= 9.
+    assert!(
+        replaced - finished >= 9,
+        "replacement {replaced} only {} s after the failure {finished}",
+        replaced - finished
+    );
+}
