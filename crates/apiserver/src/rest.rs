@@ -308,9 +308,31 @@ fn typed_body(
             return Ok(obj);
         }
     }
-    let mut obj = decode_body(parts, body)?;
-    check_type(s, &mut obj)?;
-    decode_typed(s, &obj, opts, warnings)
+    typed_object(s, decode_body(parts, body)?, opts, warnings)
+}
+
+/// A CertificateSigningRequest records who asked for it; clients cannot
+/// choose.
+fn record_requester(obj: &mut Value, user: &crate::authn::UserInfo) {
+    if !obj["spec"].is_object() {
+        return;
+    }
+    obj["spec"]["username"] = json!(user.name);
+    obj["spec"]["groups"] = json!(user.groups);
+    if user.uid.is_empty() {
+        if let Some(spec) = obj["spec"].as_object_mut() {
+            spec.remove("uid");
+        }
+    } else {
+        obj["spec"]["uid"] = json!(user.uid);
+    }
+    if user.extra.is_empty() {
+        if let Some(spec) = obj["spec"].as_object_mut() {
+            spec.remove("extra");
+        }
+    } else {
+        obj["spec"]["extra"] = json!(user.extra);
+    }
 }
 
 fn decode_body(parts: &http::request::Parts, body: &[u8]) -> Result<Value, ApiError> {
@@ -460,36 +482,13 @@ pub async fn serve(
         }
         "create" => {
             let (parts, body) = read_body(req).await?;
-            if resource.group != "certificates.k8s.io" {
-                let obj = typed_body(s, &parts, &body, &opts, &mut warnings)?;
-                let created =
-                    create_decoded(state, s, &namespace, obj, &opts, &mut warnings).await?;
-                return Ok(response::with_warnings(
-                    render_written(s, created, 201, format, &ctx),
-                    &warnings,
-                ));
-            }
-            let mut obj = decode_body(&parts, &body)?;
-            if obj["spec"].is_object() {
-                // A CSR records who asked for it; clients cannot choose.
-                let user = &ctx.user;
-                obj["spec"]["username"] = json!(user.name);
-                obj["spec"]["groups"] = json!(user.groups);
-                if user.uid.is_empty() {
-                    if let Some(spec) = obj["spec"].as_object_mut() {
-                        spec.remove("uid");
-                    }
-                } else {
-                    obj["spec"]["uid"] = json!(user.uid);
-                }
-                if user.extra.is_empty() {
-                    if let Some(spec) = obj["spec"].as_object_mut() {
-                        spec.remove("extra");
-                    }
-                } else {
-                    obj["spec"]["extra"] = json!(user.extra);
-                }
-            }
+            let obj = if resource.group == "certificates.k8s.io" {
+                let mut obj = decode_body(&parts, &body)?;
+                record_requester(&mut obj, &ctx.user);
+                typed_object(s, obj, &opts, &mut warnings)?
+            } else {
+                typed_body(s, &parts, &body, &opts, &mut warnings)?
+            };
             let created = create_written(state, s, &namespace, obj, &opts, &mut warnings).await?;
             Ok(response::with_warnings(
                 render_written(s, created, 201, format, &ctx),
@@ -499,7 +498,7 @@ pub async fn serve(
         "update" => {
             let (parts, body) = read_body(req).await?;
             let obj = typed_body(s, &parts, &body, &opts, &mut warnings)?;
-            let updated = update_decoded(
+            let updated = update_written(
                 state,
                 s,
                 &namespace,
@@ -1256,26 +1255,14 @@ pub async fn create_object(
     opts: &WriteOptions,
     warnings: &mut Vec<String>,
 ) -> Result<Value, ApiError> {
+    let obj = typed_object(s, obj, opts, warnings)?;
     Ok(create_written(state, s, namespace, obj, opts, warnings)
         .await?
         .object)
 }
 
-async fn create_written(
-    state: &ApiServer,
-    s: &dyn Strategy,
-    namespace: &str,
-    mut obj: Value,
-    opts: &WriteOptions,
-    warnings: &mut Vec<String>,
-) -> Result<Written, ApiError> {
-    check_type(s, &mut obj)?;
-    let obj = decode_typed(s, &obj, opts, warnings)?;
-    create_decoded(state, s, namespace, obj, opts, warnings).await
-}
-
 /// Create an object already checked against its type.
-async fn create_decoded(
+async fn create_written(
     state: &ApiServer,
     s: &dyn Strategy,
     namespace: &str,
@@ -1416,6 +1403,7 @@ pub async fn update_object(
     opts: &WriteOptions,
     warnings: &mut Vec<String>,
 ) -> Result<Value, ApiError> {
+    let obj = typed_object(s, obj, opts, warnings)?;
     let written = update_written(
         state,
         s,
@@ -1431,39 +1419,23 @@ pub async fn update_object(
     Ok(written.object)
 }
 
-/// `current` is the object and revision the caller already read (a patch
-/// reads it to apply the patch); `None` reads it here.
-#[allow(clippy::too_many_arguments)]
-async fn update_written(
-    state: &ApiServer,
+/// Check a decoded request object's apiVersion and kind, and the object
+/// against its type (see [`decode_typed`]).
+fn typed_object(
     s: &dyn Strategy,
-    namespace: &str,
-    name: &str,
     mut obj: Value,
-    subresource: Subresource,
     opts: &WriteOptions,
     warnings: &mut Vec<String>,
-    current: Option<(Value, i64)>,
-) -> Result<Written, ApiError> {
+) -> Result<Value, ApiError> {
     check_type(s, &mut obj)?;
-    let obj = decode_typed(s, &obj, opts, warnings)?;
-    update_decoded(
-        state,
-        s,
-        namespace,
-        name,
-        obj,
-        subresource,
-        opts,
-        warnings,
-        current,
-    )
-    .await
+    decode_typed(s, &obj, opts, warnings)
 }
 
-/// Update with an object already checked against its type.
+/// Update with an object already checked against its type. `current` is
+/// the object and revision the caller already read (a patch reads it to
+/// apply the patch); `None` reads it here.
 #[allow(clippy::too_many_arguments)]
-async fn update_decoded(
+async fn update_written(
     state: &ApiServer,
     s: &dyn Strategy,
     namespace: &str,
@@ -2235,6 +2207,7 @@ async fn patch_object(
         let pinned = meta::resource_version(&patched) != meta::resource_version(&current);
         // The object the patch applied to is the one the update checks
         // against: if it changed since, the write conflicts and we retry.
+        let patched = typed_object(s, patched, opts, warnings)?;
         match update_written(
             state,
             s,
@@ -2421,6 +2394,7 @@ async fn server_side_apply(
                     &now,
                 )
                 .map_err(|e| e.to_api_error())?;
+                let obj = typed_object(s, obj, &applied_opts, warnings)?;
                 match update_written(
                     state,
                     s,
