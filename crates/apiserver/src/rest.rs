@@ -833,21 +833,27 @@ impl Filter {
         self.labels.is_empty() && self.fields.is_empty()
     }
 
+    /// Only what the selectors name is read from the object: this runs
+    /// for every event of every filtered watch.
     pub fn matches(&self, obj: &Value) -> bool {
-        if !self.labels.matches(&labels_of(obj)) {
+        if !self.labels.is_empty() && !self.labels.matches(&labels_of(obj)) {
             return false;
         }
         if self.fields.is_empty() {
             return true;
         }
         let mut fields = std::collections::BTreeMap::new();
-        fields.insert("metadata.name".to_string(), meta::name(obj).to_string());
-        fields.insert(
-            "metadata.namespace".to_string(),
-            meta::namespace(obj).to_string(),
-        );
-        for (name, pointer) in self.selectable {
-            fields.insert(name.to_string(), field_text(obj, pointer, name));
+        for key in self.fields.keys() {
+            let value = match key {
+                "metadata.name" => meta::name(obj).to_string(),
+                "metadata.namespace" => meta::namespace(obj).to_string(),
+                _ => match self.selectable.iter().find(|(name, _)| *name == key) {
+                    Some((name, pointer)) => field_text(obj, pointer, name),
+                    // from_query refused every other field.
+                    None => continue,
+                },
+            };
+            fields.insert(key.to_string(), value);
         }
         self.fields.matches(&fields)
     }
@@ -2446,6 +2452,28 @@ fn undeclared_fields(s: &dyn Strategy, obj: &Value, unknown: &[String]) -> ApiEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_filter_reads_the_fields_and_labels_its_selectors_name() {
+        let filter = |labels: &str, fields: &str| Filter {
+            labels: Selector::parse_labels(labels).unwrap(),
+            fields: Selector::parse_fields(fields).unwrap(),
+            selectable: selectable_fields("", "pods"),
+        };
+        let pod = json!({"metadata": {"name": "p", "namespace": "d", "labels": {"app": "web"}},
+                         "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}});
+        assert!(filter("", "").matches(&pod));
+        assert!(filter("app=web", "").matches(&pod));
+        assert!(!filter("app=db", "").matches(&pod));
+        assert!(!filter("!app", "").matches(&pod));
+        assert!(filter("", "spec.nodeName=n1,status.phase=Running").matches(&pod));
+        assert!(!filter("", "spec.nodeName=n2").matches(&pod));
+        assert!(filter("", "metadata.namespace=d,metadata.name!=q").matches(&pod));
+        // Absent booleans read as false, absent strings as "".
+        assert!(filter("", "spec.hostNetwork=false").matches(&pod));
+        assert!(filter("", "status.podIP=").matches(&pod));
+        assert!(!filter("app=web", "spec.schedulerName=x").matches(&pod));
+    }
 
     #[test]
     fn the_stored_form_leaves_out_only_the_resource_version() {
