@@ -1007,12 +1007,16 @@ impl Changes for Comparison {
     }
 }
 
-/// The `FieldsV1` of a create, built while comparing the new object with
-/// the empty one. Nothing can be modified or removed there, so what
-/// changed is what was added, written straight into the document that
+/// The `FieldsV1` of a create, built by [`added`]'s walk of the new
+/// object. Nothing can be modified or removed there, so what changed is
+/// what was added, written straight into the document that
 /// [`FieldSet::to_fields_v1`] would make of it.
+///
+/// Each level's entries are collected in a list and made into a map once,
+/// which sorts them in one go (they mostly arrive in order) instead of
+/// searching the map for every insert.
 #[derive(Default)]
-struct AddedFieldsV1(Map<String, Value>);
+struct AddedFieldsV1(Vec<(String, Value)>);
 
 impl Changes for AddedFieldsV1 {
     fn is_empty(&self) -> bool {
@@ -1024,22 +1028,23 @@ impl Changes for AddedFieldsV1 {
         let mut inner = below.0;
         if member || !inner.is_empty() {
             if member && !inner.is_empty() {
-                inner.insert(".".to_string(), Value::Object(Map::new()));
+                inner.push((".".to_string(), Value::Object(Map::new())));
             }
-            self.0.insert(step.encode(), Value::Object(inner));
+            self.0
+                .push((step.encode(), Value::Object(inner.into_iter().collect())));
         }
     }
 
     fn set_member(&mut self, pe: PathElement, added: bool) {
         if added {
-            self.0.insert(pe.encode(), Value::Object(Map::new()));
+            self.0.push((pe.encode(), Value::Object(Map::new())));
         }
     }
 }
 
 impl AddedFieldsV1 {
     /// [`strip_ignored`] on the document.
-    fn strip_ignored(mut self) -> Map<String, Value> {
+    fn strip_ignored(self) -> Map<String, Value> {
         // A member only: its `"."` goes, or the whole key if nothing is
         // below it.
         fn drop_member(map: &mut Map<String, Value>, key: &str) {
@@ -1051,7 +1056,8 @@ impl AddedFieldsV1 {
                 }
             }
         }
-        let map = &mut self.0;
+        let mut document: Map<String, Value> = self.0.into_iter().collect();
+        let map = &mut document;
         if let Some(Value::Object(metadata)) = map.get_mut("f:metadata") {
             for name in IGNORED_METADATA {
                 drop_member(metadata, &format!("f:{name}"));
@@ -1065,7 +1071,7 @@ impl AddedFieldsV1 {
             drop_member(map, &format!("f:{top}"));
         }
         map.remove("f:status");
-        self.0
+        document
     }
 }
 
