@@ -2429,10 +2429,20 @@ async fn server_side_apply(
 /// its kind does not declare, whatever the field validation asked for;
 /// upstream answers with this message (as a 500 today; a 400 here, as the
 /// pending upstream fix has it, since the input is at fault).
-fn undeclared_fields(s: &dyn Strategy, obj: &Value, unknown: &[String]) -> ApiError {
+fn undeclared_fields(
+    s: &dyn Strategy,
+    obj: &Value,
+    unknown: &[crate::typed::UnknownField],
+) -> ApiError {
+    let meta = managed_fields_meta(s);
     let errors: Vec<String> = unknown
         .iter()
-        .map(|path| format!(".{path}: field not declared in schema"))
+        .map(|field| {
+            format!(
+                "{}: field not declared in schema",
+                apimachinery::patch::path_string(&schema_path(obj, field, meta.as_ref()))
+            )
+        })
         .collect();
     let text = match errors.as_slice() {
         [one] => one.clone(),
@@ -2449,9 +2459,79 @@ fn undeclared_fields(s: &dyn Strategy, obj: &Value, unknown: &[String]) -> ApiEr
     ))
 }
 
+/// An unknown field's path as server-side apply prints it: an item of a
+/// list merged by key is named by its key (`[name="c"]`), other items by
+/// their index.
+fn schema_path(
+    obj: &Value,
+    field: &crate::typed::UnknownField,
+    meta: &dyn PatchMeta,
+) -> Vec<apimachinery::patch::PathElement> {
+    use apimachinery::patch::fieldset::{item_key, list_keys};
+    use apimachinery::patch::PathElement;
+    let mut names: Vec<&str> = Vec::new();
+    let mut at = Some(obj);
+    let mut path = Vec::with_capacity(field.0.len());
+    for step in &field.0 {
+        match step {
+            crate::typed::Step::Field(name) => {
+                path.push(PathElement::Field(name.clone()));
+                names.push(name);
+                at = at.and_then(|v| v.get(name));
+            }
+            crate::typed::Step::Index(index) => {
+                let item = at.and_then(|v| v.get(index));
+                let keyed = list_keys(meta, &names)
+                    .zip(item)
+                    .and_then(|(keys, item)| item_key(item, &keys));
+                path.push(keyed.unwrap_or(PathElement::Index(*index as i64)));
+                at = item;
+            }
+        }
+    }
+    path
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_undeclared_field_in_a_keyed_list_is_named_by_its_key() {
+        use crate::typed::{Step, UnknownField};
+        let meta = builtin_meta("v1", "Pod").unwrap();
+        let pod = json!({"spec": {
+            "containers": [{"name": "web", "ports": [{"containerPort": 80, "bogus": 1}], "bogus": 1}],
+            "tolerations": [{"key": "k", "bogus": 1}]}});
+        let field = |steps: &[Step]| UnknownField(steps.to_vec());
+        let f = |name: &str| Step::Field(name.to_string());
+        let cases = [
+            (
+                field(&[f("spec"), f("containers"), Step::Index(0), f("bogus")]),
+                r#".spec.containers[name="web"].bogus"#,
+            ),
+            (
+                field(&[
+                    f("spec"),
+                    f("containers"),
+                    Step::Index(0),
+                    f("ports"),
+                    Step::Index(0),
+                    f("bogus"),
+                ]),
+                r#".spec.containers[name="web"].ports[containerPort=80,protocol="TCP"].bogus"#,
+            ),
+            // Tolerations are an atomic list: items keep their index.
+            (
+                field(&[f("spec"), f("tolerations"), Step::Index(0), f("bogus")]),
+                ".spec.tolerations[0].bogus",
+            ),
+        ];
+        for (unknown, expected) in cases {
+            let path = schema_path(&pod, &unknown, &meta);
+            assert_eq!(apimachinery::patch::path_string(&path), expected);
+        }
+    }
 
     #[test]
     fn a_filter_reads_the_fields_and_labels_its_selectors_name() {

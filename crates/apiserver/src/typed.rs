@@ -32,7 +32,7 @@ impl FieldValidation {
     }
 
     /// Apply this policy to the unknown fields found; returns warnings.
-    pub fn judge(self, unknown: Vec<String>) -> Result<Vec<String>, ApiError> {
+    pub fn judge(self, unknown: Vec<UnknownField>) -> Result<Vec<String>, ApiError> {
         if unknown.is_empty() || self == FieldValidation::Ignore {
             return Ok(Vec::new());
         }
@@ -51,7 +51,32 @@ impl FieldValidation {
 }
 
 /// A typed decode: the normalised object and its unknown fields.
-pub type Decoded = Result<(Value, Vec<String>), ApiError>;
+pub type Decoded = Result<(Value, Vec<UnknownField>), ApiError>;
+
+/// One step of an unknown field's path: a member or a list index.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    Field(String),
+    Index(usize),
+}
+
+/// A field the type does not have, by its path in the object; it prints
+/// as upstream's decoder names it (`spec.containers[0].bogus`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnknownField(pub Vec<Step>);
+
+impl std::fmt::Display for UnknownField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, step) in self.0.iter().enumerate() {
+            match step {
+                Step::Field(name) if i == 0 => f.write_str(name)?,
+                Step::Field(name) => write!(f, ".{name}")?,
+                Step::Index(index) => write!(f, "[{index}]")?,
+            }
+        }
+        Ok(())
+    }
+}
 
 /// How a kind's objects are checked against its type: from a decoded
 /// tree (every body format), and straight from a JSON body's bytes.
@@ -100,12 +125,12 @@ pub fn roundtrip<T: DeserializeOwned + Serialize>(obj: &Value) -> Decoded {
 }
 
 /// The paths of `input`'s non-null fields that `known` lacks. `path` is
-/// the dotted path so far; it is only written out for unknown fields.
+/// the path so far; it is only copied out for unknown fields.
 fn collect_unknown<'a>(
     input: &'a Value,
     known: &Value,
     path: &mut Vec<PathPart<'a>>,
-    out: &mut Vec<String>,
+    out: &mut Vec<UnknownField>,
 ) {
     match (input, known) {
         (Value::Object(a), Value::Object(b)) => {
@@ -113,7 +138,14 @@ fn collect_unknown<'a>(
                 path.push(PathPart::Field(k));
                 match b.get(k) {
                     Some(kv) => collect_unknown(v, kv, path, out),
-                    None if !v.is_null() => out.push(render_path(path)),
+                    None if !v.is_null() => out.push(UnknownField(
+                        path.iter()
+                            .map(|part| match part {
+                                PathPart::Field(name) => Step::Field(name.to_string()),
+                                PathPart::Index(i) => Step::Index(*i),
+                            })
+                            .collect(),
+                    )),
                     None => {}
                 }
                 path.pop();
@@ -136,27 +168,6 @@ enum PathPart<'a> {
     Index(usize),
 }
 
-/// `spec.containers[0].bogus`.
-fn render_path(path: &[PathPart<'_>]) -> String {
-    let mut out = String::new();
-    for part in path {
-        match part {
-            PathPart::Field(name) => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(name);
-            }
-            PathPart::Index(i) => {
-                out.push('[');
-                out.push_str(&i.to_string());
-                out.push(']');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,7 +178,8 @@ mod tests {
     fn unknown_fields_are_found_and_dropped() {
         let obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "bogus": 1}, "data": {"k": "v"}, "extra": {"x": 1}});
         let (back, unknown) = roundtrip::<ConfigMap>(&obj).unwrap();
-        assert_eq!(unknown, ["extra", "metadata.bogus"]);
+        let names: Vec<String> = unknown.iter().map(ToString::to_string).collect();
+        assert_eq!(names, ["extra", "metadata.bogus"]);
         assert!(back.get("extra").is_none());
         assert_eq!(back["data"]["k"], "v");
         assert!(FieldValidation::Strict.judge(unknown.clone()).is_err());

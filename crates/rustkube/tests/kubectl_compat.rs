@@ -110,6 +110,23 @@ fn unknown_fields_are_rejected_by_strict_validation_and_dropped_on_warn() {
             && err.contains(".metadata.labelz: field not declared in schema"),
         "{err}"
     );
+    // Items of a list merged by key are named by their key.
+    let pod_file = dir.path().join("pod.yaml");
+    std::fs::write(
+        &pod_file,
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: typo\nspec:\n  containers:\n  - name: c\n    image: busybox\n    imagePulPolicy: Always\n",
+    )
+    .unwrap();
+    let out = server.kubectl(
+        "1.33",
+        &["apply", "--server-side", "-f", pod_file.to_str().unwrap()],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(r#".spec.containers[name="c"].imagePulPolicy: field not declared in schema"#),
+        "{err}"
+    );
     let out = server.kubectl("1.33", &["create", "-f", f, "--validate=warn"]);
     assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);

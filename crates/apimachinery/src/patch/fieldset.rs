@@ -633,10 +633,7 @@ pub(crate) fn list_kind(
 
 /// The [`PathElement::Key`] of an associative-list item, or `None` if it is
 /// not an object or lacks a key field that has no default.
-pub(crate) fn item_key(
-    item: &Value,
-    keys: &[(String, Option<&'static str>)],
-) -> Option<PathElement> {
+pub fn item_key(item: &Value, keys: &[(String, Option<&'static str>)]) -> Option<PathElement> {
     let obj = item.as_object()?;
     if keys.is_empty() {
         return None;
