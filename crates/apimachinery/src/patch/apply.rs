@@ -952,57 +952,19 @@ enum Change {
     Removed,
 }
 
-/// One step down from a compared value: a map key (borrowed from the
-/// object, so a sink that only writes `FieldsV1` never copies it first) or
-/// a list item's element.
+/// One step down in [`added`]'s walk: a map key (borrowed from the
+/// object, never copied before it is written) or a list item's element.
 enum Step<'a> {
     Field(&'a str),
     Element(&'a PathElement),
 }
 
 impl Step<'_> {
-    fn to_element(&self) -> PathElement {
-        match self {
-            Step::Field(name) => PathElement::Field(name.to_string()),
-            Step::Element(pe) => (*pe).clone(),
-        }
-    }
-
     /// The step's `FieldsV1` key, as [`PathElement::encode`] writes it.
     fn encode(&self) -> String {
         match self {
             Step::Field(name) => super::fieldset::prefixed("f:", name),
             Step::Element(pe) => pe.encode(),
-        }
-    }
-}
-
-/// Where [`compare`] puts what it finds changed below a value: the sets
-/// of a [`Comparison`], or, for a create, the `FieldsV1` document of what
-/// it added ([`AddedFieldsV1`]).
-trait Changes: Default {
-    fn is_empty(&self) -> bool;
-    /// Record what comparing the value at `pe` found: `change` for the
-    /// value itself, `below` for the paths under it.
-    fn attach(&mut self, step: Step<'_>, change: Change, below: Self);
-    /// A member of a set-list appeared (`added`) or went away.
-    fn set_member(&mut self, pe: PathElement, added: bool);
-}
-
-impl Changes for Comparison {
-    fn is_empty(&self) -> bool {
-        Comparison::is_empty(self)
-    }
-
-    fn attach(&mut self, step: Step<'_>, change: Change, below: Comparison) {
-        Comparison::attach(self, step.to_element(), change, below)
-    }
-
-    fn set_member(&mut self, pe: PathElement, added: bool) {
-        if added {
-            self.added.insert_member(pe);
-        } else {
-            self.removed.insert_member(pe);
         }
     }
 }
@@ -1018,11 +980,13 @@ impl Changes for Comparison {
 #[derive(Default)]
 struct AddedFieldsV1(Vec<(String, Value)>);
 
-impl Changes for AddedFieldsV1 {
+impl AddedFieldsV1 {
     fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
+    /// Record what the walk found at `step`: `change` for the value
+    /// itself, `below` for the paths under it.
     fn attach(&mut self, step: Step<'_>, change: Change, below: AddedFieldsV1) {
         let member = change != Change::Same;
         let mut inner = below.0;
@@ -1035,14 +999,11 @@ impl Changes for AddedFieldsV1 {
         }
     }
 
-    fn set_member(&mut self, pe: PathElement, added: bool) {
-        if added {
-            self.0.push((pe.encode(), Value::Object(Map::new())));
-        }
+    /// A member of a set-list.
+    fn set_member(&mut self, pe: PathElement) {
+        self.0.push((pe.encode(), Value::Object(Map::new())));
     }
-}
 
-impl AddedFieldsV1 {
     /// [`strip_ignored`] on the document.
     fn strip_ignored(self) -> Map<String, Value> {
         // A member only: its `"."` goes, or the whole key if nothing is
@@ -1146,13 +1107,13 @@ fn merged_keys<'a>(
 /// returned. The sets are built bottom-up, each level inserted once.
 /// `status` and `metadata.managedFields` are never tracked and are
 /// skipped rather than compared.
-fn compare<'a, C: Changes>(
+fn compare<'a>(
     old: Option<&'a Value>,
     new: Option<&'a Value>,
     meta: &dyn PatchMeta,
     names: &mut Vec<&'a str>,
     depth: usize,
-    below: &mut C,
+    below: &mut Comparison,
 ) -> Change {
     let leaf = || match (old, new) {
         (None, Some(_)) => Change::Added,
@@ -1192,11 +1153,11 @@ fn compare<'a, C: Changes>(
                 };
             }
             names.push(k.as_str());
-            let mut sub = C::default();
+            let mut sub = Comparison::default();
             let change = compare(lc, rc, meta, names, depth + 1, &mut sub);
             names.pop();
             if change != Change::Same || !sub.is_empty() {
-                below.attach(Step::Field(k), change, sub);
+                below.attach(PathElement::Field(k.clone()), change, sub);
             }
         }
     } else if is_list(old) && is_list(new) {
@@ -1213,10 +1174,14 @@ fn compare<'a, C: Changes>(
             ListKind::Atomic => return leaf(),
             ListKind::Set => {
                 for item in la.iter().filter(|i| !ra.contains(i)) {
-                    below.set_member(PathElement::Value(item.to_string()), false);
+                    below
+                        .removed
+                        .insert_member(PathElement::Value(item.to_string()));
                 }
                 for item in ra.iter().filter(|i| !la.contains(i)) {
-                    below.set_member(PathElement::Value(item.to_string()), true);
+                    below
+                        .added
+                        .insert_member(PathElement::Value(item.to_string()));
                 }
             }
             ListKind::Associative(keys) => {
@@ -1233,18 +1198,18 @@ fn compare<'a, C: Changes>(
                 };
                 for (k, li) in &lk {
                     let ri = find(&rk, k).map(|i| rk[i].1);
-                    let mut sub = C::default();
+                    let mut sub = Comparison::default();
                     let change = compare(Some(li), ri, meta, names, depth + 1, &mut sub);
                     if change != Change::Same || !sub.is_empty() {
-                        below.attach(Step::Element(k), change, sub);
+                        below.attach(k.clone(), change, sub);
                     }
                 }
                 for (k, ri) in &rk {
                     if find(&lk, k).is_none() {
-                        let mut sub = C::default();
+                        let mut sub = Comparison::default();
                         let change = compare(None, Some(ri), meta, names, depth + 1, &mut sub);
                         if change != Change::Same || !sub.is_empty() {
-                            below.attach(Step::Element(k), change, sub);
+                            below.attach(k.clone(), change, sub);
                         }
                     }
                 }
@@ -1326,7 +1291,7 @@ fn added<'a>(
                     return leaf(false);
                 }
                 for item in items {
-                    below.set_member(PathElement::Value(item.to_string()), true);
+                    below.set_member(PathElement::Value(item.to_string()));
                 }
             }
             ListStrategy::MergeByKey(_) => {
