@@ -1437,6 +1437,70 @@ fn typed_object(
     decode_typed(s, &obj, opts, warnings)
 }
 
+/// Check a patched object against its type, as [`typed_object`] does, but
+/// only in the top-level fields the patch changed. The object the patch
+/// applied to (`base`) was checked when it was stored, so a field equal to
+/// its stored value already is what the check would make of it; a status
+/// patch then checks the status alone instead of the whole pod. Kinds with
+/// a required top-level field cannot be checked in parts and, like any
+/// object whose changed parts do not pass, are checked whole, which also
+/// words any error exactly as before.
+fn typed_patched(
+    s: &dyn Strategy,
+    mut obj: Value,
+    base: &Value,
+    opts: &WriteOptions,
+    warnings: &mut Vec<String>,
+) -> Result<Value, ApiError> {
+    check_type(s, &mut obj)?;
+    let (Value::Object(fields), Value::Object(stored)) = (&mut obj, base) else {
+        return decode_typed(s, &obj, opts, warnings);
+    };
+    let changed: Vec<String> = fields
+        .iter()
+        .filter(|(k, v)| !matches!(k.as_str(), "apiVersion" | "kind") && stored.get(*k) != Some(v))
+        .map(|(k, _)| k.clone())
+        .collect();
+    let mut part = serde_json::Map::new();
+    for k in ["apiVersion", "kind"] {
+        if let Some(v) = fields.get(k) {
+            part.insert(k.to_string(), v.clone());
+        }
+    }
+    for k in &changed {
+        if let Some(v) = fields.remove(k) {
+            part.insert(k.clone(), v);
+        }
+    }
+    let part = Value::Object(part);
+    let mut part_warnings = Vec::new();
+    match decode_typed(s, &part, opts, &mut part_warnings) {
+        Ok(Value::Object(checked)) => {
+            // The check also writes out the defaults of required fields it
+            // was not given; those the object has unchanged stay as they are.
+            for (k, v) in checked {
+                let unchanged =
+                    fields.contains_key(&k) || matches!(k.as_str(), "apiVersion" | "kind");
+                if !unchanged {
+                    fields.insert(k, v);
+                }
+            }
+            warnings.extend(part_warnings);
+            Ok(obj)
+        }
+        _ => {
+            if let Value::Object(part) = part {
+                for (k, v) in part {
+                    if !matches!(k.as_str(), "apiVersion" | "kind") {
+                        fields.insert(k, v);
+                    }
+                }
+            }
+            decode_typed(s, &obj, opts, warnings)
+        }
+    }
+}
+
 /// Update with an object already checked against its type. `current` is
 /// the object and revision the caller already read (a patch reads it to
 /// apply the patch); `None` reads it here.
@@ -2213,7 +2277,7 @@ async fn patch_object(
         let pinned = meta::resource_version(&patched) != meta::resource_version(&current);
         // The object the patch applied to is the one the update checks
         // against: if it changed since, the write conflicts and we retry.
-        let patched = typed_object(s, patched, opts, warnings)?;
+        let patched = typed_patched(s, patched, &current, opts, warnings)?;
         match update_written(
             state,
             s,
@@ -2530,6 +2594,99 @@ mod tests {
         for (unknown, expected) in cases {
             let path = schema_path(&pod, &unknown, &meta);
             assert_eq!(apimachinery::patch::path_string(&path), expected);
+        }
+    }
+
+    #[test]
+    fn a_patched_object_checked_in_parts_is_what_the_whole_check_makes_of_it() {
+        let registry = crate::registry::Registry::builtin();
+        let pods = registry.lookup("", "v1", "pods").unwrap().as_ref();
+        let csrs = registry
+            .lookup("certificates.k8s.io", "v1", "certificatesigningrequests")
+            .unwrap()
+            .as_ref();
+        let stored_pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "ns", "labels": {"a": "b"}},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+            "status": {"phase": "Pending"}});
+        let patched = |base: &Value, f: &dyn Fn(&mut Value)| {
+            let mut obj = base.clone();
+            f(&mut obj);
+            obj
+        };
+        let stored_csr = json!({"apiVersion": "certificates.k8s.io/v1",
+            "kind": "CertificateSigningRequest", "metadata": {"name": "c"},
+            "spec": {"request": "AAAA", "signerName": "example.com/s", "usages": ["digital signature"]}});
+        let cases = [
+            // A status patch: only the status is checked.
+            (
+                pods,
+                &stored_pod,
+                patched(&stored_pod, &|o| {
+                    o["status"] = json!({"phase": "Running", "podIP": "10.42.0.2", "bogus": 1});
+                }),
+            ),
+            // Unknown and null fields in the spec are dropped, with warnings.
+            (
+                pods,
+                &stored_pod,
+                patched(&stored_pod, &|o| {
+                    o["spec"]["containers"][0]["bogus"] = json!(true);
+                    o["spec"]["nodeName"] = Value::Null;
+                }),
+            ),
+            // A top-level field the type lacks.
+            (
+                pods,
+                &stored_pod,
+                patched(&stored_pod, &|o| o["bogus"] = json!({"x": 1})),
+            ),
+            // A field of the wrong type is refused with the whole check's words.
+            (
+                pods,
+                &stored_pod,
+                patched(&stored_pod, &|o| {
+                    o["spec"]["containers"][0]["image"] = json!(7)
+                }),
+            ),
+            // No change at all.
+            (pods, &stored_pod, stored_pod.clone()),
+            // A required field removed comes back as its default.
+            (
+                pods,
+                &stored_pod,
+                patched(&stored_pod, &|o| {
+                    o.as_object_mut().map(|m| m.remove("metadata"));
+                }),
+            ),
+            // A kind whose spec is required is checked whole.
+            (
+                csrs,
+                &stored_csr,
+                patched(&stored_csr, &|o| {
+                    o["status"] = json!({"conditions": [
+                {"type": "Approved", "status": "True", "bogus": 1}]})
+                }),
+            ),
+        ];
+        for validation in [FieldValidation::Warn, FieldValidation::Strict] {
+            let opts = WriteOptions {
+                field_validation: validation,
+                ..WriteOptions::INTERNAL
+            };
+            for (s, base, obj) in &cases {
+                let (mut w_parts, mut w_whole) = (Vec::new(), Vec::new());
+                let parts = typed_patched(*s, obj.clone(), base, &opts, &mut w_parts);
+                let whole = typed_object(*s, obj.clone(), &opts, &mut w_whole);
+                match (parts, whole) {
+                    (Ok(a), Ok(b)) => assert_eq!(a, b, "{obj}"),
+                    (Err(a), Err(b)) => assert_eq!(a.message, b.message, "{obj}"),
+                    (a, b) => panic!("{obj}: in parts {a:?}, whole {b:?}"),
+                }
+                w_parts.sort();
+                w_whole.sort();
+                assert_eq!(w_parts, w_whole, "{obj}");
+            }
         }
     }
 

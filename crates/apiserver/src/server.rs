@@ -100,7 +100,7 @@ pub async fn accept_loop(
                 .1
                 .peer_certificates()
                 .and_then(|c| c.first())
-                .map(|c| PeerCertificate(c.as_ref().to_vec()));
+                .map(|c| PeerCertificate::new(c.as_ref().to_vec()));
             let peer = Arc::new(peer);
             let service = hyper::service::service_fn(move |req| {
                 crate::pipeline::handle(state.clone(), peer.clone(), remote, req)

@@ -99,13 +99,15 @@ impl Tracker {
     }
 }
 
-/// Watch all pods and drive those bound to our nodes.
+/// Watch bound pods and drive those bound to our nodes.
 pub async fn run(fleet: Arc<Fleet>) -> Result<(), Error> {
     let api: Api<Pod> = Api::all(fleet.client.clone());
     let tracker = Arc::new(Tracker::default());
-    let mut events = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .boxed();
+    // Like a kubelet, which watches `spec.nodeName=<its node>`: pods not
+    // yet scheduled are none of a node's business, and skipping them
+    // spares the server and us a third of a pod's watch events.
+    let bound = watcher::Config::default().fields("spec.nodeName!=");
+    let mut events = watcher(api, bound).default_backoff().boxed();
     // Uids seen during a re-list, to forget pods deleted while disconnected.
     let mut relisted: HashSet<String> = HashSet::new();
     loop {

@@ -14,12 +14,46 @@ pub mod token_file;
 pub use token_file::constant_time_eq;
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use crate::ApiServer;
 
-/// The DER client certificate the peer presented, verified by TLS.
-#[derive(Debug, Clone)]
-pub struct PeerCertificate(pub Vec<u8>);
+/// The client certificate a connection's peer presented, verified by TLS.
+/// Its identity is read once per connection, not once per request: the
+/// certificate cannot change while the connection lives.
+#[derive(Debug)]
+pub struct PeerCertificate {
+    der: Vec<u8>,
+    identity: OnceLock<Option<UserInfo>>,
+}
+
+impl PeerCertificate {
+    pub fn new(der: Vec<u8>) -> PeerCertificate {
+        PeerCertificate {
+            der,
+            identity: OnceLock::new(),
+        }
+    }
+
+    /// x509: CN is the user name, each O is a group. `None` for a
+    /// certificate without a CN.
+    fn identity(&self) -> Option<&UserInfo> {
+        self.identity
+            .get_or_init(|| {
+                let info = pki::cert_info_der(&self.der).ok()?;
+                if info.common_name.is_empty() {
+                    return None;
+                }
+                Some(UserInfo {
+                    name: info.common_name,
+                    uid: String::new(),
+                    groups: info.organizations,
+                    extra: BTreeMap::new(),
+                })
+            })
+            .as_ref()
+    }
+}
 
 /// An authenticated identity (`user.Info` upstream).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -38,20 +72,6 @@ impl UserInfo {
 
 pub const GROUP_AUTHENTICATED: &str = "system:authenticated";
 pub const GROUP_MASTERS: &str = "system:masters";
-
-/// x509: CN is the user name, each O is a group.
-fn from_client_certificate(cert: &PeerCertificate) -> Option<UserInfo> {
-    let info = pki::cert_info_der(&cert.0).ok()?;
-    if info.common_name.is_empty() {
-        return None;
-    }
-    Some(UserInfo {
-        name: info.common_name,
-        uid: String::new(),
-        groups: info.organizations,
-        extra: BTreeMap::new(),
-    })
-}
 
 /// The authenticators the server was configured with.
 #[derive(Debug, Default)]
@@ -128,7 +148,8 @@ pub fn authenticate(
 ) -> Option<UserInfo> {
     let authenticators = &state.authenticators;
     let user = peer
-        .and_then(from_client_certificate)
+        .and_then(PeerCertificate::identity)
+        .cloned()
         .or_else(|| {
             let (name, password) = basic_credentials(headers)?;
             authenticators
