@@ -515,23 +515,39 @@ struct Applied {
     event: Option<WatchEvent>,
 }
 
+/// How long a busy writer waits for more writes before a commit.
+const BATCH_LINGER: Duration = Duration::from_micros(250);
+
 impl Writer {
     fn run(mut self, queue: mpsc::Receiver<Request>) {
+        let mut last_batch = 0;
         while let Ok(first) = queue.recv() {
             let mut writes = Vec::new();
             let mut compactions = Vec::new();
             let mut next = Some(first);
+            // Under concurrent load (the last commit carried several
+            // writes), wait a moment for more before committing: each
+            // commit costs an fsync and rewrites the pages writes share,
+            // so fuller batches cost less per write. A lone writer never
+            // waits.
+            let linger = (last_batch > 1).then(|| std::time::Instant::now() + BATCH_LINGER);
             while let Some(request) = next {
                 match request {
                     Request::Write { op, reply } => writes.push((op, reply)),
                     Request::Compact { revision, reply } => compactions.push((revision, reply)),
                 }
-                next = if writes.len() < self.max_batch {
-                    queue.try_recv().ok()
-                } else {
+                next = if writes.len() >= self.max_batch {
                     None
+                } else if let Ok(request) = queue.try_recv() {
+                    Some(request)
+                } else {
+                    linger.and_then(|until| {
+                        let left = until.checked_duration_since(std::time::Instant::now())?;
+                        queue.recv_timeout(left).ok()
+                    })
                 };
             }
+            last_batch = writes.len();
             if !writes.is_empty() {
                 self.commit_batch(writes);
             }
