@@ -94,6 +94,16 @@ pub fn stored_json_with_revision(stored: &[u8], revision: i64) -> Option<Vec<u8>
     Some(out)
 }
 
+/// The JSON text of an object's top-level `metadata` object, found
+/// without decoding the object.
+pub fn metadata_json(object: &[u8]) -> Option<&[u8]> {
+    let at = json_scan::top_level_member(object, b"metadata")?;
+    if object.get(at) != Some(&b'{') {
+        return None;
+    }
+    Some(&object[at..json_scan::skip_value(object, at)?])
+}
+
 /// Just enough of a JSON scanner to find a top-level member of a
 /// well-formed document. Every function answers None on anything it does
 /// not understand.
@@ -1501,6 +1511,22 @@ fn typed_patched(
     }
 }
 
+/// Whether `obj` has a status and, apart from it, the same top-level
+/// fields as `old`: a status write of `obj` then stores `obj` itself.
+fn same_but_status(obj: &Value, old: &Value) -> bool {
+    let (Value::Object(new), Value::Object(old)) = (obj, old) else {
+        return false;
+    };
+    let others =
+        |m: &'_ serde_json::Map<String, Value>| m.len() - usize::from(m.contains_key("status"));
+    new.contains_key("status")
+        && others(new) == others(old)
+        && new
+            .iter()
+            .filter(|(k, _)| k.as_str() != "status")
+            .all(|(k, v)| old.get(k) == Some(v))
+}
+
 /// Update with an object already checked against its type. `current` is
 /// the object and revision the caller already read (a patch reads it to
 /// apply the patch); `None` reads it here.
@@ -1558,7 +1584,10 @@ async fn update_written(
             s.prepare_for_update(&mut obj, &old);
             obj
         }
-        // A status write changes the status and nothing else.
+        // A status write changes the status and nothing else. Most bodies
+        // (every status patch) carry the rest unchanged and are kept as
+        // they are rather than rebuilt from a copy of the stored object.
+        Subresource::Status if same_but_status(&obj, &old) => obj,
         Subresource::Status => {
             let mut merged = old.clone();
             merged["status"] = obj.get("status").cloned().unwrap_or(Value::Null);
@@ -2688,6 +2717,43 @@ mod tests {
                 assert_eq!(w_parts, w_whole, "{obj}");
             }
         }
+    }
+
+    #[test]
+    fn a_status_write_keeps_its_body_only_when_nothing_but_the_status_differs() {
+        let old =
+            json!({"metadata": {"name": "p"}, "spec": {"a": 1}, "status": {"phase": "Pending"}});
+        let with = |f: &dyn Fn(&mut Value)| {
+            let mut obj = old.clone();
+            f(&mut obj);
+            obj
+        };
+        assert!(same_but_status(
+            &with(&|o| o["status"]["phase"] = json!("Running")),
+            &old
+        ));
+        assert!(same_but_status(&old, &old));
+        // The status write must not change the spec or add fields.
+        assert!(!same_but_status(
+            &with(&|o| o["spec"]["a"] = json!(2)),
+            &old
+        ));
+        assert!(!same_but_status(&with(&|o| o["extra"] = json!(1)), &old));
+        assert!(!same_but_status(
+            &with(&|o| {
+                o.as_object_mut().map(|m| m.remove("spec"));
+            }),
+            &old
+        ));
+        // Without a status the write clears it, which the general route does.
+        assert!(!same_but_status(
+            &with(&|o| {
+                o.as_object_mut().map(|m| m.remove("status"));
+            }),
+            &old
+        ));
+        let unset = json!({"metadata": {"name": "p"}, "spec": {"a": 1}});
+        assert!(same_but_status(&with(&|_| {}), &unset));
     }
 
     #[test]

@@ -87,8 +87,14 @@ impl Encoder {
                 head,
                 object: ev.object.json().clone(),
             },
-            // Metadata is all a metadata watch sends: decode no more.
-            (ResponseFormat::PartialMetadata { .. }, _) => {
+            // Metadata is all a metadata watch sends: its JSON is cut
+            // from the cached object's, which is decoded only if that fails.
+            (ResponseFormat::PartialMetadata { v1beta1 }, Some(_)) => {
+                metadata_line(event_type, ev.object.json(), v1beta1).unwrap_or_else(|| {
+                    self.line(event_type, &json!({"metadata": ev.object.metadata()}))
+                })
+            }
+            (ResponseFormat::PartialMetadata { .. }, None) => {
                 self.line(event_type, &json!({"metadata": ev.object.metadata()}))
             }
             _ => self.line(event_type, &ev.object.decode()),
@@ -123,6 +129,26 @@ impl Encoder {
         line.push(b'\n');
         Chunk::Line(Bytes::from(line))
     }
+}
+
+/// A metadata watch's event line for an object's cached JSON, as
+/// [`crate::rest::partial_metadata`] renders it.
+fn metadata_line(event_type: &str, object: &[u8], v1beta1: bool) -> Option<Chunk> {
+    let metadata = crate::rest::metadata_json(object)?;
+    let api_version = if v1beta1 {
+        "meta.k8s.io/v1beta1"
+    } else {
+        "meta.k8s.io/v1"
+    };
+    let mut line = Vec::with_capacity(metadata.len() + 120);
+    line.extend_from_slice(br#"{"type":""#);
+    line.extend_from_slice(event_type.as_bytes());
+    line.extend_from_slice(br#"","object":{"apiVersion":""#);
+    line.extend_from_slice(api_version.as_bytes());
+    line.extend_from_slice(br#"","kind":"PartialObjectMetadata","metadata":"#);
+    line.extend_from_slice(metadata);
+    line.extend_from_slice(b"}}\n");
+    Some(Chunk::Line(Bytes::from(line)))
 }
 
 /// Classify one cache event for a watcher with `filter`: an object that
@@ -299,4 +325,38 @@ pub async fn serve(
         _ => "application/json",
     };
     Ok(response::stream(content_type, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(chunk: Chunk) -> Value {
+        let bytes: Vec<u8> = chunk.pieces().flat_map(|b| b.to_vec()).collect();
+        assert_eq!(bytes.last(), Some(&b'\n'));
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[test]
+    fn a_metadata_watch_event_cut_from_the_json_is_the_one_decoding_renders() {
+        let registry = crate::registry::Registry::builtin();
+        let pods = registry.lookup("", "v1", "pods").unwrap().clone();
+        let object = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "ns", "resourceVersion": "12",
+                "labels": {"a": "b \"quoted\" }"}, "ownerReferences": [{"name": "o"}]},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}});
+        let bytes = serde_json::to_vec(&object).unwrap();
+        for v1beta1 in [false, true] {
+            let mut encoder = Encoder {
+                strategy: pods.clone(),
+                format: ResponseFormat::PartialMetadata { v1beta1 },
+                include: String::new(),
+                sent_columns: false,
+            };
+            let decoded = encoder.line("MODIFIED", &object);
+            let cut = metadata_line("MODIFIED", &bytes, v1beta1).unwrap();
+            assert_eq!(text(cut), text(decoded));
+        }
+        assert!(metadata_line("ADDED", br#"{"kind":"Pod"}"#, false).is_none());
+    }
 }
