@@ -30,6 +30,7 @@ pub mod pipeline;
 pub mod pod_security;
 pub mod query;
 pub mod quota;
+pub mod recent;
 pub mod registry;
 pub mod request_info;
 pub mod response;
@@ -90,6 +91,9 @@ pub struct ApiServer {
     pub node_port_base: u16,
     /// The watch cache every list and watch is served from.
     pub cache: Arc<cacher::Cacher>,
+    /// The pods this server bound last, decoded, for the status writes
+    /// that follow.
+    pub recent: recent::RecentWrites,
     pub cluster_ca_pem: Option<String>,
     pub audit: Option<Arc<audit::Auditor>>,
     pub authorization_modes: Vec<authz::Mode>,
@@ -168,6 +172,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         advertise: SocketAddr::new(config.advertise_address, local_addr.port()),
         bootstrapped: AtomicBool::new(false),
         cache,
+        recent: recent::RecentWrites::default(),
         authenticators: config.authenticators,
         cluster_ca_pem: config.cluster_ca_pem,
         audit: config.audit,

@@ -1699,6 +1699,7 @@ async fn update_written(
             .delete(&key, Some(current_rev))
             .await
             .map_err(|e| storage_error(e, info.plural, info.group, name))?;
+        state.recent.forget(&key);
         s.after_delete(&hooks, &obj).await;
         meta::set_meta(
             &mut obj,
@@ -1869,6 +1870,9 @@ pub async fn delete_object(
     let info = s.info();
     admission::admit(state, Operation::Delete, s, namespace, name).await?;
     let key = info.key(namespace, name);
+    if !dry_run {
+        state.recent.forget(&key);
+    }
     // Retry when the object changes under us between read and delete.
     for _ in 0..8 {
         let (mut obj, rev) = get_object(state, s, namespace, name).await?;
@@ -2239,16 +2243,24 @@ async fn bind_pod(
         if dry_run {
             return Ok(());
         }
+        let key = info.key(namespace, name);
         match state
             .store
-            .update(
-                &info.key(namespace, name),
-                encode_for_store(info, &pod),
-                rev,
-            )
+            .update(&key, encode_for_store(info, &pod), rev)
             .await
         {
-            Ok(_) => return Ok(()),
+            Ok(kv) => {
+                // Its node writes the pod's status next, at once.
+                if !crate::conversion::applies(info) {
+                    meta::set_meta(
+                        &mut pod,
+                        "resourceVersion",
+                        json!(kv.mod_revision.to_string()),
+                    );
+                    state.recent.remember(key, kv.mod_revision, pod);
+                }
+                return Ok(());
+            }
             Err(StorageError::Conflict { .. }) => continue,
             Err(e) => return Err(storage_error(e, info.plural, info.group, name)),
         }
@@ -2366,11 +2378,14 @@ async fn cached_current(
     if crate::conversion::applies(info) {
         return None;
     }
-    let cached = state
-        .cache
-        .get(&info.key(namespace, name), 0)
-        .await
-        .ok()??;
+    let key = info.key(namespace, name);
+    let cached = state.cache.get(&key, 0).await.ok()??;
+    let cached_revision = meta::resource_version(cached.selectable())
+        .parse::<i64>()
+        .ok()?;
+    if let Some(recent) = state.recent.take(&key, cached_revision) {
+        return Some(recent);
+    }
     let obj = cached.decode();
     let revision = meta::resource_version(&obj).parse::<i64>().ok()?;
     Some((obj, revision))
