@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::Resource;
 
 /// Beyond this many remembered events the memory is simply cleared.
 const REMEMBERED: usize = 4096;
@@ -64,7 +65,6 @@ impl EventRecorder {
             .clone()
             .filter(|ns| !ns.is_empty())
             .unwrap_or_else(|| "default".into());
-        let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
         let key = (
             object.uid.clone().unwrap_or_default() + object.name.as_deref().unwrap_or(""),
             reason.to_string(),
@@ -118,7 +118,15 @@ impl EventRecorder {
             reporting_instance: Some(self.host.clone().unwrap_or_else(|| self.component.clone())),
             ..Default::default()
         };
-        api.create(&PostParams::default(), &event).await?;
+        // The answer, the Event as stored, is skipped rather than decoded:
+        // nothing here reads it.
+        let body = serde_json::to_vec(&event).map_err(kube::Error::SerdeError)?;
+        let request = kube::core::Request::new(Event::url_path(&(), Some(&namespace)))
+            .create(&PostParams::default(), body)
+            .map_err(kube::Error::BuildRequest)?;
+        self.client
+            .request::<serde::de::IgnoredAny>(request)
+            .await?;
         self.remember(key, namespace, name, 1);
         Ok(())
     }

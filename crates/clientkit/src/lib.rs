@@ -8,10 +8,11 @@
 //! depend on `apiserver` or `storage`.
 //!
 //! Modules: [`leader`] (Lease-based leader election), [`events`] (an Event
-//! recorder).
+//! recorder), [`lean`] (pod watches that skip managedFields).
 
 pub mod events;
 pub mod leader;
+pub mod lean;
 
 use std::path::Path;
 

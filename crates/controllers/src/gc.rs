@@ -19,12 +19,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use clientkit::lean::LeanMetadata;
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{
     Api, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions, PropagationPolicy,
 };
-use kube::core::{ApiResource, PartialObjectMeta};
+use kube::core::ApiResource;
 use kube::discovery::{ApiCapabilities, Discovery, Scope};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
@@ -274,10 +275,7 @@ fn tokio_stream_from<T: Send + 'static>(
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-fn node_of(
-    served: &Arc<Served>,
-    object: &PartialObjectMeta<DynamicObject>,
-) -> Option<(String, Node)> {
+fn node_of(served: &Arc<Served>, object: &LeanMetadata) -> Option<(String, Node)> {
     let meta = &object.metadata;
     Some((
         meta.uid.clone()?,
@@ -297,8 +295,7 @@ async fn watch_resource(
     served: Arc<Served>,
     done: tokio::sync::oneshot::Sender<()>,
 ) {
-    let api: Api<PartialObjectMeta<DynamicObject>> =
-        Api::all_with(collector.client.clone(), &served.resource);
+    let api: Api<LeanMetadata> = Api::all_with(collector.client.clone(), &served.resource);
     let mut stream =
         std::pin::pin!(watcher::watcher(api, watcher::Config::default()).default_backoff());
     let mut done = Some(done);

@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::stream::BoxStream;
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
@@ -126,6 +127,23 @@ impl SharedInformers {
     fn shared<K: Kind>(&self) -> Shared<K> {
         let client = self.client.clone();
         self.shared_from(move || {
+            // Pods are most of the watch traffic: skip decoding their
+            // managedFields rather than dropping them after.
+            if TypeId::of::<K>() == TypeId::of::<Pod>() {
+                let pods: BoxStream<'static, Result<Event<Pod>, watcher::Error>> =
+                    clientkit::lean::pod_watcher(
+                        Api::all(client.clone()),
+                        watcher::Config::default(),
+                    )
+                    .default_backoff()
+                    .boxed();
+                let any: Box<dyn Any> = Box::new(pods);
+                if let Ok(pods) =
+                    any.downcast::<BoxStream<'static, Result<Event<K>, watcher::Error>>>()
+                {
+                    return *pods;
+                }
+            }
             watcher::watcher(Api::<K>::all(client), watcher::Config::default())
                 .default_backoff()
                 .modify(clientkit::trim_managed_fields)

@@ -447,7 +447,11 @@ fn delete_pod(shared: &Shared, pod: &Pod) {
 
 async fn watch_pods(shared: Arc<Shared>, ready_tx: oneshot::Sender<()>) -> Result<(), Error> {
     let mut ready_tx = Some(ready_tx);
-    let mut stream = std::pin::pin!(watch::<Pod>(&shared.client));
+    // Pods are most of the watch traffic: skip decoding their managedFields.
+    let pods =
+        clientkit::lean::pod_watcher(Api::all(shared.client.clone()), watcher::Config::default())
+            .default_backoff();
+    let mut stream = std::pin::pin!(pods);
     let mut seen: HashSet<String> = HashSet::new();
     let mut listing = false;
     while let Some(event) = stream.next().await {

@@ -31,6 +31,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::watcher;
 use kube::runtime::WatchStreamExt;
+use kube::Resource;
 use serde_json::{json, Value};
 
 use crate::addresses;
@@ -101,13 +102,14 @@ impl Tracker {
 
 /// Watch bound pods and drive those bound to our nodes.
 pub async fn run(fleet: Arc<Fleet>) -> Result<(), Error> {
-    let api: Api<Pod> = Api::all(fleet.client.clone());
     let tracker = Arc::new(Tracker::default());
     // Like a kubelet, which watches `spec.nodeName=<its node>`: pods not
     // yet scheduled are none of a node's business, and skipping them
     // spares the server and us a third of a pod's watch events.
     let bound = watcher::Config::default().fields("spec.nodeName!=");
-    let mut events = watcher(api, bound).default_backoff().boxed();
+    let mut events = clientkit::lean::pod_watcher(Api::all(fleet.client.clone()), bound)
+        .default_backoff()
+        .boxed();
     // Uids seen during a re-list, to forget pods deleted while disconnected.
     let mut relisted: HashSet<String> = HashSet::new();
     loop {
@@ -276,15 +278,12 @@ async fn start(fleet: Arc<Fleet>, tracker: Arc<Tracker>, pod: Pod, node_name: St
         node.next_pod_ip().to_string()
     };
     let status = running_status(&pod, &host_ip, &pod_ip, Timestamp::now());
-    let api: Api<Pod> = Api::namespaced(fleet.client.clone(), &namespace);
     let mut delay = Duration::from_millis(200);
     loop {
         if tracker.get(&uid) != Some(Stage::Starting) {
             return;
         }
-        let result = fleet
-            .request(api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)))
-            .await;
+        let result = patch_status(&fleet, &namespace, &name, &status).await;
         match result {
             Ok(_) => break,
             Err(err) if status_code(&err) == Some(404) => return,
@@ -325,15 +324,12 @@ async fn finish_after(
     let _ = node_name;
     let code = exit_code(&pod);
     let status = terminated_status(&pod, code, Timestamp::now());
-    let api: Api<Pod> = Api::namespaced(fleet.client.clone(), &namespace);
     let mut delay = Duration::from_millis(200);
     loop {
         if tracker.get(&uid) != Some(Stage::Finishing) {
             return;
         }
-        let result = fleet
-            .request(api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)))
-            .await;
+        let result = patch_status(&fleet, &namespace, &name, &status).await;
         match result {
             Ok(_) => {
                 tracker.advance(&uid, Stage::Finishing, Stage::Done);
@@ -375,10 +371,7 @@ async fn terminate(fleet: Arc<Fleet>, tracker: Arc<Tracker>, pod: Pod, node_name
             }
         }
         let status = terminated_status(&pod, KILLED_EXIT_CODE, Timestamp::now());
-        if let Err(err) = fleet
-            .request(api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)))
-            .await
-        {
+        if let Err(err) = patch_status(&fleet, &namespace, &name, &status).await {
             if status_code(&err) == Some(404) {
                 return;
             }
@@ -469,6 +462,26 @@ fn container_id(pod_uid: &str, container: &str) -> String {
         "containerd://{}",
         addresses::fake_digest(&format!("{pod_uid}/{container}"))
     )
+}
+
+/// Merge-patch a pod's status. The answer, the whole pod, is skipped
+/// rather than decoded: nothing here reads it.
+async fn patch_status(
+    fleet: &Fleet,
+    namespace: &str,
+    name: &str,
+    status: &Value,
+) -> Result<(), kube::Error> {
+    let request = kube::core::Request::new(Pod::url_path(&(), Some(namespace)))
+        .patch_subresource(
+            "status",
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(status),
+        )
+        .map_err(kube::Error::BuildRequest)?;
+    let call = fleet.client.request::<serde::de::IgnoredAny>(request);
+    fleet.request(call).await.map(|_| ())
 }
 
 /// The status patch of a pod whose containers all started at `now`.
