@@ -684,8 +684,9 @@ async fn bind(shared: &Shared, profile: &str, info: Arc<PodInfo>, node: &str) {
         },
     };
     let started = Instant::now();
+    // The answer (a Status) is skipped, not decoded: only success counts.
     let result = api
-        .create_subresource::<_, serde_json::Value>(
+        .create_subresource::<_, serde::de::IgnoredAny>(
             "binding",
             &info.name,
             &PostParams::default(),
