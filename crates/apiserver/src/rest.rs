@@ -589,11 +589,21 @@ fn plain(format: ResponseFormat) -> ResponseFormat {
     }
 }
 
+/// The apiVersion of `meta.k8s.io` kinds (Table, PartialObjectMetadata)
+/// in the version the client asked for.
+pub fn meta_api_version(v1beta1: bool) -> &'static str {
+    if v1beta1 {
+        "meta.k8s.io/v1beta1"
+    } else {
+        "meta.k8s.io/v1"
+    }
+}
+
 /// `PartialObjectMetadata`: the object's metadata under its own kind.
 pub fn partial_metadata(obj: &Value, v1beta1: bool) -> Value {
     json!({
         "kind": "PartialObjectMetadata",
-        "apiVersion": if v1beta1 { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" },
+        "apiVersion": meta_api_version(v1beta1),
         "metadata": obj.get("metadata").cloned().unwrap_or(json!({})),
     })
 }
@@ -660,7 +670,7 @@ fn render_list(
         let items: Vec<Value> = refs.iter().map(|o| partial_metadata(o, v1beta1)).collect();
         let list = json!({
             "kind": "PartialObjectMetadataList",
-            "apiVersion": if v1beta1 { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" },
+            "apiVersion": meta_api_version(v1beta1),
             "metadata": list_meta,
             "items": items,
         });

@@ -61,7 +61,7 @@ fn row_object(obj: &Value, include: &str, v1beta1: bool) -> Value {
         "Object" => obj.clone(),
         _ => json!({
             "kind": "PartialObjectMetadata",
-            "apiVersion": if v1beta1 { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" },
+            "apiVersion": crate::rest::meta_api_version(v1beta1),
             "metadata": obj.get("metadata").cloned().unwrap_or(json!({})),
         }),
     }
@@ -89,7 +89,7 @@ pub fn table(
         .collect();
     let mut t = json!({
         "kind": "Table",
-        "apiVersion": if v1beta1 { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" },
+        "apiVersion": crate::rest::meta_api_version(v1beta1),
         "metadata": list_meta,
         "rows": rows,
     });

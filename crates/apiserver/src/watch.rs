@@ -89,13 +89,10 @@ impl Encoder {
             },
             // Metadata is all a metadata watch sends: its JSON is cut
             // from the cached object's, which is decoded only if that fails.
-            (ResponseFormat::PartialMetadata { v1beta1 }, Some(_)) => {
+            (ResponseFormat::PartialMetadata { v1beta1 }, _) => {
                 metadata_line(event_type, ev.object.json(), v1beta1).unwrap_or_else(|| {
                     self.line(event_type, &json!({"metadata": ev.object.metadata()}))
                 })
-            }
-            (ResponseFormat::PartialMetadata { .. }, None) => {
-                self.line(event_type, &json!({"metadata": ev.object.metadata()}))
             }
             _ => self.line(event_type, &ev.object.decode()),
         }
@@ -135,11 +132,7 @@ impl Encoder {
 /// [`crate::rest::partial_metadata`] renders it.
 fn metadata_line(event_type: &str, object: &[u8], v1beta1: bool) -> Option<Chunk> {
     let metadata = crate::rest::metadata_json(object)?;
-    let api_version = if v1beta1 {
-        "meta.k8s.io/v1beta1"
-    } else {
-        "meta.k8s.io/v1"
-    };
+    let api_version = crate::rest::meta_api_version(v1beta1);
     let mut line = Vec::with_capacity(metadata.len() + 120);
     line.extend_from_slice(br#"{"type":""#);
     line.extend_from_slice(event_type.as_bytes());

@@ -8,7 +8,7 @@
 //! depend on `apiserver` or `storage`.
 //!
 //! Modules: [`leader`] (Lease-based leader election), [`events`] (an Event
-//! recorder), [`lean`] (pod watches that skip managedFields).
+//! recorder), [`lean`] (pods and metadata-watch objects decoded without managedFields).
 
 pub mod events;
 pub mod leader;

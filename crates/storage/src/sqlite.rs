@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use tokio::sync::{broadcast, oneshot, OwnedSemaphorePermit, Semaphore};
@@ -530,7 +530,7 @@ impl Writer {
             // commit costs an fsync and rewrites the pages writes share,
             // so fuller batches cost less per write. A lone writer never
             // waits.
-            let linger = (last_batch > 1).then(|| std::time::Instant::now() + BATCH_LINGER);
+            let linger = (last_batch > 1).then(|| Instant::now() + BATCH_LINGER);
             while let Some(request) = next {
                 match request {
                     Request::Write { op, reply } => writes.push((op, reply)),
@@ -542,7 +542,7 @@ impl Writer {
                     Some(request)
                 } else {
                     linger.and_then(|until| {
-                        let left = until.checked_duration_since(std::time::Instant::now())?;
+                        let left = until.checked_duration_since(Instant::now())?;
                         queue.recv_timeout(left).ok()
                     })
                 };
