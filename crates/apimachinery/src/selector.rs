@@ -172,8 +172,12 @@ impl Selector {
 
 /// An object's labels as a map.
 pub fn labels_of(obj: &Value) -> BTreeMap<String, String> {
-    obj.get("metadata")
-        .and_then(|m| m.get("labels"))
+    labels_in(obj.get("metadata").and_then(|m| m.get("labels")))
+}
+
+/// A `metadata.labels` map's string entries.
+pub fn labels_in(labels: Option<&Value>) -> BTreeMap<String, String> {
+    labels
         .and_then(Value::as_object)
         .map(|m| {
             m.iter()

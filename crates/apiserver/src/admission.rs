@@ -58,7 +58,7 @@ async fn namespace_lifecycle(
     // (created a moment ago) is looked up in the datastore.
     let key = crate::registry::namespace_key(namespace);
     let ns: Value = match state.cache.get_now(&key) {
-        Some(cached) => cached.selectable().clone(),
+        Some(cached) => cached.selectable().to_value(),
         None => {
             let (kv, _) = state
                 .store

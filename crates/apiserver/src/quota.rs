@@ -72,7 +72,7 @@ pub async fn admission(
         .cache
         .list_now(&quota_info.list_prefix(namespace))
         .iter()
-        .map(|q| meta::name(q.selectable()).to_string())
+        .map(|q| q.selectable().name().to_string())
         .collect();
     if names.is_empty() {
         return Ok(());

@@ -12,7 +12,7 @@ use apimachinery::codec::{self, BodyFormat, ResponseFormat};
 use apimachinery::patch::{
     apply_patch, builtin_meta, PatchError, PatchMeta, PatchType, BUILTIN_PATCH_CONTENT_TYPES,
 };
-use apimachinery::selector::{labels_of, Selector};
+use apimachinery::selector::{labels_in, Selector};
 use apimachinery::status::success_status;
 use apimachinery::{meta, ApiError, ResourceInfo};
 use bytes::Bytes;
@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use storage::{KeyValue, RangeRequest, StorageError};
 
 use crate::admission::{self, Operation};
-use crate::cacher::Cached;
+use crate::cacher::{Cached, Selectable};
 use crate::pipeline::RequestContext;
 use crate::registry::{DeleteAction, Strategy};
 use crate::response::{self, Body};
@@ -543,8 +543,8 @@ pub async fn serve(
             let (items, list_meta) = list_objects(state, s, &namespace, &ctx).await?;
             let mut deleted = Vec::new();
             for item in items {
-                let name = meta::name(item.selectable()).to_string();
-                let ns = meta::namespace(item.selectable()).to_string();
+                let name = item.selectable().name().to_string();
+                let ns = item.selectable().namespace().to_string();
                 match delete_object(state, s, &ns, &name, &options, dry_run).await {
                     Ok((obj, _)) => deleted.push(Arc::new(Cached::new(obj))),
                     Err(e) if e.code == 404 => {}
@@ -807,8 +807,10 @@ fn selectable_fields(group: &str, resource: &str) -> &'static [(&'static str, &'
 
 /// A field's value as field selectors compare it: absent is "", booleans
 /// and numbers in their JSON spelling (absent booleans are "false").
-fn field_text(obj: &Value, pointer: &str, name: &str) -> String {
-    match obj.pointer(pointer) {
+/// A selectable field's value (`found` at its pointer) as field selectors
+/// compare it.
+fn field_text(found: Option<&Value>, name: &str) -> String {
+    match found {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Null) | None if matches!(name, "spec.hostNetwork" | "spec.unschedulable") => {
             "false".into()
@@ -855,8 +857,12 @@ impl Filter {
 
     /// Only what the selectors name is read from the object: this runs
     /// for every event of every filtered watch.
-    pub fn matches(&self, obj: &Value) -> bool {
-        if !self.labels.is_empty() && !self.labels.matches(&labels_of(obj)) {
+    pub fn matches(&self, obj: &Selectable) -> bool {
+        if !self.labels.is_empty()
+            && !self
+                .labels
+                .matches(&labels_in(obj.pointer("/metadata/labels")))
+        {
             return false;
         }
         if self.fields.is_empty() {
@@ -865,10 +871,10 @@ impl Filter {
         let mut fields = std::collections::BTreeMap::new();
         for key in self.fields.keys() {
             let value = match key {
-                "metadata.name" => meta::name(obj).to_string(),
-                "metadata.namespace" => meta::namespace(obj).to_string(),
+                "metadata.name" => obj.name().to_string(),
+                "metadata.namespace" => obj.namespace().to_string(),
                 _ => match self.selectable.iter().find(|(name, _)| *name == key) {
-                    Some((name, pointer)) => field_text(obj, pointer, name),
+                    Some((name, pointer)) => field_text(obj.pointer(pointer), name),
                     // from_query refused every other field.
                     None => continue,
                 },
@@ -2390,9 +2396,7 @@ async fn cached_current(
     }
     let key = info.key(namespace, name);
     let cached = state.cache.get(&key, 0).await.ok()??;
-    let cached_revision = meta::resource_version(cached.selectable())
-        .parse::<i64>()
-        .ok()?;
+    let cached_revision = cached.selectable().resource_version().parse::<i64>().ok()?;
     if let Some(recent) = state.recent.take(&key, cached_revision) {
         return Some(recent);
     }
@@ -2790,6 +2794,7 @@ mod tests {
         };
         let pod = json!({"metadata": {"name": "p", "namespace": "d", "labels": {"app": "web"}},
                          "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}});
+        let pod = Cached::new(pod).selectable().clone();
         assert!(filter("", "").matches(&pod));
         assert!(filter("app=web", "").matches(&pod));
         assert!(!filter("app=db", "").matches(&pod));
@@ -2909,8 +2914,8 @@ mod tests {
                 *at = json!("marker");
                 let cached = Cached::new(obj.clone());
                 assert_eq!(
-                    field_text(cached.selectable(), pointer, name),
-                    field_text(&obj, pointer, name),
+                    field_text(cached.selectable().pointer(pointer), name),
+                    field_text(obj.pointer(pointer), name),
                     "{group}/{resource} {name}"
                 );
             }
