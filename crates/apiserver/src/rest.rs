@@ -805,10 +805,9 @@ fn selectable_fields(group: &str, resource: &str) -> &'static [(&'static str, &'
     }
 }
 
-/// A field's value as field selectors compare it: absent is "", booleans
-/// and numbers in their JSON spelling (absent booleans are "false").
 /// A selectable field's value (`found` at its pointer) as field selectors
-/// compare it.
+/// compare it: absent is "", booleans and numbers in their JSON spelling
+/// (absent booleans are "false").
 fn field_text(found: Option<&Value>, name: &str) -> String {
     match found {
         Some(Value::String(s)) => s.clone(),
