@@ -106,6 +106,11 @@ impl CidrAllocator {
     /// The next free block, or None when the range is exhausted.
     pub fn allocate(&mut self) -> Option<String> {
         let capacity = self.capacity();
+        // Without this a full range costs a probe of every block per
+        // node still waiting, on every pass.
+        if self.used.len() >= capacity as usize {
+            return None;
+        }
         for step in 0..capacity {
             let index = (self.next + step) % capacity;
             if self.used.insert(index) {
