@@ -35,6 +35,11 @@ pub struct NodeInfo {
     pub pods_with_required_anti_affinity: usize,
     /// hostPorts in use: (protocol, hostIP, port).
     pub used_ports: Vec<(String, String, i32)>,
+    /// `spec.unschedulable` and whether `spec.taints` has any, copied
+    /// out of the Node: every filter pass reads them for hundreds of
+    /// nodes, and reaching into each Node for them was a cache miss apiece.
+    unschedulable: bool,
+    tainted: bool,
 }
 
 static NO_LABELS: Labels = Labels::new();
@@ -42,7 +47,7 @@ static NO_TAINTS: Vec<Taint> = Vec::new();
 
 impl NodeInfo {
     pub fn new(node: Arc<Node>) -> NodeInfo {
-        NodeInfo {
+        let mut info = NodeInfo {
             name: node.metadata.name.clone().unwrap_or_default(),
             allocatable: node_allocatable(&node),
             node,
@@ -52,7 +57,19 @@ impl NodeInfo {
             pods_with_affinity: 0,
             pods_with_required_anti_affinity: 0,
             used_ports: Vec::new(),
-        }
+            unschedulable: false,
+            tainted: false,
+        };
+        info.copy_flags();
+        info
+    }
+
+    fn copy_flags(&mut self) {
+        let spec = self.node.spec.as_ref();
+        self.unschedulable = spec.and_then(|s| s.unschedulable).unwrap_or(false);
+        self.tainted = spec
+            .and_then(|s| s.taints.as_ref())
+            .is_some_and(|t| !t.is_empty());
     }
 
     pub fn labels(&self) -> &Labels {
@@ -64,6 +81,9 @@ impl NodeInfo {
     }
 
     pub fn taints(&self) -> &[Taint] {
+        if !self.tainted {
+            return &NO_TAINTS;
+        }
         self.node
             .spec
             .as_ref()
@@ -72,11 +92,7 @@ impl NodeInfo {
     }
 
     pub fn unschedulable(&self) -> bool {
-        self.node
-            .spec
-            .as_ref()
-            .and_then(|s| s.unschedulable)
-            .unwrap_or(false)
+        self.unschedulable
     }
 
     pub fn add_pod(&mut self, pod: Arc<PodInfo>) {
@@ -260,6 +276,7 @@ impl Cache {
                 let new_zone = zone_key(&node);
                 info.allocatable = node_allocatable(&node);
                 info.node = node;
+                info.copy_flags();
                 if old_zone != new_zone {
                     self.unzone(&old_zone, slot);
                     self.zone(new_zone, slot);
@@ -552,5 +569,29 @@ mod tests {
         let mut tainted = node("n", "a");
         tainted.spec = Some(serde_json::from_value(json!({"unschedulable": true})).unwrap());
         assert_eq!(c.add_or_update_node(tainted), NodeChange::Relevant);
+    }
+
+    #[test]
+    fn a_node_cordoned_or_tainted_later_shows_it_and_uncordoned_stops() {
+        let mut c = Cache::new();
+        c.add_or_update_node(node("n", "a"));
+        let n = c.node("n").unwrap();
+        assert!(!n.unschedulable());
+        assert!(n.taints().is_empty());
+        let mut changed = node("n", "a");
+        changed.spec = Some(
+            serde_json::from_value(json!({"unschedulable": true,
+                "taints": [{"key": "k", "effect": "NoSchedule"}]}))
+            .unwrap(),
+        );
+        c.add_or_update_node(changed);
+        let n = c.node("n").unwrap();
+        assert!(n.unschedulable());
+        assert_eq!(n.taints().len(), 1);
+        assert_eq!(n.taints()[0].key, "k");
+        c.add_or_update_node(node("n", "a"));
+        let n = c.node("n").unwrap();
+        assert!(!n.unschedulable());
+        assert!(n.taints().is_empty());
     }
 }

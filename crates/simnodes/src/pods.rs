@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
@@ -487,7 +487,8 @@ async fn patch_status(
 /// The status patch of a pod whose containers all started at `now`.
 pub fn running_status(pod: &Pod, host_ip: &str, pod_ip: &str, now: Timestamp) -> Value {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
-    let spec = pod.spec.clone().unwrap_or_default();
+    let no_spec = PodSpec::default();
+    let spec = pod.spec.as_ref().unwrap_or(&no_spec);
     let containers: Vec<Value> = spec
         .containers
         .iter()
@@ -553,7 +554,8 @@ pub fn running_status(pod: &Pod, host_ip: &str, pod_ip: &str, now: Timestamp) ->
 /// at `now`: phase Succeeded for 0, Failed otherwise.
 pub fn terminated_status(pod: &Pod, exit_code: i32, now: Timestamp) -> Value {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
-    let spec = pod.spec.clone().unwrap_or_default();
+    let no_spec = PodSpec::default();
+    let spec = pod.spec.as_ref().unwrap_or(&no_spec);
     let started = pod
         .status
         .as_ref()

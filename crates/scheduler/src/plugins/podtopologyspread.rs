@@ -323,18 +323,28 @@ impl ScoreState {
                 }
             }
         }
+        // Every node of the cluster, for every pod scored: the cheap tests
+        // (does the node hold a counted topology value, any pods at all)
+        // come before the policy checks.
+        let by_hostname: Vec<bool> = list
+            .iter()
+            .map(|c| c.topology_key == HOSTNAME_LABEL)
+            .collect();
         for node in cache.nodes() {
-            if require_all && !has_keys(node, &list) {
+            if node.pods.is_empty() || (require_all && !has_keys(node, &list)) {
                 continue;
             }
             for (i, c) in list.iter().enumerate() {
-                if c.topology_key == HOSTNAME_LABEL || !node_counts(c, pod, affinity, node) {
+                if by_hostname[i] {
                     continue;
                 }
                 let Some(v) = node.label(&c.topology_key) else {
                     continue;
                 };
-                if let Some(slot) = counts[i].get_mut(v) {
+                let Some(slot) = counts[i].get_mut(v) else {
+                    continue;
+                };
+                if node_counts(c, pod, affinity, node) {
                     *slot += matching_on(c, pod, node);
                 }
             }
