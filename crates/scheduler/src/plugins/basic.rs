@@ -156,6 +156,10 @@ impl NodeAffinityState {
 
     /// nodeSelector and required node affinity both hold.
     pub fn required_matches(&self, node: &Node) -> bool {
+        // Most pods ask nothing of the node: say so without loading it.
+        if self.node_selector.is_empty() && self.required.is_none() {
+            return true;
+        }
         let labels = node.metadata.labels.as_ref();
         self.node_selector
             .iter()

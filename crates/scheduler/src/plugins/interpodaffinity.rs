@@ -188,6 +188,9 @@ impl ScoreState {
     pub fn new(pod: &PodInfo, cache: &Cache, hard_pod_affinity_weight: i64) -> Option<ScoreState> {
         let incoming =
             !pod.preferred_affinity.is_empty() || !pod.preferred_anti_affinity.is_empty();
+        if !incoming && !cache.any_affinity() {
+            return None;
+        }
         let mut scores = TopologyCounts::new();
         for node in cache.nodes() {
             if !incoming && node.pods_with_affinity == 0 {
