@@ -36,6 +36,8 @@ use crate::workload_util::{
 };
 use crate::{Context, Error};
 
+static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
+
 /// What the loop needs from a ReplicaSet or a ReplicationController.
 pub trait ReplicaOwner:
     Resource<DynamicType = (), Scope = NamespaceResourceScope>
@@ -190,18 +192,16 @@ async fn reconcile<K: ReplicaOwner>(owner: Arc<K>, state: Arc<State<K>>) -> Resu
 
     // Claim pods: owned ones that still match, plus matching orphans.
     let mut claimed = Vec::new();
-    for pod in state
+    for pod in &state
         .pods
-        .state()
-        .iter()
-        .filter(|p| p.metadata.namespace.as_deref() == Some(namespace.as_str()))
+        .state_filter(|p| p.metadata.namespace.as_deref() == Some(namespace.as_str()))
     {
-        let labels = pod.metadata.labels.clone().unwrap_or_default();
-        let matches = !selector_is_empty(&selector) && selector_matches(&selector, &labels);
+        let labels = pod.metadata.labels.as_ref().unwrap_or(&NO_LABELS);
+        let matches = !selector_is_empty(&selector) && selector_matches(&selector, labels);
         match controller_ref(&pod.metadata) {
             Some(r) if r.uid == uid => {
                 if matches {
-                    claimed.push(pod.as_ref().clone());
+                    claimed.push(pod.clone());
                 } else if meta.deletion_timestamp.is_none() {
                     release(&pods_api, pod, &uid).await;
                 }
@@ -213,12 +213,12 @@ async fn reconcile<K: ReplicaOwner>(owner: Arc<K>, state: Arc<State<K>>) -> Resu
                     && pod.metadata.deletion_timestamp.is_none()
                     && adopt::<K>(&pods_api, pod, owner.as_ref()).await
                 {
-                    claimed.push(pod.as_ref().clone());
+                    claimed.push(pod.clone());
                 }
             }
         }
     }
-    let active: Vec<Pod> = claimed.into_iter().filter(is_pod_active).collect();
+    let active: Vec<Arc<Pod>> = claimed.into_iter().filter(|p| is_pod_active(p)).collect();
 
     let store = &state.pods;
     let in_store = |name: &str| store.get(&ObjectRef::new(name).within(&namespace));
@@ -261,7 +261,7 @@ async fn manage_replicas<K: ReplicaOwner>(
     state: &State<K>,
     owner: &K,
     key: &str,
-    active: &[Pod],
+    active: &[Arc<Pod>],
 ) -> Option<String> {
     let meta = owner.meta();
     let namespace = meta.namespace.clone().unwrap_or_default();
@@ -342,7 +342,7 @@ async fn manage_replicas<K: ReplicaOwner>(
 async fn update_status<K: ReplicaOwner>(
     state: &State<K>,
     owner: &K,
-    active: &[Pod],
+    active: &[Arc<Pod>],
     failure: Option<String>,
 ) -> Result<(), Error> {
     let now = Timestamp::now();
@@ -354,7 +354,7 @@ async fn update_status<K: ReplicaOwner>(
     let fully_labeled = active
         .iter()
         .filter(|p| {
-            let labels = p.metadata.labels.clone().unwrap_or_default();
+            let labels = p.metadata.labels.as_ref().unwrap_or(&NO_LABELS);
             template_labels
                 .iter()
                 .all(|(k, v)| labels.get(k) == Some(v))

@@ -6,6 +6,7 @@
 //! Everything here is pure or works on values the caller passes in; the
 //! controllers own their watches and API calls.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Debug;
 use std::future::Future;
@@ -201,9 +202,9 @@ fn created(pod: &Pod) -> Timestamp {
 /// Running, not ready before ready, more pods of the same owner on the same
 /// node first, lower `pod-deletion-cost` first, ready for a shorter time
 /// first, more restarts first, newer first.
-pub fn sort_for_deletion(pods: &mut [Pod]) {
+pub fn sort_for_deletion<P: Borrow<Pod>>(pods: &mut [P]) {
     let mut per_node: HashMap<String, i64> = HashMap::new();
-    for pod in pods.iter() {
+    for pod in pods.iter().map(Borrow::borrow) {
         if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) {
             *per_node.entry(node).or_default() += 1;
         }
@@ -216,6 +217,7 @@ pub fn sort_for_deletion(pods: &mut [Pod]) {
             .unwrap_or(0)
     };
     pods.sort_by(|a, b| {
+        let (a, b) = (a.borrow(), b.borrow());
         let a_assigned = a.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some();
         let b_assigned = b.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some();
         a_assigned
