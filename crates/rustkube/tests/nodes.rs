@@ -173,6 +173,16 @@ fn sim_nodes_register_ready_get_pod_cidrs_and_run_pods_behind_endpoints() {
     assert_eq!(lease["spec"]["holderIdentity"], "sim-node-0");
     assert_eq!(lease["spec"]["leaseDurationSeconds"], 40);
     assert!(lease["spec"]["renewTime"].is_string());
+    // Every node made its lease when it registered, as a kubelet does when
+    // it starts, not at its first turn in the 10 s renewal round.
+    for name in ["sim-node-1", "sim-node-2"] {
+        let lease = get_json(&server, &["lease", "-n", "kube-node-lease", name]);
+        assert_eq!(lease["spec"]["holderIdentity"], name, "{lease}");
+        assert_eq!(
+            lease["metadata"]["ownerReferences"][0]["kind"], "Node",
+            "{lease}"
+        );
+    }
 
     // Pods of a Deployment run, with IPs from their node's pod CIDR.
     create(

@@ -63,17 +63,25 @@ async fn renew(fleet: Arc<Fleet>, index: usize) {
         .await;
     match result {
         Ok(_) => {}
-        Err(err) if status_code(&err) == Some(404) => {
-            let Ok(lease) = serde_json::from_value::<Lease>(object) else {
-                return;
-            };
-            if let Err(err) = fleet
-                .request(api.create(&PostParams::default(), &lease))
-                .await
-            {
-                tracing::debug!(node = %node.name, %err, "creating the node lease failed");
-            }
-        }
+        Err(err) if status_code(&err) == Some(404) => create(&fleet, node).await,
         Err(err) => tracing::debug!(node = %node.name, %err, "renewing the node lease failed"),
+    }
+}
+
+/// Create `node`'s Lease, as a kubelet does as soon as it starts, rather
+/// than at the node's first turn in the renewal round. One that already
+/// exists (we restarted) is the renewals' to take over.
+pub async fn create(fleet: &Fleet, node: &SimNode) {
+    let api: Api<Lease> = Api::namespaced(fleet.client.clone(), NAMESPACE);
+    let Ok(lease) = serde_json::from_value::<Lease>(lease_object(node, Timestamp::now())) else {
+        return;
+    };
+    match fleet
+        .request(api.create(&PostParams::default(), &lease))
+        .await
+    {
+        Ok(_) => {}
+        Err(err) if status_code(&err) == Some(409) => {}
+        Err(err) => tracing::debug!(node = %node.name, %err, "creating the node lease failed"),
     }
 }

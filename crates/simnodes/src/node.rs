@@ -146,7 +146,8 @@ pub async fn register_all(fleet: &Arc<Fleet>) {
 }
 
 /// Register one node, retrying until the API server takes it: create it,
-/// or if it already exists (a restart) take it over and post our status.
+/// or if it already exists (a restart) take it over and post our status;
+/// then create its Lease.
 pub async fn register(fleet: Arc<Fleet>, index: usize) {
     let node = &fleet.nodes[index];
     if node.registering.swap(true, Ordering::AcqRel) {
@@ -193,6 +194,7 @@ async fn try_register(fleet: &Fleet, node: &SimNode) -> Result<(), kube::Error> 
         Err(err) => return Err(err),
     };
     observe(node, &registered);
+    crate::lease::create(fleet, node).await;
     tracing::debug!(node = %node.name, "registered");
     Ok(())
 }
