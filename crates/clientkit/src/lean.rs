@@ -9,13 +9,12 @@
 //! watches of every resource deliver.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 
 use futures::{Stream, TryStreamExt};
 use k8s_openapi::api::core::v1::{Pod, PodSpec, PodStatus};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::watcher::{self, Event};
@@ -33,61 +32,41 @@ use serde::{Deserialize, Deserializer};
 #[derive(Clone, Debug, Default)]
 pub struct LeanPod(pub Pod);
 
-/// A PodSpec decoded with its `volumes` skipped unread.
-struct SpecWithoutVolumes(PodSpec);
+/// ObjectMeta with `managedFields` skipped unread.
+struct LeanMeta(ObjectMeta);
 
-impl<'de> Deserialize<'de> for SpecWithoutVolumes {
+impl<'de> Deserialize<'de> for LeanMeta {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        PodSpec::deserialize(Without {
-            inner: deserializer,
-            skip: &["volumes"],
-        })
-        .map(SpecWithoutVolumes)
+        without(deserializer, &["managedFields"]).map(LeanMeta)
     }
-}
-
-/// ObjectMeta's fields but managedFields, which is skipped unread.
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct LeanMeta {
-    annotations: Option<BTreeMap<String, String>>,
-    creation_timestamp: Option<Time>,
-    deletion_grace_period_seconds: Option<i64>,
-    deletion_timestamp: Option<Time>,
-    finalizers: Option<Vec<String>>,
-    generate_name: Option<String>,
-    generation: Option<i64>,
-    labels: Option<BTreeMap<String, String>>,
-    name: Option<String>,
-    namespace: Option<String>,
-    owner_references: Option<Vec<OwnerReference>>,
-    resource_version: Option<String>,
-    self_link: Option<String>,
-    uid: Option<String>,
 }
 
 impl LeanMeta {
     /// The ObjectMeta of an object's `metadata` (absent: the empty one).
     fn object_meta(meta: Option<LeanMeta>) -> ObjectMeta {
-        let m = meta.unwrap_or_default();
-        ObjectMeta {
-            annotations: m.annotations,
-            creation_timestamp: m.creation_timestamp,
-            deletion_grace_period_seconds: m.deletion_grace_period_seconds,
-            deletion_timestamp: m.deletion_timestamp,
-            finalizers: m.finalizers,
-            generate_name: m.generate_name,
-            generation: m.generation,
-            labels: m.labels,
-            managed_fields: None,
-            name: m.name,
-            namespace: m.namespace,
-            owner_references: m.owner_references,
-            resource_version: m.resource_version,
-            self_link: m.self_link,
-            uid: m.uid,
-        }
+        meta.map(|m| m.0).unwrap_or_default()
     }
+}
+
+/// A PodSpec with `volumes` skipped unread.
+struct SpecWithoutVolumes(PodSpec);
+
+impl<'de> Deserialize<'de> for SpecWithoutVolumes {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        without(deserializer, &["volumes"]).map(SpecWithoutVolumes)
+    }
+}
+
+/// `T` decoded from an object whose members named in `skip` are passed
+/// over unread.
+fn without<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    deserializer: D,
+    skip: &'static [&'static str],
+) -> Result<T, D::Error> {
+    T::deserialize(Without {
+        inner: deserializer,
+        skip,
+    })
 }
 
 impl<'de> Deserialize<'de> for LeanPod {
